@@ -1,0 +1,338 @@
+"""The recurrence shared by every cell: one time loop forward, BPTT written once.
+
+A cell (Elman RNN, GRU, LSTM) contributes a *kernel*: the math of one step, given the input projection of
+that step. This module runs the kernel over time. Dimension letters: T time, N batch, D input, H hidden,
+G gates (1 RNN, 3 GRU, 4 LSTM), S activations a step keeps for backward.
+
+Forward over time-major x (T, N, D), fast by construction:
+
+    xw = x W_ihᵀ + b_ih                               one GEMM for all T steps       (T, N, G·H)
+    for t = 1..T:
+        state_t = kernel(xw_t, state_{t-1})           only h_{t-1} W_hhᵀ inside the loop
+        a masked (padded) step keeps state_{t-1}:     state_t = m_t ⊙ state_t + (1 − m_t) ⊙ state_{t-1}
+
+Backward (BPTT) walks t = T..1. The kernel turns the gradient of state_t into the gradients of its two
+pre-activations, dxw_t (of xw_t) and dhw_t (of h_{t-1} W_hhᵀ + b_hh; equal to dxw_t except for GRU's
+n gate), which are stacked in (T, N, G·H) buffers, so every weight gradient is one GEMM after the loop:
+
+    dW_ih = Σ_t dxw_tᵀ x_t        dW_hh = Σ_t dhw_tᵀ h_{t-1}        dx = dxw W_ih
+
+A reversed direction is the same recurrence over time-flipped inputs: with right-padded masks it starts at
+each sequence's own last real token, because the padded steps it meets first keep the initial state.
+
+Subnormal numbers: gradients that vanish over many steps decay into float subnormals, and arithmetic on
+those is 5-7x slower on x86 CPUs. The backward pass sets carried gradients below the dtype's smallest
+normal number to zero, which is what flush-to-zero hardware mode (``torch.set_flush_denormal``) does; the
+change to any gradient is below 1.2e-38 (float32) or 2.3e-308 (float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from unrolled.nn._validation import check_float_array, check_mask, check_shape
+
+State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or (h, c)
+Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+@dataclass(frozen=True)
+class CellKernel:
+    """The math of one step of a recurrent cell, in the form the time loop needs.
+
+    forward(xw, state_prev, weight_hh, bias_hh, state_out, saved_out) -> None
+        xw (N, G·H) = x_t W_ihᵀ + b_ih; writes the new state into ``state_out`` (one (N, H) view per
+        component) and the activations backward needs into ``saved_out`` (S, N, H).
+    backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out) -> dstate_prev
+        dstate: gradient of the new state (one (N, H) per component); writes dxw_out and dhw_out (N, G·H)
+        (the same buffer when ``shared_preactivation``) and returns the gradient of state_prev.
+    """
+
+    name: str
+    num_gates: int  # G
+    state_names: tuple[str, ...]  # ("h",) or ("h", "c")
+    saved_names: tuple[str, ...]  # names of the S per-step activations, e.g. GRU ("r", "z", "n", "hn")
+    forward: Callable[..., None]
+    backward: Callable[..., State]
+    shared_preactivation: bool  # dhw_t == dxw_t (RNN, LSTM); False for GRU
+
+
+@dataclass(frozen=True)
+class StepCache:
+    """What one step keeps for its backward (the step level: one time step, readable)."""
+
+    kernel: CellKernel
+    x: np.ndarray  # (N, D)
+    state_prev: State  # each (N, H)
+    state: State  # each (N, H)
+    saved: np.ndarray  # (S, N, H) activations named by kernel.saved_names
+    params: Params
+
+
+@dataclass(frozen=True)
+class SequenceCache:
+    """What a whole sequence keeps for BPTT. Arrays are time-major and in processing order
+    (a reversed direction stores its inputs flipped in time)."""
+
+    kernel: CellKernel
+    x: np.ndarray  # (T, N, D) inputs in processing order
+    state0: State  # each (N, H) initial state
+    states: State  # each (T, N, H): the state after each processing step (carried through masked steps)
+    saved: np.ndarray  # (T, S, N, H) per-step activations named by kernel.saved_names
+    step_mask: np.ndarray | None  # (T, N, 1) 1.0 for a real step, 0.0 for padding, in x's dtype
+    params: Params
+    reverse: bool
+
+
+def check_params(params: Params, num_gates: int, input_size: int | None = None, prefix: str = "") -> np.dtype:
+    """Validate one direction's parameters; return their common dtype."""
+    missing = [k for k in PARAM_NAMES if k not in params]
+    if missing:
+        raise ValueError(f"params: missing {', '.join(prefix + k for k in missing)}")
+    weight_hh = check_float_array(prefix + "weight_hh", params["weight_hh"], (None, None))
+    gh, hidden = weight_hh.shape
+    if gh != num_gates * hidden:
+        raise ValueError(f"{prefix}weight_hh: expected shape ({num_gates}·H, H), got {weight_hh.shape}")
+    dtype = weight_hh.dtype
+    check_float_array(prefix + "weight_ih", params["weight_ih"], (gh, input_size), dtype=dtype)
+    check_float_array(prefix + "bias_ih", params["bias_ih"], (gh,), dtype=dtype)
+    check_float_array(prefix + "bias_hh", params["bias_hh"], (gh,), dtype=dtype)
+    return dtype
+
+
+def zero_state(kernel: CellKernel, n: int, h: int, dtype: np.dtype) -> State:
+    return tuple(np.zeros((n, h), dtype=dtype) for _ in kernel.state_names)
+
+
+def check_state(name: str, kernel: CellKernel, state: State | None, n: int, h: int, dtype: np.dtype) -> State:
+    """Validate an initial state (None means zeros): a tuple of (N, H) arrays, one per component."""
+    if state is None:
+        return zero_state(kernel, n, h, dtype)
+    if not isinstance(state, tuple) or len(state) != len(kernel.state_names):
+        raise ValueError(f"{name}: expected a tuple of {len(kernel.state_names)} arrays {kernel.state_names}")
+    for comp, s in zip(kernel.state_names, state):
+        check_float_array(f"{name}.{comp}", s, (n, h), dtype=dtype)
+    return state
+
+
+# --- the step level: one time step ---------------------------------------------------------------------
+
+
+def step_forward(kernel: CellKernel, x: np.ndarray, state_prev: State, params: Params) -> tuple[State, StepCache]:
+    """One step of a cell. x (N, D), state_prev each (N, H) -> state each (N, H)."""
+    n, hidden = state_prev[0].shape
+    xw = x @ params["weight_ih"].T + params["bias_ih"]  # (N, G·H)
+    state = tuple(np.empty((n, hidden), dtype=x.dtype) for _ in kernel.state_names)
+    saved = np.empty((len(kernel.saved_names), n, hidden), dtype=x.dtype)
+    kernel.forward(xw, state_prev, params["weight_hh"], params["bias_hh"], state, saved)
+    return state, StepCache(kernel, x, state_prev, state, saved, params)
+
+
+def step_backward(dstate: State, cache: StepCache) -> tuple[np.ndarray, State, Params]:
+    """Backward of one step: dstate each (N, H) -> dx (N, D), dstate_prev, grads of the four parameters."""
+    kernel, params = cache.kernel, cache.params
+    dxw = np.empty((cache.x.shape[0], params["weight_hh"].shape[0]), dtype=cache.x.dtype)
+    dhw = dxw if kernel.shared_preactivation else np.empty_like(dxw)
+    dstate_prev = kernel.backward(dstate, cache.saved, cache.state, cache.state_prev, params["weight_hh"], dxw, dhw)
+    grads = {
+        "weight_ih": dxw.T @ cache.x,
+        "weight_hh": dhw.T @ cache.state_prev[0],
+        "bias_ih": dxw.sum(axis=0),
+        "bias_hh": dhw.sum(axis=0),
+    }
+    return dxw @ params["weight_ih"], dstate_prev, grads
+
+
+# --- the sequence level: the whole time loop -------------------------------------------------------------
+
+
+def sequence_forward(
+    kernel: CellKernel,
+    x: np.ndarray,
+    state0: State,
+    params: Params,
+    *,
+    mask: np.ndarray | None = None,
+    reverse: bool = False,
+) -> tuple[np.ndarray, State, SequenceCache]:
+    """Run a cell over a time-major sequence. Arguments are assumed validated (the cell modules check them).
+
+    x (T, N, D); state0 each (N, H); mask (T, N) bool or None.
+    Returns out (T, N, H) in the original time order (zero at masked steps), the final state (each (N, H):
+    each sequence's state after its own last real step) and the cache. Treat ``out`` as read-only.
+    """
+    t_len, n, d = x.shape
+    hidden = params["weight_hh"].shape[1]
+    dtype = x.dtype
+    if reverse:
+        x = x[::-1]
+        mask = None if mask is None else mask[::-1]
+    x = np.ascontiguousarray(x)
+    step_mask = None if mask is None else mask[:, :, None].astype(dtype)
+
+    # The input projection of every step at once: (T·N, D) @ (D, G·H).
+    xw = (x.reshape(t_len * n, d) @ params["weight_ih"].T).reshape(t_len, n, -1)
+    xw += params["bias_ih"]
+
+    states = tuple(np.empty((t_len, n, hidden), dtype=dtype) for _ in kernel.state_names)
+    saved = np.empty((t_len, len(kernel.saved_names), n, hidden), dtype=dtype)
+    weight_hh, bias_hh = params["weight_hh"], params["bias_hh"]
+    state_prev = state0
+    for t in range(t_len):
+        state_t = tuple(s[t] for s in states)
+        kernel.forward(xw[t], state_prev, weight_hh, bias_hh, state_t, saved[t])
+        if mask is not None:
+            keep = ~mask[t][:, None]  # (N, 1): padded rows keep their previous state
+            for new, old in zip(state_t, state_prev):
+                np.copyto(new, old, where=keep)
+        state_prev = state_t
+
+    out = states[0] if step_mask is None else states[0] * step_mask
+    if reverse:
+        out = out[::-1]
+    state_final = tuple(s[-1].copy() for s in states) if t_len else tuple(s.copy() for s in state0)
+    cache = SequenceCache(kernel, x, state0, states, saved, step_mask, params, reverse)
+    return out, state_final, cache
+
+
+def sequence_backward(
+    dout: np.ndarray | None, dstate_final: State | None, cache: SequenceCache
+) -> tuple[np.ndarray, State, Params]:
+    """BPTT through :func:`sequence_forward`.
+
+    dout (T, N, H) in the original time order, or None when only the final state feeds the loss;
+    dstate_final: gradient of the final state (entries may be None), or None.
+    Returns dx (T, N, D) in the original time order, dstate0 (each (N, H)) and the parameter gradients.
+    """
+    kernel, params, x = cache.kernel, cache.params, cache.x
+    t_len, n, d = x.shape
+    gh, hidden = params["weight_hh"].shape
+    dtype = x.dtype
+    weight_hh = params["weight_hh"]
+    tiny = np.finfo(dtype).tiny
+    step_mask = cache.step_mask
+    if dout is not None:
+        check_float_array("dout", dout, (t_len, n, hidden), dtype=dtype)
+        if cache.reverse:
+            dout = dout[::-1]
+
+    # The carried gradient of each state component, starting from the final state's.
+    dcarry = [np.zeros((n, hidden), dtype=dtype) for _ in kernel.state_names]
+    for k, g in enumerate(dstate_final or ()):
+        if g is not None:
+            check_float_array(f"dstate_final[{k}]", g, (n, hidden), dtype=dtype)
+            dcarry[k] += g
+
+    dxw = np.empty((t_len, n, gh), dtype=dtype)
+    dhw = dxw if kernel.shared_preactivation else np.empty_like(dxw)
+    for t in range(t_len - 1, -1, -1):
+        if dout is not None:
+            dcarry[0] += dout[t] if step_mask is None else dout[t] * step_mask[t]
+        if step_mask is None:
+            dnew = dcarry
+        else:
+            # A real step takes the whole gradient; a padded step passes it straight to the previous state.
+            dnew = [dc * step_mask[t] for dc in dcarry]
+            for dc in dcarry:
+                dc *= 1.0 - step_mask[t]
+        state = tuple(s[t] for s in cache.states)
+        state_prev = tuple(s[t - 1] for s in cache.states) if t > 0 else cache.state0
+        dprev = kernel.backward(tuple(dnew), cache.saved[t], state, state_prev, weight_hh, dxw[t], dhw[t])
+        for k, dp in enumerate(dprev):
+            if step_mask is None:
+                dcarry[k] = dp
+            else:
+                dcarry[k] += dp
+            _flush_subnormals(dcarry[k], tiny)
+
+    # Weight gradients: one GEMM each over the stacked per-step deltas.
+    dxw2 = dxw.reshape(t_len * n, gh)
+    dhw2 = dhw.reshape(t_len * n, gh)
+    grads = {
+        "weight_ih": dxw2.T @ x.reshape(t_len * n, d),
+        "weight_hh": _weight_hh_grad(dhw, cache.state0[0], cache.states[0]),
+        "bias_ih": dxw2.sum(axis=0),
+        "bias_hh": dhw2.sum(axis=0),
+    }
+    dx = (dxw2 @ params["weight_ih"]).reshape(t_len, n, d)
+    if cache.reverse:
+        dx = dx[::-1]
+    return dx, tuple(dcarry), grads
+
+
+def _weight_hh_grad(dhw: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """Σ_t dhw_tᵀ h_{t-1} with h_{t-1} = h0 for t = 1: two GEMMs, no stacked copy of the previous states."""
+    t_len, n, gh = dhw.shape
+    grad = dhw[0].T @ h0
+    if t_len > 1:
+        grad += dhw[1:].reshape((t_len - 1) * n, gh).T @ hs[:-1].reshape((t_len - 1) * n, -1)
+    return grad
+
+
+def _flush_subnormals(a: np.ndarray, tiny: float) -> None:
+    """Set entries with |a| < tiny (the smallest normal number) to zero, in place."""
+    np.copyto(a, 0.0, where=np.abs(a) < tiny)
+
+
+def cell_step_forward(
+    kernel: CellKernel, x: np.ndarray, state_prev: State, params: Params
+) -> tuple[State, StepCache]:
+    """:func:`step_forward` with its arguments checked: x (N, D), state_prev each (N, H)."""
+    dtype = check_params(params, kernel.num_gates)
+    check_float_array("x", x, (None, params["weight_ih"].shape[1]), dtype=dtype)
+    state_prev = check_state("state_prev", kernel, state_prev, x.shape[0], params["weight_hh"].shape[1], dtype)
+    return step_forward(kernel, x, state_prev, params)
+
+
+def cell_forward(
+    kernel: CellKernel,
+    x: np.ndarray,
+    state0: State | None,
+    params: Params,
+    *,
+    mask: np.ndarray | None = None,
+    reverse: bool = False,
+) -> tuple[np.ndarray, State, SequenceCache]:
+    """:func:`sequence_forward` on batch-major arrays, arguments checked.
+
+    x (N, T, D), state0 each (N, H) or None (zeros), mask (N, T) bool or None (all steps real).
+    Returns out (N, T, H) (zero at masked steps), the final state and the cache.
+    """
+    dtype = check_params(params, kernel.num_gates)
+    x = check_float_array("x", x, (None, None, params["weight_ih"].shape[1]), dtype=dtype)
+    n, t_len, _ = x.shape
+    state0 = check_state("state0", kernel, state0, n, params["weight_hh"].shape[1], dtype)
+    if mask is not None:
+        mask = check_mask("mask", mask, (n, t_len)).T
+    out, state_final, cache = sequence_forward(kernel, x.transpose(1, 0, 2), state0, params, mask=mask, reverse=reverse)
+    return np.ascontiguousarray(out.transpose(1, 0, 2)), state_final, cache
+
+
+def cell_backward(
+    dout: np.ndarray | None, dstate_final: State | None, cache: SequenceCache
+) -> tuple[np.ndarray, State, Params]:
+    """:func:`sequence_backward` on batch-major arrays: dout (N, T, H) -> dx (N, T, D), dstate0, grads."""
+    dx, dstate0, grads = sequence_backward(
+        None if dout is None else dout.transpose(1, 0, 2), dstate_final, cache
+    )
+    return np.ascontiguousarray(dx.transpose(1, 0, 2)), dstate0, grads
+
+
+__all__ = [
+    "CellKernel",
+    "SequenceCache",
+    "StepCache",
+    "cell_backward",
+    "cell_forward",
+    "cell_step_forward",
+    "check_params",
+    "check_state",
+    "sequence_backward",
+    "sequence_forward",
+    "step_backward",
+    "step_forward",
+]

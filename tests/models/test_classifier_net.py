@@ -1,0 +1,86 @@
+"""The many-to-one network (models/classifier_net.py): the loss's gradient for every parameter, the
+embedding included, by finite differences; and the same network in PyTorch gives the same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.gradcheck import numerical_gradient, rel_error
+from unrolled.models.classifier_net import (
+    ClassifierNetConfig,
+    classifier_backward,
+    classifier_forward,
+    init_classifier_params,
+)
+from unrolled.nn.embedding import SparseRows
+
+IDS = np.array([[1, 2, 3, 5, 2], [4, 5, 0, 0, 0], [6, 1, 1, 2, 0], [3, 0, 0, 0, 0]])
+TARGETS = np.array([0, 2, 1, 2])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+def test_loss_gradients_match_finite_differences(cell, layers, bidirectional):
+    config = ClassifierNetConfig(
+        vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell,
+        num_layers=layers, bidirectional=bidirectional,
+    )
+    params = init_classifier_params(config, np.random.default_rng(0), dtype=np.float64)
+    mask = IDS != 0
+
+    def loss():
+        return classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)[1]
+
+    _, _, cache = classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)
+    grads = classifier_backward(cache)
+    assert list(grads) == list(params)
+    sparse = grads["embedding.weight"]
+    assert isinstance(sparse, SparseRows)
+    assert list(sparse.indices) == [1, 2, 3, 4, 5, 6]  # the rows the batch used, padding row 0 excluded
+    for name, value in params.items():
+        grad = grads[name].to_dense() if isinstance(grads[name], SparseRows) else grads[name]
+        assert rel_error(grad, numerical_gradient(loss, value)) <= 1e-6, name
+
+
+def test_backward_without_targets_is_refused():
+    config = ClassifierNetConfig(vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=2)
+    params = init_classifier_params(config, np.random.default_rng(1))
+    _, loss, cache = classifier_forward(params, config, IDS)
+    assert loss is None
+    with pytest.raises(ValueError, match="no targets"):
+        classifier_backward(cache)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_matches_the_same_network_in_torch(cell):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    config = ClassifierNetConfig(
+        vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell, num_layers=2, bidirectional=True
+    )
+    params = init_classifier_params(config, np.random.default_rng(2), dtype=np.float64)
+    mask = IDS != 0
+    logits, loss, cache = classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)
+    grads = classifier_backward(cache)
+
+    module = torch.nn.ModuleDict({
+        "embedding": torch.nn.Embedding(7, 3, padding_idx=0),
+        "rnn": getattr(torch.nn, cell.upper())(3, 4, num_layers=2, bidirectional=True, batch_first=True),
+        "head": torch.nn.Linear(8, 3),
+    }).double()
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    x = module["embedding"](torch.from_numpy(IDS))
+    packed = pack_padded_sequence(x, mask.sum(1), batch_first=True, enforce_sorted=False)
+    _, state = module["rnn"](packed)
+    h_n = state[0] if cell == "lstm" else state
+    logits_t = module["head"](torch.cat([h_n[-2], h_n[-1]], dim=1))
+    loss_t = torch.nn.functional.cross_entropy(logits_t, torch.from_numpy(TARGETS))
+    loss_t.backward()
+
+    assert rel_error(logits, logits_t.detach().numpy()) <= 1e-12
+    assert abs(loss - loss_t.item()) <= 1e-12
+    for name, p in module.named_parameters():
+        ours = grads[name].to_dense() if isinstance(grads[name], SparseRows) else grads[name]
+        assert rel_error(ours, p.grad.numpy()) <= 1e-10, name
