@@ -1,13 +1,18 @@
 """The ``unrolled`` command. It only orchestrates library calls and prints; exit codes: 0 ok, 2 usage
-error, 1 runtime error with a one-line message (``--debug`` shows the traceback)."""
+error, 1 runtime error with a one-line message (``--debug`` shows the traceback).
+
+Heavy modules are imported inside the commands, so ``unrolled --help`` and ``predict`` start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import TextIO
 
 from unrolled import __version__
@@ -28,36 +33,158 @@ example:
   unrolled demo --cell lstm --epochs 80 "i love this" "what a boring story"
 """
 
+TRAIN_HELP = """\
+Train a text classifier on a labelled file (TSV/CSV with a header, or JSONL; .gz is read transparently).
+The text column defaults to 'sentence' or 'text', the label column to 'label'. With --dev, the dev
+accuracy is measured after every epoch, training stops early when it stops improving (--patience), and
+the best epoch's weights are kept. The checkpoint directory holds model.safetensors, config.json and
+vocab.json.
+
+example:
+  unrolled train --train sst2/train.tsv --dev sst2/dev.tsv --cell gru --bidirectional \\
+      --label-names 0=negative,1=positive --out models/sst2-gru
+"""
+
+EVALUATE_HELP = """\
+Evaluate a trained classifier on a labelled file: accuracy, precision/recall/F1 per class and the
+confusion matrix.
+
+example:
+  unrolled evaluate --model models/sst2-gru sst2/test.tsv
+  unrolled evaluate --model models/sst2-gru sst2/test.tsv --json
+"""
+
+PREDICT_HELP = """\
+Predict the label of each text: one line per text with the label and the class probabilities. With no
+text arguments, reads one text per line from standard input.
+
+example:
+  unrolled predict --model models/sst2-gru "I love this" "a dull, lifeless film"
+  cat reviews.txt | unrolled predict --model models/sst2-gru --json
+"""
+
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _label_names(text: str) -> dict[str, str]:
+    """'0=negative,1=positive' -> {'0': 'negative', '1': 'positive'}."""
+    mapping = {}
+    for part in text.split(","):
+        raw, sep, name = part.partition("=")
+        if not sep or not raw.strip() or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected LABEL=NAME pairs separated by commas, got {part!r}")
+        mapping[raw.strip()] = name.strip()
+    return mapping
+
+
+def _add_column_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-column", help="name of the text column (default: sentence, else text)")
+    parser.add_argument("--label-column", default="label", help="name of the label column (default: label)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unrolled",
         description="Recurrent neural networks you can see through.",
-        epilog="example: unrolled demo",
+        epilog="example: unrolled demo    (each command has --help with examples)",
     )
     parser.add_argument("--version", action="version", version=f"unrolled {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo", help="train a tiny sentiment RNN on embedded sentences", description=DEMO_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+
+    demo = command("demo", "train a tiny sentiment RNN on embedded sentences", DEMO_HELP)
     demo.add_argument("texts", nargs="*", metavar="TEXT", help='sentences to classify (default: "i love this")')
     demo.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="recurrent cell (default: rnn)")
     demo.add_argument("--epochs", type=_positive_int, default=60, help="full-batch epochs (default: 60)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--json", action="store_true", help="print the history and predictions as JSON")
+
+    train = command("train", "train a text classifier on a labelled file", TRAIN_HELP)
+    train.add_argument("--train", required=True, metavar="FILE", help="training data")
+    train.add_argument("--dev", metavar="FILE", help="dev data for early stopping and model selection")
+    train.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
+    _add_column_options(train)
+    train.add_argument("--label-names", type=_label_names, metavar="MAP",
+                       help="display names for the labels, e.g. 0=negative,1=positive")
+    train.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported) instead of failing")
+    model = train.add_argument_group("model")
+    model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="gru", help="recurrent cell (default: gru)")
+    model.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers (default: 1)")
+    model.add_argument("--bidirectional", action="store_true", help="read the text in both directions")
+    model.add_argument("--hidden", type=_positive_int, default=128, help="hidden size (default: 128)")
+    model.add_argument("--embedding-dim", type=_positive_int, default=64, help="word vector size (default: 64)")
+    model.add_argument("--dropout", type=_probability, default=0.0, help="dropout between layers (default: 0)")
+    model.add_argument("--min-freq", type=_positive_int, default=1, help="rarer words become <unk> (default: 1)")
+    model.add_argument("--max-vocab", type=_positive_int, help="vocabulary size limit, specials included")
+    model.add_argument("--max-len", type=_positive_int, help="keep at most this many tokens per text")
+    model.add_argument("--cased", action="store_true", help="keep letter case (default: lower-case)")
+    opt = train.add_argument_group("training")
+    opt.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
+    opt.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
+    opt.add_argument("--lr", type=_positive_float, default=2e-3, help="learning rate (default: 0.002)")
+    opt.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="(default: adam)")
+    opt.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default: 0)")
+    opt.add_argument("--clip-norm", type=_positive_float, default=5.0, help="max gradient norm (default: 5)")
+    opt.add_argument("--schedule", choices=("constant", "warmup_linear", "warmup_cosine"), default="constant",
+                     help="learning-rate schedule (default: constant)")
+    opt.add_argument("--warmup-steps", type=int, default=0, help="warm-up steps of the schedule (default: 0)")
+    opt.add_argument("--patience", type=_positive_int, default=3,
+                     help="stop after this many epochs without a better dev accuracy (default: 3)")
+    opt.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    train.add_argument("--json", action="store_true", help="print the training summary as JSON")
+
+    evaluate = command("evaluate", "evaluate a classifier on a labelled file", EVALUATE_HELP)
+    evaluate.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
+    evaluate.add_argument("file", metavar="FILE", help="labelled data")
+    _add_column_options(evaluate)
+    evaluate.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    predict = command("predict", "predict labels of texts", PREDICT_HELP)
+    predict.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts (default: lines of standard input)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per text")
     return parser
 
 
-def run_demo(args: argparse.Namespace, out: TextIO) -> None:
+# --- commands ---------------------------------------------------------------------------------------------
+
+
+def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     from unrolled.demo import LABELS, train_demo
 
     texts = args.texts or ["i love this"]
@@ -85,12 +212,178 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> None:
         out.write("\n")
         return
     for text, p in zip(texts, probs):
-        label = LABELS[int(p.argmax())]
-        out.write(f"{text!r} -> {label} (P(positive) = {p[1]:.1%})\n")
+        out.write(f"{text!r} -> {LABELS[int(p.argmax())]} (P(positive) = {p[1]:.1%})\n")
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+def _read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool = False):
+    from unrolled.data.readers import read_dataset
+
+    dataset = read_dataset(
+        path, text_column=args.text_column, label_column=args.label_column, skip_bad_rows=args.skip_bad_rows
+    )
+    if dataset.skipped and not quiet:
+        err.write(f"skipped {len(dataset.skipped)} bad row(s) of {path}:\n")
+        for row in dataset.skipped[:10]:
+            err.write(f"  line {row.line}: {row.reason}\n")
+        if len(dataset.skipped) > 10:
+            err.write(f"  … and {len(dataset.skipped) - 10} more\n")
+    if not dataset.texts:
+        raise ValueError(f"{path}: no usable rows")
+    return dataset
+
+
+def _file_summary(path: str, rows: int, skipped: int) -> dict[str, object]:
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"path": str(path), "sha256": digest, "rows": rows, "skipped_rows": skipped}
+
+
+class _Progress:
+    """Training progress on stderr: a live bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, err: TextIO, quiet: bool) -> None:
+        self.err, self.quiet = err, quiet
+        self.live = not quiet and err.isatty()
+        self.steps_per_epoch, self.epochs, self.losses = 1, 1, []
+
+    def on_train_begin(self, steps_per_epoch: int, epochs: int) -> None:
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+
+    def on_batch_end(self, step: int, loss: float) -> None:
+        self.losses.append(loss)
+        if self.live:
+            done = (step - 1) % self.steps_per_epoch + 1
+            epoch = (step - 1) // self.steps_per_epoch + 1
+            filled = int(30 * done / self.steps_per_epoch)
+            recent = sum(self.losses[-50:]) / len(self.losses[-50:])
+            self.err.write(f"\repoch {epoch}/{self.epochs} [{'#' * filled}{'.' * (30 - filled)}] "
+                           f"{done}/{self.steps_per_epoch} loss {recent:.4f}")
+            self.err.flush()
+
+    def on_epoch_end(self, result, params) -> None:
+        if self.quiet:
+            return
+        dev = "" if result.dev_metric is None else f"  dev accuracy {result.dev_metric:.4f}"
+        mark = " *" if result.improved and result.dev_metric is not None else ""
+        self.err.write(("\r\033[K" if self.live else "") +
+                       f"epoch {result.epoch}/{self.epochs}  loss {result.train_loss:.4f}{dev}  "
+                       f"{result.seconds:.1f}s{mark}\n")
+
+
+def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from unrolled.models.classifier import RNNClassifier
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {args.out}: exists and is not a directory")
+    train = _read_labelled(args.train, args, err, args.quiet)
+    dev = _read_labelled(args.dev, args, err, args.quiet) if args.dev else None
+
+    def rename(labels: list[str], path: str) -> list[str]:
+        if not args.label_names:
+            return labels
+        unknown = sorted(set(labels) - set(args.label_names))
+        if unknown:
+            raise ValueError(f"{path}: label {unknown[0]!r} has no name in --label-names")
+        return [args.label_names[label] for label in labels]
+
+    model = RNNClassifier(
+        cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden, num_layers=args.layers,
+        bidirectional=args.bidirectional, dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
+        schedule=args.schedule, warmup_steps=args.warmup_steps, patience=args.patience if dev else None,
+        min_freq=args.min_freq, max_vocab=args.max_vocab, lowercase=not args.cased, max_len=args.max_len,
+        random_state=args.seed,
+    )
+    validation = (dev.texts, rename(dev.labels, args.dev)) if dev else None
+    model.fit(train.texts, rename(train.labels, args.train), validation=validation,
+              callbacks=[_Progress(err, args.quiet or args.json)])
+
+    metrics = {"train_accuracy": model.score(train.texts, rename(train.labels, args.train))}
+    if dev:
+        metrics["dev_accuracy"] = model.history_.best_metric
+    data = {"train": _file_summary(args.train, len(train.texts), len(train.skipped))}
+    if dev:
+        data["dev"] = _file_summary(args.dev, len(dev.texts), len(dev.skipped))
+    command = ["unrolled", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py") else None
+    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command})
+    summary = {
+        "out": str(out_dir),
+        "metrics": metrics,
+        "best_epoch": model.history_.best_epoch,
+        "epochs_run": len(model.history_.epochs),
+        "stopped_early": model.history_.stopped_early,
+        "seconds": round(model.training_seconds_, 2),
+        "vocab_size": len(model.vocab_),
+        "labels": [str(c) for c in model.classes_],
+    }
+    if args.json:
+        json.dump(summary, out, indent=2)
+        out.write("\n")
+    elif not args.quiet:
+        dev_text = f", dev accuracy {metrics['dev_accuracy']:.4f} (epoch {summary['best_epoch']})" if dev else ""
+        out.write(f"saved {out_dir}: train accuracy {metrics['train_accuracy']:.4f}{dev_text}, "
+                  f"{summary['seconds']:.1f}s\n")
+
+
+def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from unrolled.models.classifier import RNNClassifier
+
+    model = RNNClassifier.load(args.model)
+    data = _read_labelled(args.file, args, err)
+    report = model.evaluate(data.texts, data.labels, path=args.file, lines=data.lines)
+    if args.json:
+        json.dump({"model": args.model, "file": args.file, **report.to_json()}, out, indent=2)
+        out.write("\n")
+        return
+    out.write(f"{args.file}: {int(report.support.sum())} examples, accuracy {report.accuracy:.4f}\n\n")
+    width = max(8, *(len(name) for name in report.labels))
+    out.write(f"{'class':<{width}}  precision  recall  f1      support\n")
+    for i, name in enumerate(report.labels):
+        out.write(f"{name:<{width}}  {report.precision[i]:9.4f}  {report.recall[i]:6.4f}  {report.f1[i]:6.4f}  "
+                  f"{report.support[i]:7d}\n")
+    out.write(f"\nconfusion matrix (rows: true, columns: predicted)\n{'':<{width}}")
+    out.write("".join(f"  {name:>{width}}" for name in report.labels) + "\n")
+    for i, name in enumerate(report.labels):
+        out.write(f"{name:<{width}}" + "".join(f"  {count:>{width}d}" for count in report.confusion[i]) + "\n")
+
+
+def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str]]:
+    """(where, text) pairs from the arguments or standard input; an empty text is an error."""
+    if args.texts:
+        items = [(f"text {i}", text) for i, text in enumerate(args.texts, 1)]
+    else:
+        items = [(f"stdin line {i}", line.rstrip("\r\n")) for i, line in enumerate(stdin, 1)]
+    for where, text in items:
+        if not text.strip():
+            raise ValueError(f"{where}: empty text")
+    return items
+
+
+def run_predict(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> None:
+    from unrolled.models.classifier import RNNClassifier
+
+    model = RNNClassifier.load(args.model)
+    items = _input_texts(args, stdin)
+    if not items:
+        raise ValueError("no texts: give them as arguments or one per line on standard input")
+    probs = model.predict_proba([text for _, text in items])
+    names = [str(c) for c in model.classes_]
+    for (_, text), p in zip(items, probs):
+        label = names[int(p.argmax())]
+        if args.json:
+            out.write(json.dumps({"text": text, "label": label, "probabilities": dict(zip(names, map(float, p)))}) + "\n")
+        else:
+            shown = "  ".join(f"{name} {q:.3f}" for name, q in zip(names, p))
+            out.write(f"{label}\t{shown}\t{text}\n")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -101,10 +394,24 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return ExitCode.USAGE
     try:
         if args.command == "demo":
-            run_demo(args, out)
+            run_demo(args, out, err)
+        elif args.command == "train":
+            run_train(args, out, err)
+        elif args.command == "evaluate":
+            run_evaluate(args, out, err)
+        elif args.command == "predict":
+            run_predict(args, out, err, stdin)
         return ExitCode.OK
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         if args.debug:
             raise
-        print(f"unrolled: error: {error}", file=sys.stderr)
+        err.write(f"unrolled: error: {_one_line(error)}\n")
         return ExitCode.ERROR
+    except KeyboardInterrupt:
+        err.write("unrolled: interrupted\n")
+        return ExitCode.ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())

@@ -62,6 +62,14 @@ class ClassifierNetConfig:
             self.dropout, self.nonlinearity,
         )
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter's name and shape, in the order of a PyTorch module's state dict."""
+        shapes = {"embedding.weight": (self.vocab_size, self.embedding_dim)}
+        shapes.update({"rnn." + name: shape for name, shape in self.recurrent.param_shapes().items()})
+        shapes["head.weight"] = (self.num_classes, self.recurrent.output_size)
+        shapes["head.bias"] = (self.num_classes,)
+        return shapes
+
 
 def init_classifier_params(
     config: ClassifierNetConfig, rng: np.random.Generator, *, dtype: np.dtype | type = np.float32

@@ -1,0 +1,328 @@
+"""``RNNClassifier``: text classification with a recurrent network, in scikit-learn's style.
+
+    texts -> tokens -> ids -> embedding -> recurrent layer -> final state(s) -> linear -> softmax
+
+``__init__`` only stores its arguments (so ``get_params``/``set_params``/``sklearn.base.clone`` work);
+``fit`` validates, builds the vocabulary and the label map, trains with :func:`unrolled.train.fit`, and
+sets the learned attributes, which end in ``_``. Works inside ``cross_val_score`` and ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from unrolled.data.batching import length_bucketed_batches, pad_batch
+from unrolled.data.readers import LabelMap
+from unrolled.metrics import ClassificationReport, classification_report
+from unrolled.models.classifier_net import (
+    ClassifierNetConfig,
+    classifier_backward,
+    classifier_forward,
+    init_classifier_params,
+)
+from unrolled.nn.losses import softmax
+from unrolled.text.tokenize import tokenize
+from unrolled.text.vocab import Vocab
+from unrolled.train import TrainConfig, TrainHistory, fit
+
+KIND = "classifier"
+PREDICT_BATCH = 256
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit`` (same bases as scikit-learn's, so sklearn code catches it)."""
+
+
+def _as_texts(name: str, texts: object) -> list[str]:
+    if isinstance(texts, str):
+        raise ValueError(f"{name}: expected a list of texts, got a single string (wrap it in a list)")
+    try:
+        texts = list(texts)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name}: expected a list of texts, got {type(texts).__name__}") from None
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"{name}[{i}]: expected a string, got {type(text).__name__}")
+    return texts
+
+
+class RNNClassifier:
+    """A recurrent text classifier.
+
+    Parameters
+    ----------
+    cell : "rnn" (Elman, tanh), "gru" or "lstm"
+    embedding_dim, hidden_size, num_layers, bidirectional : the network's shape
+    dropout : between recurrent layers, in training
+    epochs, batch_size, lr, optimizer, weight_decay, clip_norm, schedule, warmup_steps, patience : training
+        (see :class:`unrolled.train.TrainConfig`); early stopping needs ``validation`` in ``fit``
+    min_freq, max_vocab : vocabulary (words seen fewer than ``min_freq`` times become ``<unk>``)
+    lowercase : tokenizer option
+    max_len : keep at most this many tokens of a text (None keeps all)
+    random_state : int seed; the same seed and data give identical weights
+
+    Attributes (after fit)
+    ----------------------
+    classes_ : (C,) the labels, in index order
+    vocab_ : Vocab
+    net_config_ : ClassifierNetConfig
+    params_ : dict of arrays under PyTorch names
+    history_ : TrainHistory
+    """
+
+    def __init__(
+        self,
+        *,
+        cell: str = "gru",
+        embedding_dim: int = 64,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 2e-3,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        clip_norm: float | None = 5.0,
+        schedule: str = "constant",
+        warmup_steps: int = 0,
+        patience: int | None = 3,
+        min_freq: int = 1,
+        max_vocab: int | None = None,
+        lowercase: bool = True,
+        max_len: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.cell = cell
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+        self.patience = patience
+        self.min_freq = min_freq
+        self.max_vocab = max_vocab
+        self.lowercase = lowercase
+        self.max_len = max_len
+        self.random_state = random_state
+
+    # --- scikit-learn protocol -------------------------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> RNNClassifier:
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{name}: not a parameter of RNNClassifier (valid: {', '.join(valid)})")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = type(self)().get_params()
+        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
+        return f"RNNClassifier({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def __sklearn_tags__(self):  # scikit-learn >= 1.6 asks estimators for their tags
+        from sklearn.utils import ClassifierTags, Tags, TargetTags  # only reached from inside scikit-learn
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), input_tags=_string_input_tags())
+
+    _estimator_type = "classifier"  # scikit-learn < 1.6
+
+    # --- training ------------------------------------------------------------------------------------
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+            weight_decay=self.weight_decay, clip_norm=self.clip_norm, schedule=self.schedule,
+            warmup_steps=self.warmup_steps, patience=self.patience, seed=self.random_state,
+        )
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Texts -> id lists (at most max_len ids; a text with no token becomes one <unk>)."""
+        vocab, max_len = self.vocab_, self.max_len
+        encoded = []
+        for text in texts:
+            ids = vocab.encode(tokenize(text, lowercase=self.lowercase))[:max_len] or [vocab.id_of(Vocab.UNK)]
+            encoded.append(ids)
+        return encoded
+
+    def fit(
+        self,
+        X: Sequence[str],
+        y: Sequence[object],
+        *,
+        validation: tuple[Sequence[str], Sequence[object]] | None = None,
+        callbacks: Sequence[object] = (),
+    ) -> RNNClassifier:
+        """Train on texts ``X`` with labels ``y``; ``validation=(texts, labels)`` drives early stopping and
+        keeps the best epoch's weights. Returns self."""
+        texts = _as_texts("X", X)
+        labels = [str(v) for v in y]
+        if len(texts) != len(labels):
+            raise ValueError(f"y: expected {len(texts)} labels (one per text), got {len(labels)}")
+        if not texts:
+            raise ValueError("X: no training texts")
+        train_config = self._train_config()
+        if self.max_len is not None and self.max_len < 1:
+            raise ValueError(f"max_len: expected a positive integer or None, got {self.max_len!r}")
+        started = time.perf_counter()
+
+        self.vocab_ = Vocab.build(
+            (tokenize(t, lowercase=self.lowercase) for t in texts), min_freq=self.min_freq, max_size=self.max_vocab
+        )
+        self.label_map_ = LabelMap.fit(labels)
+        originals = {str(v): v for v in y}
+        self.classes_ = np.array([originals[name] for name in self.label_map_.names])
+        self.net_config_ = ClassifierNetConfig(
+            vocab_size=len(self.vocab_), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
+            num_classes=max(2, len(self.classes_)), cell=self.cell, num_layers=self.num_layers,
+            bidirectional=self.bidirectional, dropout=self.dropout, padding_idx=self.vocab_.id_of(Vocab.PAD),
+        )
+        self.params_ = init_classifier_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+
+        train_ids = self._encode(texts)
+        train_targets = self.label_map_.encode(labels)
+        lengths = [len(ids) for ids in train_ids]
+        pad_id = self.vocab_.id_of(Vocab.PAD)
+
+        def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
+            return length_bucketed_batches(lengths, train_config.batch_size, shuffle=True, rng=rng)
+
+        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+            ids, mask = pad_batch([train_ids[i] for i in batch], pad_id=pad_id)
+            _, loss, cache = classifier_forward(
+                self.params_, self.net_config_, ids, mask=mask, targets=train_targets[batch], training=True, rng=rng
+            )
+            return loss, classifier_backward(cache)
+
+        evaluate = None
+        if validation is not None:
+            dev_texts = _as_texts("validation texts", validation[0])
+            dev_targets = self.label_map_.encode([str(v) for v in validation[1]])
+            if len(dev_texts) != len(dev_targets):
+                raise ValueError("validation: expected as many labels as texts")
+            dev_ids = self._encode(dev_texts)
+
+            def evaluate() -> float:
+                return float(np.mean(self._proba_of_ids(dev_ids).argmax(axis=1) == dev_targets))
+
+        self.history_: TrainHistory = fit(
+            self.params_, make_batches, batch_loss, train_config, evaluate=evaluate, callbacks=callbacks
+        )
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    # --- inference -----------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError("this RNNClassifier is not fitted yet: call fit(texts, labels) or unrolled.load(path)")
+
+    def _proba_of_ids(self, encoded: list[list[int]]) -> np.ndarray:
+        """(N, C) probabilities, computed in length-sorted batches and put back in input order."""
+        probs = np.empty((len(encoded), self.net_config_.num_classes), dtype=np.float64)
+        pad_id = self.vocab_.id_of(Vocab.PAD)
+        lengths = [len(ids) for ids in encoded]
+        for batch in length_bucketed_batches(lengths, PREDICT_BATCH, shuffle=False):
+            ids, mask = pad_batch([encoded[i] for i in batch], pad_id=pad_id)
+            logits, _, _ = classifier_forward(self.params_, self.net_config_, ids, mask=mask)
+            probs[batch] = softmax(logits.astype(np.float64))
+        return probs
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """(N, C) class probabilities, columns in the order of ``classes_``."""
+        self._check_fitted()
+        texts = _as_texts("X", X)
+        if not texts:
+            return np.empty((0, len(self.classes_)))
+        return self._proba_of_ids(self._encode(texts))[:, : len(self.classes_)]
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """(N,) the most probable label of each text."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X: Sequence[str], y: Sequence[object]) -> float:
+        """Accuracy (higher is better, as scikit-learn expects)."""
+        return float(np.mean(self.predict(X).astype(str) == np.array([str(v) for v in y])))
+
+    def evaluate(self, X: Sequence[str], y: Sequence[object], *, path: str | None = None,
+                 lines: Sequence[int] | None = None) -> ClassificationReport:
+        """Accuracy, per-class precision/recall/F1 and the confusion matrix (labels must be known)."""
+        self._check_fitted()
+        targets = self.label_map_.encode([str(v) for v in y], path=path, lines=lines)
+        predicted = self.predict_proba(X).argmax(axis=1)
+        return classification_report(targets, predicted, self.label_map_.names)
+
+    # --- checkpoints ----------------------------------------------------------------------------------
+
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint directory (model.safetensors, config.json, vocab.json), atomically."""
+        self._check_fitted()
+        config = {
+            "model": asdict(self.net_config_),
+            "estimator": self.get_params(),
+            "labels": self.label_map_.to_json(),
+            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_},
+            **(extra or {}),
+        }
+        return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config, vocab=self.vocab_.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> RNNClassifier:
+        checkpoint = load_checkpoint(path, kind=KIND)
+        config = checkpoint.config
+        source = str(Path(path) / "config.json")
+        try:
+            model = cls(**config["estimator"])
+            model.net_config_ = ClassifierNetConfig(**config["model"])
+            model.label_map_ = LabelMap.from_json(config["labels"])
+            model.classes_ = np.array(config["classes"])
+            history = config["training"]["history"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{source}: invalid classifier config ({error})") from None
+        model.vocab_ = Vocab.from_json(checkpoint.vocab, source=str(Path(path) / "vocab.json"))
+        if len(model.vocab_) != model.net_config_.vocab_size:
+            raise ValueError(
+                f"{Path(path) / 'vocab.json'}: {len(model.vocab_)} tokens, but the model has "
+                f"vocab_size {model.net_config_.vocab_size}"
+            )
+        expected = model.net_config_.param_shapes()
+        check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
+        model.params_ = {name: checkpoint.tensors[name] for name in expected}
+        model.history_ = TrainHistory(best_epoch=history.get("best_epoch"), best_metric=history.get("best_metric"),
+                                      stopped_early=history.get("stopped_early", False))
+        model.training_seconds_ = config["training"].get("seconds", 0.0)
+        model.config_ = config
+        return model
+
+
+def _string_input_tags():
+    from sklearn.utils import InputTags
+
+    return InputTags(one_d_array=True, two_d_array=False, string=True)
