@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from unrolled.cli import main
+from unrolled.cli import build_parser, main
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -57,3 +57,183 @@ def test_version_and_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "unrolled", "--version"], capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.startswith("unrolled ")
+
+
+# --- train / evaluate / predict -------------------------------------------------------------------------
+
+POS = ["i love this", "great movie", "what a joy", "so good", "a wonderful film", "truly great"]
+NEG = ["i hate this", "awful movie", "what a bore", "so bad", "a dreadful film", "truly awful"]
+FAST = ["--hidden", "12", "--embedding-dim", "8", "--batch-size", "4", "--lr", "0.02", "--epochs", "25"]
+
+
+def write_tsv(path, rows, header="sentence\tlabel"):
+    path.write_text(header + "\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    rows = [(t, 1) for t in POS] + [(t, 0) for t in NEG]
+    return write_tsv(tmp_path / "train.tsv", rows), write_tsv(tmp_path / "dev.tsv", rows)
+
+
+def run_full(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err, stdin=io.StringIO(stdin))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_train_evaluate_predict_end_to_end(tmp_path, data):
+    train, dev = data
+    out_dir = tmp_path / "model"
+    code, out, err = run_full("train", "--train", str(train), "--dev", str(dev), "--out", str(out_dir),
+                              "--label-names", "0=negative,1=positive", "--patience", "30", *FAST)
+    assert code == 0, err
+    assert "saved" in out and "dev accuracy 1.0000" in out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["config.json", "model.safetensors", "vocab.json"]
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["kind"] == "classifier" and config["metrics"]["dev_accuracy"] == 1.0
+    assert len(config["data"]["train"]["sha256"]) == 64
+
+    code, out, err = run_full("evaluate", "--model", str(out_dir), str(dev))
+    assert code == 0, err
+    assert "accuracy 1.0000" in out and "confusion matrix" in out and "positive" in out
+
+    code, out, err = run_full("evaluate", "--model", str(out_dir), str(dev), "--json")
+    report = json.loads(out)
+    assert report["accuracy"] == 1.0 and report["n"] == 12
+    assert set(report["per_class"]) == {"negative", "positive"}
+    assert report["confusion_matrix"]["rows_true_columns_predicted"] == [[6, 0], [0, 6]]
+
+    code, out, _ = run_full("predict", "--model", str(out_dir), "i love this", "so bad")
+    assert code == 0
+    first, second = out.splitlines()
+    assert first.startswith("positive\t") and first.endswith("\ti love this")
+    assert second.startswith("negative\t")
+
+    code, out, _ = run_full("predict", "--model", str(out_dir), "--json", stdin="what a joy\ntruly awful\n")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "negative"]
+    assert [r["text"] for r in rows] == ["what a joy", "truly awful"]
+    assert all(sum(r["probabilities"].values()) == pytest.approx(1.0) for r in rows)
+
+
+def test_train_json_summary(tmp_path, data):
+    train, _ = data
+    code, out, _ = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--json", "--epochs", "2")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["epochs_run"] == 2 and summary["labels"] == ["0", "1"] and "train_accuracy" in summary["metrics"]
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("unrolled: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"", r"train\.tsv.*empty"),
+        (b"text_body\tlabel\nhello\t1\n", r"train\.tsv.*(sentence|text)"),
+        (b"sentence\tlabel\ngood\t1\nbad\t0\textra\n", r"train\.tsv:3"),
+        (b"sentence\tlabel\ngood\t1\n\t0\n", r"train\.tsv:3.*sentence"),
+        (b"sentence\tlabel\ngood\t1\nbad\tpos\n", r"train\.tsv.*mixed labels"),
+        (b"sentence\tlabel\ngood\t1\nbad \xff\xfe\t0\n", r"train\.tsv:3.*UTF-8"),
+    ],
+    ids=["empty-file", "missing-column", "ragged-row", "empty-text", "mixed-label", "non-utf8"],
+)
+def test_bad_training_file_gives_one_line_and_writes_nothing(tmp_path, content, expected):
+    train = tmp_path / "train.tsv"
+    train.write_bytes(content)
+    out_dir = tmp_path / "model"
+    code, _, err = run_full("train", "--train", str(train), "--out", str(out_dir), "--epochs", "1")
+    assert code == 1
+    assert __import__("re").search(expected, one_error_line(err)), err
+    assert not out_dir.exists()
+
+
+def test_a_directory_given_as_a_file(tmp_path):
+    code, _, err = run_full("train", "--train", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert code == 1 and "directory" in one_error_line(err)
+
+
+def test_unknown_label_at_evaluation_names_the_line(tmp_path, data):
+    train, _ = data
+    run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1")
+    test = write_tsv(tmp_path / "test.tsv", [("good", 1), ("odd", 7)])
+    code, _, err = run_full("evaluate", "--model", str(tmp_path / "m"), str(test))
+    assert code == 1 and __import__("re").search(r"test\.tsv:3.*'7'", one_error_line(err)), err
+
+
+def test_a_one_megabyte_line_trains(tmp_path):
+    long_text = " ".join(["good"] * 200_000)  # ~1 MB on one line
+    train = write_tsv(tmp_path / "train.tsv", [(long_text, 1), ("bad", 0), ("good", 1), ("awful", 0)])
+    assert train.stat().st_size > 1_000_000
+    code, _, err = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1",
+                            "--max-len", "50", "--hidden", "4", "--embedding-dim", "4")
+    assert code == 0, err
+
+
+def test_skip_bad_rows_reports_count_and_reasons(tmp_path):
+    rows = "sentence\tlabel\ngood\t1\nragged\t1\tx\n\t0\nbad\t0\nfine\t1\nawful\t0\n"
+    train = tmp_path / "train.tsv"
+    train.write_text(rows)
+    code, out, err = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1",
+                              "--skip-bad-rows")
+    assert code == 0, err
+    assert "skipped 2 bad row(s)" in err and "line 3:" in err and "line 4:" in err
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["data"]["train"]["rows"] == 4 and config["data"]["train"]["skipped_rows"] == 2
+
+
+def test_broken_checkpoints_give_one_line(tmp_path, data):
+    train, dev = data
+    model = tmp_path / "m"
+    assert run_full("train", "--train", str(train), "--out", str(model), "--epochs", "1")[0] == 0
+    weights = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    code, _, err = run_full("predict", "--model", str(model), "hello")
+    assert code == 1 and "model.safetensors" in one_error_line(err)
+
+    (model / "model.safetensors").write_bytes(weights)
+    config = json.loads((model / "config.json").read_text())
+    config["format_version"] = 99
+    (model / "config.json").write_text(json.dumps(config))
+    code, _, err = run_full("predict", "--model", str(model), "hello")
+    assert code == 1 and "config.json" in one_error_line(err) and "newer" in err
+
+    config["format_version"] = 1
+    (model / "config.json").write_text(json.dumps(config))
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(model / "model.safetensors"))
+    del tensors["head.bias"]
+    save_file(tensors, str(model / "model.safetensors"))
+    code, _, err = run_full("evaluate", "--model", str(model), str(dev))
+    assert code == 1 and "head.bias" in one_error_line(err)
+
+    code, _, err = run_full("predict", "--model", str(tmp_path / "nowhere"), "hello")
+    assert code == 1 and "nowhere" in one_error_line(err)
+
+
+def test_predict_rejects_empty_texts(tmp_path, data):
+    train, _ = data
+    run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1")
+    code, _, err = run_full("predict", "--model", str(tmp_path / "m"), stdin="fine\n\n")
+    assert code == 1 and "stdin line 2: empty text" in one_error_line(err)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError):
+        run_full("--debug", "predict", "--model", str(tmp_path / "nowhere"), "hello")
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "evaluate", "predict"])
+def test_every_command_has_help_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    assert "example:" in capsys.readouterr().out

@@ -146,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--bidirectional", action="store_true", help="read the text in both directions")
     model.add_argument("--hidden", type=_positive_int, default=128, help="hidden size (default: 128)")
     model.add_argument("--embedding-dim", type=_positive_int, default=64, help="word vector size (default: 64)")
-    model.add_argument("--dropout", type=_probability, default=0.0, help="dropout between layers (default: 0)")
+    model.add_argument("--dropout", type=_probability, default=0.0,
+                       help="dropout on word vectors, between layers and before the output layer (default: 0)")
+    model.add_argument("--pooling", choices=("last", "max", "mean"), default="last",
+                       help="final state (last), or max/mean over all steps (default: last)")
     model.add_argument("--min-freq", type=_positive_int, default=1, help="rarer words become <unk> (default: 1)")
     model.add_argument("--max-vocab", type=_positive_int, help="vocabulary size limit, specials included")
     model.add_argument("--max-len", type=_positive_int, help="keep at most this many tokens per text")
@@ -216,11 +219,12 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool = False):
-    from unrolled.data.readers import read_dataset
+    from unrolled.data.readers import LabelMap, read_dataset
 
     dataset = read_dataset(
         path, text_column=args.text_column, label_column=args.label_column, skip_bad_rows=args.skip_bad_rows
     )
+    LabelMap.fit(dataset.labels, path=path, lines=dataset.lines)  # one kind of label per file, or the line that breaks it
     if dataset.skipped and not quiet:
         err.write(f"skipped {len(dataset.skipped)} bad row(s) of {path}:\n")
         for row in dataset.skipped[:10]:
@@ -288,7 +292,8 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
     model = RNNClassifier(
         cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden, num_layers=args.layers,
-        bidirectional=args.bidirectional, dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
+        bidirectional=args.bidirectional, dropout=args.dropout, pooling=args.pooling, epochs=args.epochs,
+        batch_size=args.batch_size,
         lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
         schedule=args.schedule, warmup_steps=args.warmup_steps, patience=args.patience if dev else None,
         min_freq=args.min_freq, max_vocab=args.max_vocab, lowercase=not args.cased, max_len=args.max_len,
@@ -305,7 +310,8 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if dev:
         data["dev"] = _file_summary(args.dev, len(dev.texts), len(dev.skipped))
     command = ["unrolled", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py") else None
-    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command})
+    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command,
+                               "label_names": args.label_names or {}})
     summary = {
         "out": str(out_dir),
         "metrics": metrics,
@@ -330,7 +336,9 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
     model = RNNClassifier.load(args.model)
     data = _read_labelled(args.file, args, err)
-    report = model.evaluate(data.texts, data.labels, path=args.file, lines=data.lines)
+    names = model.config_.get("label_names") or {}  # the display names given at training, if any
+    labels = [names.get(label, label) for label in data.labels]
+    report = model.evaluate(data.texts, labels, path=args.file, lines=data.lines)
     if args.json:
         json.dump({"model": args.model, "file": args.file, **report.to_json()}, out, indent=2)
         out.write("\n")

@@ -21,18 +21,24 @@ TARGETS = np.array([0, 2, 1, 2])
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
-def test_loss_gradients_match_finite_differences(cell, layers, bidirectional):
+@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_loss_gradients_match_finite_differences(cell, layers, bidirectional, pooling, dropout):
     config = ClassifierNetConfig(
         vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell,
-        num_layers=layers, bidirectional=bidirectional,
+        num_layers=layers, bidirectional=bidirectional, pooling=pooling, dropout=dropout,
     )
     params = init_classifier_params(config, np.random.default_rng(0), dtype=np.float64)
     mask = IDS != 0
 
-    def loss():
-        return classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)[1]
+    def run():  # the same dropout masks in every evaluation
+        rng = np.random.default_rng(5)
+        return classifier_forward(params, config, IDS, mask=mask, targets=TARGETS, training=True, rng=rng)
 
-    _, _, cache = classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)
+    def loss():
+        return run()[1]
+
+    _, _, cache = run()
     grads = classifier_backward(cache)
     assert list(grads) == list(params)
     sparse = grads["embedding.weight"]
@@ -41,6 +47,25 @@ def test_loss_gradients_match_finite_differences(cell, layers, bidirectional):
     for name, value in params.items():
         grad = grads[name].to_dense() if isinstance(grads[name], SparseRows) else grads[name]
         assert rel_error(grad, numerical_gradient(loss, value)) <= 1e-6, name
+
+
+def test_pooling_picks_the_right_steps():
+    from unrolled.nn.pooling import pool_forward
+
+    out = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
+    out[0, 1, 0] = 100.0
+    mask = np.array([[True, True, True], [True, True, False]])
+    last, _ = pool_forward(out, mask, "last", num_directions=2)
+    np.testing.assert_array_equal(last[1], [out[1, 1, 0], out[1, 1, 1], out[1, 0, 2], out[1, 0, 3]])
+    maxed, _ = pool_forward(out, mask, "max")
+    np.testing.assert_array_equal(maxed[1], out[1, 1])  # the padded step 2 (larger values) is ignored
+    assert maxed[0, 0] == 100.0
+    mean, _ = pool_forward(out, mask, "mean")
+    np.testing.assert_allclose(mean[1], out[1, :2].mean(axis=0))
+    with pytest.raises(ValueError, match="sequence 1 has no real step"):
+        pool_forward(out, np.array([[True, True, True], [False, False, False]]), "max")
+    with pytest.raises(ValueError, match="pooling: expected one of last, max, mean"):
+        pool_forward(out, mask, "attention")
 
 
 def test_backward_without_targets_is_refused():

@@ -442,22 +442,30 @@ class LabelMap:
         self._ids = {name: i for i, name in enumerate(names)}
 
     @classmethod
-    def fit(cls, labels: Iterable[str | int]) -> LabelMap:
+    def fit(
+        cls, labels: Iterable[str | int], *, path: str | None = None, lines: Sequence[int] | None = None
+    ) -> LabelMap:
         """The classes found in ``labels``: all integers -> numeric order; all names -> alphabetical order.
 
-        A mix (``"1"`` and ``"pos"``) or two spellings of one number (``"1"`` and ``"01"``) is a ValueError.
+        A mix (``"1"`` and ``"pos"``) or two spellings of one number (``"1"`` and ``"01"``) is a ValueError;
+        with ``path`` and ``lines`` (the source line of each label) it is a DataError naming the line.
         """
-        distinct: dict[str, None] = {}
+        first_seen: dict[str, int] = {}  # label -> index of its first occurrence
         for i, label in enumerate(labels):
-            distinct.setdefault(_label_string(label, f"labels[{i}]"), None)
-        if not distinct:
+            first_seen.setdefault(_label_string(label, f"labels[{i}]"), i)
+        if not first_seen:
             raise ValueError("labels: empty, no classes to fit")
-        numeric = [name for name in distinct if _INTEGER_RE.fullmatch(name)]
-        other = [name for name in distinct if not _INTEGER_RE.fullmatch(name)]
+
+        def fail(problem: str, later: str) -> None:
+            if path is not None and lines is not None:
+                raise DataError(path, problem, line=lines[first_seen[later]], field="label")
+            raise ValueError(problem)
+
+        numeric = [name for name in first_seen if _INTEGER_RE.fullmatch(name)]
+        other = [name for name in first_seen if not _INTEGER_RE.fullmatch(name)]
         if numeric and other:
-            raise ValueError(
-                f"mixed labels: {numeric[0]!r} and {other[0]!r} (labels must be all integers or all names)"
-            )
+            later = max(numeric[0], other[0], key=first_seen.__getitem__)
+            fail(f"mixed labels: {numeric[0]!r} and {other[0]!r} (labels must be all integers or all names)", later)
         if other:
             return cls(sorted(other))
         by_value: dict[int, str] = {}
@@ -465,7 +473,7 @@ class LabelMap:
             value = int(name)
             if value in by_value:
                 first = by_value[value]
-                raise ValueError(f"labels {first!r} and {name!r} are the same number; write each class one way")
+                fail(f"labels {first!r} and {name!r} are the same number; write each class one way", name)
             by_value[value] = name
         return cls([by_value[value] for value in sorted(by_value)])
 

@@ -61,7 +61,9 @@ class RNNClassifier:
     ----------
     cell : "rnn" (Elman, tanh), "gru" or "lstm"
     embedding_dim, hidden_size, num_layers, bidirectional : the network's shape
-    dropout : between recurrent layers, in training
+    dropout : on word vectors, between recurrent layers and on the pooled features, in training
+    pooling : how the outputs over time become one vector: "last" (the final state, as the seed draws it),
+        "max" or "mean" over the real steps
     epochs, batch_size, lr, optimizer, weight_decay, clip_norm, schedule, warmup_steps, patience : training
         (see :class:`unrolled.train.TrainConfig`); early stopping needs ``validation`` in ``fit``
     min_freq, max_vocab : vocabulary (words seen fewer than ``min_freq`` times become ``<unk>``)
@@ -87,6 +89,7 @@ class RNNClassifier:
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        pooling: str = "last",
         epochs: int = 10,
         batch_size: int = 32,
         lr: float = 2e-3,
@@ -108,6 +111,7 @@ class RNNClassifier:
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.dropout = dropout
+        self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -202,6 +206,7 @@ class RNNClassifier:
             vocab_size=len(self.vocab_), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
             num_classes=max(2, len(self.classes_)), cell=self.cell, num_layers=self.num_layers,
             bidirectional=self.bidirectional, dropout=self.dropout, padding_idx=self.vocab_.id_of(Vocab.PAD),
+            pooling=self.pooling,
         )
         self.params_ = init_classifier_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
 
@@ -264,6 +269,7 @@ class RNNClassifier:
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """(N,) the most probable label of each text."""
+        self._check_fitted()
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def score(self, X: Sequence[str], y: Sequence[object]) -> float:

@@ -1,9 +1,14 @@
-"""The seed's many-to-one network: tokens -> embedding -> recurrent layer -> final state -> linear -> logits.
+"""The seed's many-to-one network: tokens -> embedding -> recurrent layer -> pooled states -> linear -> logits.
 
-    x_t = E[ids_t]                                   (N, T, E)
-    h_T = recurrent(x)  (each sequence's own last real step; both directions' final states concatenated)
-    logits = h_T W_headᵀ + b_head                    (N, C)
+    x_t = dropout(E[ids_t])                          (N, T, E)
+    out = recurrent(x)                               (N, T, dirs·H)
+    f = dropout(pool(out))                           (N, dirs·H); pool = last (the seed's final state h_T,
+                                                     each sequence's own last real step), max or mean
+    logits = f W_headᵀ + b_head                      (N, C)
     loss = mean cross-entropy(softmax(logits), y)
+
+Dropout (inverted, training only) acts on the word vectors, between recurrent layers and on the pooled
+features, with one probability.
 
 Parameter names follow a PyTorch module with submodules ``embedding`` (nn.Embedding), ``rnn``
 (nn.RNN/GRU/LSTM) and ``head`` (nn.Linear): ``embedding.weight``, ``rnn.weight_ih_l0``, …, ``head.weight``,
@@ -16,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward, embedding_forward
 from unrolled.nn.linear import LinearCache, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
 from unrolled.nn.recurrent import (
     RecurrentCache,
     RecurrentConfig,
@@ -40,9 +47,10 @@ class ClassifierNetConfig:
     cell: str = "rnn"
     num_layers: int = 1
     bidirectional: bool = False
-    dropout: float = 0.0  # between recurrent layers, in training
+    dropout: float = 0.0  # on word vectors, between recurrent layers and on the pooled features, in training
     nonlinearity: str = "tanh"
     padding_idx: int | None = 0
+    pooling: str = "last"  # last | max | mean
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_dim", "num_classes"):
@@ -53,6 +61,8 @@ class ClassifierNetConfig:
             raise ValueError(f"num_classes: expected at least 2, got {self.num_classes}")
         if self.padding_idx is not None and not 0 <= self.padding_idx < self.vocab_size:
             raise ValueError(f"padding_idx: expected a row in [0, {self.vocab_size}), got {self.padding_idx}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         self.recurrent  # validates the recurrent part
 
     @property
@@ -93,11 +103,14 @@ def init_classifier_params(
 class ClassifierCache:
     config: ClassifierNetConfig
     embedding: EmbeddingCache
+    embedding_dropout: DropoutCache
     recurrent: RecurrentCache
+    pool: PoolCache
+    feature_dropout: DropoutCache
     head: LinearCache
     loss: CrossEntropyCache | None
-    features: np.ndarray  # (N, dirs·H) the final states fed to the head
-    final_state: object  # the recurrent layer's final state, (L·dirs, N, H) or (h, c)
+    outputs: np.ndarray  # (N, T, dirs·H) the recurrent layer's outputs (zero at padded steps)
+    features: np.ndarray  # (N, dirs·H) the pooled features fed to the head (before dropout)
 
 
 def _recurrent_params(params: Params) -> Params:
@@ -114,36 +127,37 @@ def classifier_forward(
     training: bool = False,
     rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, float | None, ClassifierCache]:
-    """ids (N, T) int, mask (N, T) bool, targets (N,) int or None -> logits (N, C), loss or None, cache."""
+    """ids (N, T) int, mask (N, T) bool, targets (N,) int or None -> logits (N, C), loss or None, cache.
+
+    ``rng`` draws the dropout masks in training (needed when ``config.dropout`` > 0).
+    """
+    p = config.dropout
     x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx)
+    x, emb_drop = dropout_forward(x, p, training=training, rng=rng)
     rec = config.recurrent
-    _, final_state, rec_cache = recurrent_forward(
-        x, _recurrent_params(params), rec, mask=mask, training=training, rng=rng
-    )
-    h_n = final_state[0] if rec.cell == "lstm" else final_state  # (L·dirs, N, H)
-    last = h_n[(rec.num_layers - 1) * rec.num_directions :]  # (dirs, N, H): the top layer's directions
-    features = np.concatenate(list(last), axis=1)  # (N, dirs·H)
-    logits, head_cache = linear_forward(features, params["head.weight"], params["head.bias"])
+    out, _, rec_cache = recurrent_forward(x, _recurrent_params(params), rec, mask=mask, training=training, rng=rng)
+    features, pool_cache = pool_forward(out, mask, config.pooling, num_directions=rec.num_directions)
+    dropped, feat_drop = dropout_forward(features, p, training=training, rng=rng)
+    logits, head_cache = linear_forward(dropped, params["head.weight"], params["head.bias"])
     loss, loss_cache = None, None
     if targets is not None:
         loss, loss_cache = softmax_cross_entropy_forward(logits, targets)
-    return logits, loss, ClassifierCache(config, emb_cache, rec_cache, head_cache, loss_cache, features, final_state)
+    cache = ClassifierCache(
+        config, emb_cache, emb_drop, rec_cache, pool_cache, feat_drop, head_cache, loss_cache, out, features
+    )
+    return logits, loss, cache
 
 
 def classifier_backward(cache: ClassifierCache) -> Grads:
     """Gradients of the mean loss for every parameter; ``embedding.weight``'s is sparse (SparseRows)."""
     if cache.loss is None:
         raise ValueError("cache: the forward pass had no targets, so there is no loss to differentiate")
-    rec = cache.config.recurrent
     dlogits = softmax_cross_entropy_backward(cache.loss)
-    dfeatures, head_grads = linear_backward(dlogits, cache.head)
-    n, hidden = dfeatures.shape[0], rec.hidden_size
-    dh_n = np.zeros((rec.num_layers * rec.num_directions, n, hidden), dtype=dfeatures.dtype)
-    top = (rec.num_layers - 1) * rec.num_directions
-    for d in range(rec.num_directions):
-        dh_n[top + d] = dfeatures[:, d * hidden : (d + 1) * hidden]
-    dstate = (dh_n, None) if rec.cell == "lstm" else dh_n
-    dx, _, rec_grads = recurrent_backward(None, dstate, cache.recurrent)
+    ddropped, head_grads = linear_backward(dlogits, cache.head)
+    dfeatures = dropout_backward(ddropped, cache.feature_dropout)
+    dout = pool_backward(dfeatures, cache.pool)
+    dx, _, rec_grads = recurrent_backward(dout, None, cache.recurrent)
+    dx = dropout_backward(dx, cache.embedding_dropout)
     grads: Grads = {"embedding.weight": embedding_backward(dx, cache.embedding)}
     grads.update({"rnn." + name: value for name, value in rec_grads.items()})
     grads.update({"head." + name: value for name, value in head_grads.items()})

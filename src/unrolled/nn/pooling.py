@@ -1,0 +1,77 @@
+"""Pooling a recurrent layer's outputs over time into one vector per sequence.
+
+    out (N, T, F) with F = dirs·H, mask (N, T) True at real steps, L_n = the length of sequence n
+
+    last:  the final state of each direction: f[n] = [out[n, L_n − 1, :H], out[n, 0, H:]]
+           (the forward direction ends at the last real step, the reverse one at step 0)
+    max:   f[n, j] = max over real steps t of out[n, t, j]; the gradient goes to the arg-max step
+    mean:  f[n] = (1 / L_n) Σ_{real t} out[n, t]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from unrolled.nn._validation import check_float_array, check_mask
+
+POOLINGS = ("last", "max", "mean")
+
+
+@dataclass(frozen=True)
+class PoolCache:
+    mode: str
+    shape: tuple[int, int, int]  # (N, T, F) of the pooled outputs
+    index: np.ndarray | None  # last: (N,) last real step; max: (N, F) arg-max step; mean: None
+    scale: np.ndarray | None  # mean: (N, T, 1) mask / L_n in out's dtype
+    num_directions: int
+
+
+def pool_forward(
+    out: np.ndarray, mask: np.ndarray | None, mode: str, *, num_directions: int = 1
+) -> tuple[np.ndarray, PoolCache]:
+    """out (N, T, F), mask (N, T) or None -> features (N, F), cache. Every sequence needs a real step."""
+    if mode not in POOLINGS:
+        raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {mode!r}")
+    check_float_array("out", out, (None, None, None), finite=False)
+    n, t_len, f = out.shape
+    if mask is None:
+        mask = np.ones((n, t_len), dtype=bool)
+    check_mask("mask", mask, (n, t_len))
+    lengths = mask.sum(axis=1)
+    if np.any(lengths == 0):
+        raise ValueError(f"mask: sequence {int(np.argmin(lengths))} has no real step to pool")
+    rows = np.arange(n)
+    if mode == "last":
+        last = lengths - 1
+        hidden = f // num_directions
+        features = out[rows, last].copy()
+        if num_directions == 2:
+            features[:, hidden:] = out[:, 0, hidden:]
+        return features, PoolCache(mode, (n, t_len, f), last, None, num_directions)
+    if mode == "max":
+        masked = np.where(mask[:, :, None], out, -np.inf)
+        index = masked.argmax(axis=1)  # (N, F)
+        features = np.take_along_axis(out, index[:, None, :], axis=1)[:, 0]
+        return features, PoolCache(mode, (n, t_len, f), index, None, num_directions)
+    scale = (mask / lengths[:, None]).astype(out.dtype)[:, :, None]  # (N, T, 1)
+    return (out * scale).sum(axis=1), PoolCache(mode, (n, t_len, f), None, scale, num_directions)
+
+
+def pool_backward(dfeatures: np.ndarray, cache: PoolCache) -> np.ndarray:
+    """dfeatures (N, F) -> dout (N, T, F)."""
+    n, t_len, f = cache.shape
+    check_float_array("dfeatures", dfeatures, (n, f))
+    if cache.mode == "mean":
+        return dfeatures[:, None, :] * cache.scale
+    dout = np.zeros((n, t_len, f), dtype=dfeatures.dtype)
+    if cache.mode == "max":
+        np.put_along_axis(dout, cache.index[:, None, :], dfeatures[:, None, :], axis=1)
+        return dout
+    rows = np.arange(n)
+    hidden = f // cache.num_directions
+    dout[rows, cache.index, :hidden] = dfeatures[:, :hidden]
+    if cache.num_directions == 2:
+        dout[:, 0, hidden:] += dfeatures[:, hidden:]
+    return dout
