@@ -41,7 +41,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
                                                hidden_size=128, dropout=0.5, lr=1e-3, epochs=10, batch_size=64,
                                                patience=3)),
 }
-REPORTED = ("rnn-max", "bigru-max")
+REPORTED = ("rnn-max", "bigru-max-d5")
 
 
 def data_dir() -> Path:

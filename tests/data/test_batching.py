@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unrolled.data import length_bucketed_batches, pad_batch
 
@@ -127,3 +129,19 @@ def test_indices_scatter_predictions_back():
     for batch in length_bucketed_batches(lengths, 2, shuffle=False):
         predictions[batch] = np.asarray(lengths)[batch] * 10  # a "model" whose output depends on the row
     assert predictions.tolist() == [50, 10, 30, 20, 40]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=300),
+    batch_size=st.integers(min_value=1, max_value=40),
+    shuffle=st.booleans(),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_batches_always_partition_the_indices(lengths, batch_size, shuffle, seed):
+    rng = np.random.default_rng(seed) if shuffle else None
+    batches = length_bucketed_batches(lengths, batch_size, shuffle=shuffle, rng=rng)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    assert sum(len(b) < batch_size for b in batches) <= (len(lengths) + batch_size * 50 - 1) // (batch_size * 50)
