@@ -237,3 +237,31 @@ def test_every_command_has_help_with_an_example(command, capsys):
         build_parser().parse_args([command, "--help"])
     assert exit_.value.code == 0
     assert "example:" in capsys.readouterr().out
+
+
+# --- walkthrough ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_walkthrough_text_and_json(cell):
+    code, out, err = run_full("walkthrough", "--cell", cell, "--precision", "6")
+    assert code == 0, err
+    for heading in ("Forward", "Loss", "Backward (BPTT)", "Update", "Summary"):
+        assert f"\n{heading}\n" in out
+    code, out, _ = run_full("walkthrough", "--cell", cell, "--json")
+    data = json.loads(out)
+    assert data["update"]["loss_after"] < data["update"]["loss_before"] == data["loss"]["value"]
+
+
+def test_walkthrough_weights_template_round_trip_and_errors(tmp_path):
+    template = tmp_path / "w.json"
+    code, first, _ = run_full("walkthrough", "--save-weights", str(template), "--json")
+    assert code == 0 and template.exists()
+    code, again, _ = run_full("walkthrough", "--weights", str(template), "--json")
+    assert code == 0
+    assert json.loads(again)["loss"] == json.loads(first)["loss"]
+    broken = json.loads(template.read_text())
+    del broken["weight_hh"]
+    template.write_text(json.dumps(broken))
+    code, _, err = run_full("walkthrough", "--weights", str(template))
+    assert code == 1 and "w.json" in one_error_line(err) and "weight_hh" in err

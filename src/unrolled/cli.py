@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     USAGE = 2
 
 
+DEMO_TEXTS = ("i love this", "i hate this", "what a boring film")
 DEMO_HELP = """\
 Train the seed's network (words -> vectors -> RNN -> last state -> softmax) on sixteen embedded
 sentences, printing the loss as BPTT learns, then predict the sentiment of your sentences.
@@ -52,6 +53,19 @@ confusion matrix.
 example:
   unrolled evaluate --model models/sst2-gru sst2/test.tsv
   unrolled evaluate --model models/sst2-gru sst2/test.tsv --json
+"""
+
+WALKTHROUGH_HELP = """\
+The canonical example with every number shown: "I love this" (embedding size 4, hidden size 4, h_0 = 0,
+classes positive/negative, true label positive) through an RNN — the forward pass step by step, the
+softmax and the cross-entropy loss, backpropagation through time by hand, one SGD step, and the lower
+loss after it. Numbers come from the engine's own step functions.
+
+example:
+  unrolled walkthrough
+  unrolled walkthrough --cell lstm --precision 6
+  unrolled walkthrough --save-weights mine.json     # write the weights as a template, edit, then:
+  unrolled walkthrough --weights mine.json --json
 """
 
 PREDICT_HELP = """\
@@ -126,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     demo = command("demo", "train a tiny sentiment RNN on embedded sentences", DEMO_HELP)
-    demo.add_argument("texts", nargs="*", metavar="TEXT", help='sentences to classify (default: "i love this")')
+    demo.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to classify (default: three examples)")
     demo.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="recurrent cell (default: rnn)")
     demo.add_argument("--epochs", type=_positive_int, default=60, help="full-batch epochs (default: 60)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -177,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
+    walk = command("walkthrough", "the seed's example, every number of forward, loss and BPTT", WALKTHROUGH_HELP)
+    walk.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="cell to walk through (default: rnn)")
+    walk.add_argument("--weights", metavar="FILE", help="weights from a JSON file (see --save-weights)")
+    walk.add_argument("--seed", type=int, default=0, help="seed of the default weights (default: 0)")
+    walk.add_argument("--lr", type=_positive_float, default=0.5, help="learning rate of the SGD step (default: 0.5)")
+    walk.add_argument("--precision", type=int, default=4, choices=range(0, 13), metavar="N",
+                      help="decimals shown (0-12, default: 4)")
+    walk.add_argument("--save-weights", metavar="FILE", help="also write the weights used to FILE as JSON")
+    walk.add_argument("--json", action="store_true", help="print every number as JSON")
+
     predict = command("predict", "predict labels of texts", PREDICT_HELP)
     predict.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts (default: lines of standard input)")
@@ -190,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     from unrolled.demo import LABELS, train_demo
 
-    texts = args.texts or ["i love this"]
+    texts = args.texts or list(DEMO_TEXTS)
     every = max(1, args.epochs // 10)
 
     def show(report) -> None:
@@ -355,6 +379,21 @@ def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         out.write(f"{name:<{width}}" + "".join(f"  {count:>{width}d}" for count in report.confusion[i]) + "\n")
 
 
+def run_walkthrough(args: argparse.Namespace, out: TextIO) -> None:
+    from unrolled import walkthrough
+
+    weights = walkthrough.load_weights(args.weights, cell=args.cell) if args.weights else None
+    walk = walkthrough.run_walkthrough(cell=args.cell, weights=weights, seed=args.seed, lr=args.lr)
+    if args.save_weights:
+        walkthrough.save_weights(args.save_weights, walk.weights, cell=args.cell)
+    if args.json:
+        json.dump(walk.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        text = walkthrough.render_text(walk, precision=args.precision)
+        out.write(text if text.endswith("\n") else text + "\n")
+
+
 def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str]]:
     """(where, text) pairs from the arguments or standard input; an empty text is an error."""
     if args.texts:
@@ -407,6 +446,8 @@ def main(
             run_train(args, out, err)
         elif args.command == "evaluate":
             run_evaluate(args, out, err)
+        elif args.command == "walkthrough":
+            run_walkthrough(args, out)
         elif args.command == "predict":
             run_predict(args, out, err, stdin)
         return ExitCode.OK
