@@ -265,3 +265,29 @@ def test_walkthrough_weights_template_round_trip_and_errors(tmp_path):
     template.write_text(json.dumps(broken))
     code, _, err = run_full("walkthrough", "--weights", str(template))
     assert code == 1 and "w.json" in one_error_line(err) and "weight_hh" in err
+
+
+# --- explain --------------------------------------------------------------------------------------------
+
+
+def test_explain_text_json_and_plot(tmp_path, data):
+    train, _ = data
+    model = tmp_path / "m"
+    assert run_full("train", "--train", str(train), "--out", str(model), *FAST, "--cell", "lstm")[0] == 0
+    code, out, err = run_full("explain", "--model", str(model), "i love this")
+    assert code == 0, err
+    assert "|dL/dh_t|" in out and "gradient flow" in out and "love" in out
+    png = tmp_path / "trace.png"
+    code, out, err = run_full("explain", "--model", str(model), "so bad", "--json", "--plot", str(png))
+    assert code == 0, err
+    trace = json.loads(out)
+    assert trace["tokens"] == ["so", "bad"]
+    assert png.exists() and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("text,message", [("   ", "text: empty")])
+def test_explain_bad_input(tmp_path, data, text, message):
+    train, _ = data
+    run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1")
+    code, _, err = run_full("explain", "--model", str(tmp_path / "m"), text)
+    assert code == 1 and message in one_error_line(err)

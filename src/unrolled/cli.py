@@ -68,6 +68,17 @@ example:
   unrolled walkthrough --weights mine.json --json
 """
 
+EXPLAIN_HELP = """\
+Trace one sentence through a trained classifier, step by step: each token and its vector, the hidden
+state, the class probabilities if the sentence ended at that step and the change each step caused, the
+gradient flow over time (|dL/dh_t| and |dL/dx_t|, which shows vanishing gradients on long inputs), and
+the mean gate activations of a GRU or LSTM. --json gives the full trace, --plot a figure.
+
+example:
+  unrolled explain --model models/sst2-rnn "a gorgeous , witty , seductive movie ."
+  unrolled explain --model models/sst2-rnn "not bad at all" --label positive --plot trace.png
+"""
+
 PREDICT_HELP = """\
 Predict the label of each text: one line per text with the label and the class probabilities. With no
 text arguments, reads one text per line from standard input.
@@ -200,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="decimals shown (0-12, default: 4)")
     walk.add_argument("--save-weights", metavar="FILE", help="also write the weights used to FILE as JSON")
     walk.add_argument("--json", action="store_true", help="print every number as JSON")
+
+    explain = command("explain", "trace a sentence through a classifier, step by step", EXPLAIN_HELP)
+    explain.add_argument("text", metavar="TEXT", help="the sentence")
+    explain.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory of a classifier")
+    explain.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
+    explain.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
+                         help="decimals shown (0-12, default: 3)")
+    explain.add_argument("--plot", metavar="FILE", help="also draw the trace (PNG/SVG/PDF; needs matplotlib)")
+    explain.add_argument("--json", action="store_true", help="print the full trace as JSON")
 
     predict = command("predict", "predict labels of texts", PREDICT_HELP)
     predict.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
@@ -394,6 +414,26 @@ def run_walkthrough(args: argparse.Namespace, out: TextIO) -> None:
         out.write(text if text.endswith("\n") else text + "\n")
 
 
+def run_explain(args: argparse.Namespace, out: TextIO) -> None:
+    from unrolled.explain import explain, render_text
+    from unrolled.models.classifier import RNNClassifier
+
+    model = RNNClassifier.load(args.model)
+    trace = explain(model, args.text, label=args.label)
+    if args.plot:
+        from unrolled.plot import plot_trace
+
+        plot_trace(trace, args.plot)
+    if args.json:
+        json.dump(trace.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        text = render_text(trace, precision=args.precision)
+        out.write(text if text.endswith("\n") else text + "\n")
+        if args.plot:
+            out.write(f"plot: {args.plot}\n")
+
+
 def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str]]:
     """(where, text) pairs from the arguments or standard input; an empty text is an error."""
     if args.texts:
@@ -448,10 +488,12 @@ def main(
             run_evaluate(args, out, err)
         elif args.command == "walkthrough":
             run_walkthrough(args, out)
+        elif args.command == "explain":
+            run_explain(args, out)
         elif args.command == "predict":
             run_predict(args, out, err, stdin)
         return ExitCode.OK
-    except (ValueError, OSError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
         if args.debug:
             raise
         err.write(f"unrolled: error: {_one_line(error)}\n")

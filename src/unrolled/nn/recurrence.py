@@ -200,12 +200,19 @@ def sequence_forward(
 
 
 def sequence_backward(
-    dout: np.ndarray | None, dstate_final: State | None, cache: SequenceCache
+    dout: np.ndarray | None,
+    dstate_final: State | None,
+    cache: SequenceCache,
+    *,
+    dstates_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, State, Params]:
     """BPTT through :func:`sequence_forward`.
 
     dout (T, N, H) in the original time order, or None when only the final state feeds the loss;
     dstate_final: gradient of the final state (entries may be None), or None.
+    dstates_out: an optional (T, N, H) buffer; row t (original time order) receives the total gradient of
+    the state component h at step t, i.e. the carried gradient after adding dout[t], before the step
+    splits it into its parts (what ``h_t.grad`` is in an autograd framework). Nothing is recorded when None.
     Returns dx (T, N, D) in the original time order, dstate0 (each (N, H)) and the parameter gradients.
     """
     kernel, params, x = cache.kernel, cache.params, cache.x
@@ -219,6 +226,8 @@ def sequence_backward(
         check_float_array("dout", dout, (t_len, n, hidden), dtype=dtype)
         if cache.reverse:
             dout = dout[::-1]
+    if dstates_out is not None and dstates_out.shape != (t_len, n, hidden):
+        raise ValueError(f"dstates_out: expected shape {(t_len, n, hidden)}, got {dstates_out.shape}")
 
     # The carried gradient of each state component, starting from the final state's.
     dcarry = [np.zeros((n, hidden), dtype=dtype) for _ in kernel.state_names]
@@ -232,6 +241,8 @@ def sequence_backward(
     for t in range(t_len - 1, -1, -1):
         if dout is not None:
             dcarry[0] += dout[t] if step_mask is None else dout[t] * step_mask[t]
+        if dstates_out is not None:
+            dstates_out[t_len - 1 - t if cache.reverse else t] = dcarry[0]
         if step_mask is None:
             dnew = dcarry
         else:

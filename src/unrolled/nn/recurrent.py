@@ -266,11 +266,18 @@ def recurrent_forward(
 
 
 def recurrent_backward(
-    dout: np.ndarray | None, dstate_final: RecurrentState | None, cache: RecurrentCache
+    dout: np.ndarray | None,
+    dstate_final: RecurrentState | None,
+    cache: RecurrentCache,
+    *,
+    dstates_out: dict | None = None,
 ) -> tuple[np.ndarray, RecurrentState, Params]:
     """BPTT through :func:`recurrent_forward`.
 
     dout (N, T, dirs·H) or None; dstate_final in the layout of the final state, or None.
+    dstates_out: an optional dict that receives, for every ``(layer, direction)``, a (T, N, H) array in
+    the original time order: the total gradient reaching that direction's hidden state h at each step
+    (see :func:`unrolled.nn.recurrence.sequence_backward`). Nothing is recorded when None.
     Returns dx (N, T, D), dstate0 (layout of state0) and the gradients of every parameter (PyTorch names).
     """
     config = cache.config
@@ -291,8 +298,12 @@ def recurrent_backward(
         for direction in range(config.num_directions):
             row = layer * config.num_directions + direction
             d_out_dir = None if d_layer_out is None else d_layer_out[:, :, direction * hidden : (direction + 1) * hidden]
+            record = None
+            if dstates_out is not None:
+                record = dstates_out[(layer, direction)] = np.empty((t_len, n, hidden), dtype=dtype)
             dx, dstate0, g = sequence_backward(
-                d_out_dir, None if drows is None else drows[row], cache.directions[layer][direction]
+                d_out_dir, None if drows is None else drows[row], cache.directions[layer][direction],
+                dstates_out=record,
             )
             d_input = dx if d_input is None else d_input + dx
             drows0[row] = dstate0

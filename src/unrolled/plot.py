@@ -1,0 +1,107 @@
+"""Pictures of a :class:`unrolled.explain.Trace`, with matplotlib (an optional dependency:
+``pip install 'unrolled[plot]'``).
+
+:func:`plot_trace` draws one figure with three panels over the same time axis (one column per token):
+
+1. the top layer's hidden state h_t as a heatmap, units × steps, diverging colours centred at 0
+   (forward direction; the reverse one is in the trace's JSON);
+2. P(class | tokens 1..t) for every class: the prediction if the sentence ended at step t;
+3. ‖∂L/∂h_t‖ and ‖∂L/∂x_t‖ on a log scale: how much of the loss signal reaches each step.
+
+The figure is rendered with the Agg backend into a file; no window is opened and pyplot's global state is
+not touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from unrolled.explain import Trace
+
+__all__ = ["PlotDependencyError", "plot_trace"]
+
+MAX_TICKS = 40  # token labels on the time axis at most; longer sentences get evenly spaced ones
+MARKERS = 60  # points get markers when a curve has at most this many
+TITLE_CHARS = 90  # the sentence in the title is cut to this many characters
+
+
+class PlotDependencyError(ImportError, RuntimeError):
+    """matplotlib is not installed (a RuntimeError too, so the command line reports it in one line)."""
+
+
+def plot_trace(trace: Trace, path: str | Path, *, dpi: int = 120) -> Path:
+    """Draw ``trace`` into an image file (the format follows the suffix: .png, .svg, .pdf); returns the path."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.colors import TwoSlopeNorm
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotDependencyError("plotting needs matplotlib: pip install 'unrolled[plot]'") from None
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace: expected an unrolled.explain.Trace, got {type(trace).__name__}")
+    path = Path(path)
+
+    t_len = len(trace.tokens)
+    steps = np.arange(1, t_len + 1)
+    labels = [tok + ("*" if unk else "") for tok, unk in zip(trace.tokens, trace.unknown)]
+    width = min(18.0, max(8.0, 0.35 * min(t_len, MAX_TICKS) + 4.0))
+    fig = Figure(figsize=(width, 9.0), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(3, 2, width_ratios=[50, 1], height_ratios=[1.2, 1, 1])
+    ax_h = fig.add_subplot(grid[0, 0])
+    ax_p = fig.add_subplot(grid[1, 0], sharex=ax_h)
+    ax_g = fig.add_subplot(grid[2, 0], sharex=ax_h)
+
+    # (1) hidden states: units × steps, 0 is white.
+    h = trace.h[:, 0, :].astype(np.float64).T  # (H, T), forward direction
+    limit = float(np.max(np.abs(h))) or 1.0
+    image = ax_h.imshow(
+        h, aspect="auto", cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
+        interpolation="nearest", extent=(0.5, t_len + 0.5, h.shape[0] - 0.5, -0.5),
+    )
+    fig.colorbar(image, cax=fig.add_subplot(grid[0, 1]), label="h value")
+    direction = ", forward direction" if trace.model["bidirectional"] else ""
+    ax_h.set_title(f"Hidden state h_t over time (top layer{direction})")
+    ax_h.set_ylabel("hidden unit")
+
+    # (2) the prediction if the sentence ended at each step.
+    probs = trace.prefix_probabilities
+    known = ~np.isnan(probs[:, 0])
+    marker = "o" if known.sum() <= MARKERS else None
+    for c, name in enumerate(trace.classes):
+        style = {"linewidth": 2.5} if c == trace.predicted else {"linewidth": 1.5}
+        ax_p.plot(steps[known], probs[known, c], marker=marker, markersize=4, label=f"P({name})", **style)
+    ax_p.set_ylim(-0.03, 1.03)
+    ax_p.axhline(0.5, color="0.75", linewidth=0.8, linestyle=":")
+    ax_p.set_ylabel("probability")
+    sampled = f" (at {int(known.sum())} evenly spaced steps)" if trace.prefix_method == "sampled" else ""
+    ax_p.set_title(f"Prediction if the sentence ended at step t{sampled}")
+    ax_p.legend(loc="best", fontsize="small", ncols=min(len(trace.classes), 4))
+    ax_p.grid(alpha=0.3)
+
+    # (3) gradient norms on a log scale (exact zeros, e.g. flushed underflow, are left out).
+    for values, name in ((trace.grad_h[:, 0], "‖∂L/∂h_t‖"), (trace.grad_x, "‖∂L/∂x_t‖")):
+        shown = np.where(values > 0, values, np.nan)
+        ax_g.plot(steps, shown, marker="o" if t_len <= MARKERS else None, markersize=4, label=name)
+    if np.any(trace.grad_h[:, 0] > 0) or np.any(trace.grad_x > 0):
+        ax_g.set_yscale("log")
+    ax_g.set_ylabel("gradient norm (log)")
+    ax_g.set_xlabel("step t: token (* = unknown, read as <unk>)")
+    ax_g.set_title(f"Gradient flow over time: {trace.gradient_summary}")
+    ax_g.legend(loc="best", fontsize="small")
+    ax_g.grid(alpha=0.3, which="both")
+
+    ticks = steps if t_len <= MAX_TICKS else np.unique(np.linspace(1, t_len, MAX_TICKS).round().astype(int))
+    tick_labels = [labels[t - 1] if t_len <= MAX_TICKS else f"{t}:{labels[t - 1]}" for t in ticks]
+    ax_g.set_xticks(ticks, tick_labels, rotation=60, ha="right", fontsize="small")
+    ax_g.set_xlim(0.5, t_len + 0.5)
+    for ax in (ax_h, ax_p):
+        ax.tick_params(labelbottom=False)
+
+    sentence = trace.text if len(trace.text) <= TITLE_CHARS else trace.text[: TITLE_CHARS - 1] + "…"
+    probability = trace.probabilities[trace.predicted]
+    fig.suptitle(f"“{sentence}” → {trace.predicted_label} (P = {probability:.3f})", fontsize="large")
+    fig.savefig(path)
+    return path
