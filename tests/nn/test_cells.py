@@ -219,22 +219,41 @@ def test_gru_follows_torch_formulation_of_the_candidate():
     np.testing.assert_allclose(h_new, (1 - z) * n + z * h, rtol=1e-14)
 
 
-def test_long_backward_carries_no_subnormal_gradients():
-    """Vanishing gradients decay into subnormals; the backward pass flushes the carried gradient to zero,
-    so the time loop never computes on subnormals. Outputs of the post-loop GEMMs may hold the few
-    products that underflow at the boundary step, never a run of steps."""
+def longest_subnormal_run(carried: np.ndarray, tiny: float) -> int:
+    """carried (T, N, H): the most consecutive steps any one entry spends subnormal."""
+    run = best = np.zeros(carried.shape[1:], dtype=int)
+    for row in carried:
+        run = np.where((row != 0) & (np.abs(row) < tiny), run + 1, 0)
+        best = np.maximum(best, run)
+    return int(best.max())
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_long_backward_keeps_subnormal_gradients_short_lived(flush, monkeypatch):
+    """A carried gradient entry that decays into the subnormal range is flushed to zero within
+    FLUSH_EVERY steps, so the time loop never computes on it for long; without the flush it lingers."""
+    from unrolled.nn import recurrence
+
+    if not flush:
+        monkeypatch.setattr(recurrence, "_flush_subnormals", lambda a, tiny: None)
     rng = np.random.default_rng(6)
-    for dtype in (np.float32, np.float64):
-        params = make_params(rng, 1, dtype=dtype)
-        params["weight_hh"] *= 1e-3  # each step shrinks the carried gradient ~1000x
-        x = rng.standard_normal((N, 150, D)).astype(dtype)
+    n, t_len, d, h = 8, 200, 4, 16
+    for dtype, start in ((np.float32, 1e-33), (np.float64, 1e-303)):
+        params = make_params(rng, 1, d=d, h=h, dtype=dtype)
+        params["weight_hh"] = (rng.standard_normal((h, h)) / np.sqrt(h)).astype(dtype)
+        x = rng.standard_normal((n, t_len, d)).astype(dtype)
         _, _, cache = rnn.rnn_forward(x, None, params)
-        dx, dh0, _ = rnn.rnn_backward(None, np.ones((N, H), dtype=dtype), cache)
+        carried = np.empty((t_len, n, h), dtype=dtype)
+        _, (dh0,), _ = recurrence.sequence_backward(
+            None, (np.full((n, h), start, dtype=dtype),), cache, dstates_out=carried
+        )
         tiny = np.finfo(dtype).tiny
-        assert np.all(dh0 == 0.0)  # vanished, and flushed rather than left subnormal
-        subnormal_steps = np.any((dx != 0) & (np.abs(dx) < tiny), axis=(0, 2))
-        assert subnormal_steps.sum() <= 1
-        assert np.all(dx[:, -1] != 0)  # the steps near the loss still get their gradient
+        longest = longest_subnormal_run(carried[::-1], tiny)  # in the order BPTT visits the steps
+        if flush:
+            assert longest <= recurrence.FLUSH_EVERY
+            assert not np.any((dh0 != 0) & (np.abs(dh0) < tiny))  # flushed at the end
+        else:
+            assert longest > 2 * recurrence.FLUSH_EVERY  # the situation the flush exists for
 
 
 def test_flush_subnormals_zeroes_only_subnormals():

@@ -20,10 +20,14 @@ n gate), which are stacked in (T, N, G·H) buffers, so every weight gradient is 
 A reversed direction is the same recurrence over time-flipped inputs: with right-padded masks it starts at
 each sequence's own last real token, because the padded steps it meets first keep the initial state.
 
-Subnormal numbers: gradients that vanish over many steps decay into float subnormals, and arithmetic on
-those is 5-7x slower on x86 CPUs. The backward pass sets carried gradients below the dtype's smallest
-normal number to zero, which is what flush-to-zero hardware mode (``torch.set_flush_denormal``) does; the
-change to any gradient is below 1.2e-38 (float32) or 2.3e-308 (float64).
+Subnormal numbers: gradients that vanish over many steps decay into float subnormals, and on many x86
+CPUs (Intel's above all) every operation on one takes a slow microcode path. Every FLUSH_EVERY steps and at
+the end, the backward pass sets carried gradients below the dtype's smallest normal number to zero — what
+flush-to-zero mode (``torch.set_flush_denormal``) does in hardware; the change to any gradient is below
+1.2e-38 (float32) or 2.3e-308 (float64). A value therefore stays subnormal for fewer than FLUSH_EVERY steps
+instead of drifting through the whole subnormal range; checking every step cost ~13 % of an Elman backward
+pass on the AMD EPYC that the benchmarks ran on, whose subnormal arithmetic is as fast as normal (see
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from unrolled.nn._validation import check_float_array, check_mask, check_shape
 State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or (h, c)
 Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+FLUSH_EVERY = 8  # steps between flushes of subnormal carried gradients (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -258,7 +263,8 @@ def sequence_backward(
                 dcarry[k] = dp
             else:
                 dcarry[k] += dp
-            _flush_subnormals(dcarry[k], tiny)
+            if t % FLUSH_EVERY == 0:
+                _flush_subnormals(dcarry[k], tiny)
 
     # Weight gradients: one GEMM each over the stacked per-step deltas.
     dxw2 = dxw.reshape(t_len * n, gh)
