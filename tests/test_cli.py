@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from unrolled.cli import build_parser, main
@@ -291,3 +292,79 @@ def test_explain_bad_input(tmp_path, data, text, message):
     run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1")
     code, _, err = run_full("explain", "--model", str(tmp_path / "m"), text)
     assert code == 1 and message in one_error_line(err)
+
+
+# --- forecasting ----------------------------------------------------------------------------------------
+
+FORECAST_FAST = ["--window", "12", "--horizon", "6", "--hidden", "8", "--epochs", "15", "--batch-size", "16"]
+
+
+def write_series(path, values, start_year=2000):
+    rows = [f"{start_year + i // 12}-{i % 12 + 1:02d},{v}" for i, v in enumerate(values)]
+    path.write_text("Month,Sales\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def series_csv(tmp_path):
+    t = np.arange(96)
+    values = 100 + t + 10 * np.sin(2 * np.pi * t / 12)
+    return write_series(tmp_path / "sales.csv", [f"{v:.3f}" for v in values])
+
+
+def test_forecast_train_evaluate_and_continue(tmp_path, series_csv):
+    model = tmp_path / "fc"
+    png = tmp_path / "tail.png"
+    code, out, err = run_full("train", "--task", "forecast", "--csv", str(series_csv), "--column", "Sales",
+                              "--date-column", "Month", "--season", "12", "--test-size", "18", "--plot", str(png),
+                              "--out", str(model), *FORECAST_FAST)
+    assert code == 0, err
+    assert "held-out last 18 values" in out and "seasonal_naive" in out and "rnn" in out
+    assert png.exists() and png.stat().st_size > 10_000
+    config = json.loads((model / "config.json").read_text())
+    assert config["kind"] == "forecaster" and set(config["evaluation"]["metrics"]) >= {"rnn", "naive"}
+
+    code, out, err = run_full("forecast", "--model", str(model), "--csv", str(series_csv), "--steps", "8", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["forecast"]
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert rows[0]["date"] == "2008-01-01" and rows[-1]["date"] == "2008-08-01"
+    code, out, _ = run_full("forecast", "--model", str(model), "--csv", str(series_csv))
+    assert code == 0 and len(out.splitlines()) == 6  # the model's horizon
+
+
+@pytest.mark.parametrize(
+    "rows,expected",
+    [
+        (["2000-01,1", "2000-02,abc", "2000-03,3"], r"sales\.csv:3.*'Sales'.*not a number"),
+        (["2000-01,1", "2000-02,", "2000-03,3"], r"sales\.csv:3.*'Sales'"),
+        (["2000-02,1", "2000-01,2", "2000-03,3"], r"sales\.csv:3.*(sorted|order)"),
+        (["2000-01,1", "2000-01,2", "2000-03,3"], r"sales\.csv:3.*duplicate"),
+        ([f"2000-{m:02d},{m}" for m in range(1, 10)], r"window 12 \+ horizon 6"),
+    ],
+    ids=["non-numeric", "missing-value", "unsorted-dates", "duplicate-date", "too-short"],
+)
+def test_forecast_bad_series_gives_one_line(tmp_path, rows, expected):
+    csv = tmp_path / "sales.csv"
+    csv.write_text("Month,Sales\n" + "\n".join(rows) + "\n")
+    code, _, err = run_full("train", "--task", "forecast", "--csv", str(csv), "--column", "Sales",
+                            "--date-column", "Month", "--out", str(tmp_path / "m"), *FORECAST_FAST)
+    assert code == 1
+    assert __import__("re").search(expected, one_error_line(err)), err
+    assert not (tmp_path / "m").exists()
+
+
+def test_forecast_missing_value_can_be_interpolated(tmp_path, series_csv):
+    lines = series_csv.read_text().splitlines()
+    lines[5] = lines[5].split(",")[0] + ","
+    series_csv.write_text("\n".join(lines) + "\n")
+    code, _, err = run_full("train", "--task", "forecast", "--csv", str(series_csv), "--column", "Sales",
+                            "--fill", "interpolate", "--out", str(tmp_path / "m"), *FORECAST_FAST)
+    assert code == 0, err
+
+
+def test_forecast_usage_errors_exit_2(tmp_path):
+    code, _, err = run_full("train", "--task", "forecast", "--out", str(tmp_path / "m"))
+    assert code == 2 and "--csv" in err
+    code, _, err = run_full("train", "--out", str(tmp_path / "m"))
+    assert code == 2 and "--train" in err

@@ -24,6 +24,10 @@ class ExitCode(IntEnum):
     USAGE = 2
 
 
+class UsageError(Exception):
+    """A combination of options that argparse cannot check (exit code 2)."""
+
+
 DEMO_TEXTS = ("i love this", "i hate this", "what a boring film")
 DEMO_HELP = """\
 Train the seed's network (words -> vectors -> RNN -> last state -> softmax) on sixteen embedded
@@ -35,15 +39,23 @@ example:
 """
 
 TRAIN_HELP = """\
-Train a text classifier on a labelled file (TSV/CSV with a header, or JSONL; .gz is read transparently).
-The text column defaults to 'sentence' or 'text', the label column to 'label'. With --dev, the dev
-accuracy is measured after every epoch, training stops early when it stops improving (--patience), and
-the best epoch's weights are kept. The checkpoint directory holds model.safetensors, config.json and
-vocab.json.
+--task classify (the default): train a text classifier on a labelled file (TSV/CSV with a header, or
+JSONL; .gz is read transparently). The text column defaults to 'sentence' or 'text', the label column to
+'label'. With --dev, the dev accuracy is measured after every epoch, training stops early when it stops
+improving (--patience), and the best epoch's weights are kept.
+
+--task forecast: train a forecaster on one column of a CSV series: windows of --window values predict the
+next --horizon values. With --test-size N the last N values are held out: the model trains on the rest
+and is evaluated on that tail from every forecast origin, beside the naive, seasonal-naive (--season) and
+Holt-Winters baselines.
+
+The checkpoint directory holds model.safetensors and config.json (and vocab.json for a classifier).
 
 example:
   unrolled train --train sst2/train.tsv --dev sst2/dev.tsv --cell gru --bidirectional \\
       --label-names 0=negative,1=positive --out models/sst2-gru
+  unrolled train --task forecast --csv airline_passengers.csv --column Passengers --date-column Month \\
+      --window 24 --horizon 12 --season 12 --log --test-size 24 --out models/airline
 """
 
 EVALUATE_HELP = """\
@@ -136,6 +148,8 @@ def _add_column_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from unrolled.cli_forecast import add_forecast_command, add_forecast_training_options  # needs this module
+
     parser = argparse.ArgumentParser(
         prog="unrolled",
         description="Recurrent neural networks you can see through.",
@@ -158,34 +172,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the history and predictions as JSON")
 
     train = command("train", "train a text classifier on a labelled file", TRAIN_HELP)
-    train.add_argument("--train", required=True, metavar="FILE", help="training data")
-    train.add_argument("--dev", metavar="FILE", help="dev data for early stopping and model selection")
+    train.add_argument("--task", choices=("classify", "forecast"), default="classify",
+                       help="text classification or time-series forecasting (default: classify)")
     train.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
-    _add_column_options(train)
-    train.add_argument("--label-names", type=_label_names, metavar="MAP",
-                       help="display names for the labels, e.g. 0=negative,1=positive")
-    train.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported) instead of failing")
-    model = train.add_argument_group("model")
+    text = train.add_argument_group("classify: data and model")
+    text.add_argument("--train", metavar="FILE", help="training data (required for classify)")
+    text.add_argument("--dev", metavar="FILE", help="dev data for early stopping and model selection")
+    _add_column_options(text)
+    text.add_argument("--label-names", type=_label_names, metavar="MAP",
+                      help="display names for the labels, e.g. 0=negative,1=positive")
+    text.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported) instead of failing")
+    text.add_argument("--bidirectional", action="store_true", help="read the text in both directions")
+    text.add_argument("--embedding-dim", type=_positive_int, default=64, help="word vector size (default: 64)")
+    text.add_argument("--pooling", choices=("last", "max", "mean"), default="last",
+                      help="final state (last), or max/mean over all steps (default: last)")
+    text.add_argument("--min-freq", type=_positive_int, default=1, help="rarer words become <unk> (default: 1)")
+    text.add_argument("--max-vocab", type=_positive_int, help="vocabulary size limit, specials included")
+    text.add_argument("--max-len", type=_positive_int, help="keep at most this many tokens per text")
+    text.add_argument("--cased", action="store_true", help="keep letter case (default: lower-case)")
+    add_forecast_training_options(train)
+    model = train.add_argument_group("model (both tasks)")
     model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="gru", help="recurrent cell (default: gru)")
     model.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers (default: 1)")
-    model.add_argument("--bidirectional", action="store_true", help="read the text in both directions")
-    model.add_argument("--hidden", type=_positive_int, default=128, help="hidden size (default: 128)")
-    model.add_argument("--embedding-dim", type=_positive_int, default=64, help="word vector size (default: 64)")
+    model.add_argument("--hidden", type=_positive_int, help="hidden size (default: 128 classify, 32 forecast)")
     model.add_argument("--dropout", type=_probability, default=0.0,
-                       help="dropout on word vectors, between layers and before the output layer (default: 0)")
-    model.add_argument("--pooling", choices=("last", "max", "mean"), default="last",
-                       help="final state (last), or max/mean over all steps (default: last)")
-    model.add_argument("--min-freq", type=_positive_int, default=1, help="rarer words become <unk> (default: 1)")
-    model.add_argument("--max-vocab", type=_positive_int, help="vocabulary size limit, specials included")
-    model.add_argument("--max-len", type=_positive_int, help="keep at most this many tokens per text")
-    model.add_argument("--cased", action="store_true", help="keep letter case (default: lower-case)")
-    opt = train.add_argument_group("training")
-    opt.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
-    opt.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
-    opt.add_argument("--lr", type=_positive_float, default=2e-3, help="learning rate (default: 0.002)")
+                       help="dropout on inputs, between layers and before the output layer (default: 0)")
+    opt = train.add_argument_group("training (both tasks)")
+    opt.add_argument("--epochs", type=_positive_int, help="epochs (default: 10 classify, 300 forecast)")
+    opt.add_argument("--batch-size", type=_positive_int, help="batch size (default: 32 classify, 16 forecast)")
+    opt.add_argument("--lr", type=_positive_float, help="learning rate (default: 0.002 classify, 0.005 forecast)")
     opt.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="(default: adam)")
     opt.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default: 0)")
-    opt.add_argument("--clip-norm", type=_positive_float, default=5.0, help="max gradient norm (default: 5)")
+    opt.add_argument("--clip-norm", type=_positive_float, help="max gradient norm (default: 5 classify, 1 forecast)")
     opt.add_argument("--schedule", choices=("constant", "warmup_linear", "warmup_cosine"), default="constant",
                      help="learning-rate schedule (default: constant)")
     opt.add_argument("--warmup-steps", type=int, default=0, help="warm-up steps of the schedule (default: 0)")
@@ -220,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="decimals shown (0-12, default: 3)")
     explain.add_argument("--plot", metavar="FILE", help="also draw the trace (PNG/SVG/PDF; needs matplotlib)")
     explain.add_argument("--json", action="store_true", help="print the full trace as JSON")
+
+    add_forecast_command(commands, command)
 
     predict = command("predict", "predict labels of texts", PREDICT_HELP)
     predict.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
@@ -317,9 +337,27 @@ class _Progress:
                        f"{result.seconds:.1f}s{mark}\n")
 
 
+CLASSIFY_DEFAULTS = {"hidden": 128, "epochs": 10, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0}
+
+
+def with_defaults(args: argparse.Namespace, defaults: dict[str, object]) -> argparse.Namespace:
+    """Fill the options whose default depends on the task."""
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
 def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    if args.task == "forecast":
+        from unrolled.cli_forecast import run_train_forecast
+
+        return run_train_forecast(args, out, err)
     from unrolled.models.classifier import RNNClassifier
 
+    if not args.train:
+        raise UsageError("--train FILE is required for --task classify")
+    args = with_defaults(args, CLASSIFY_DEFAULTS)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {args.out}: exists and is not a directory")
@@ -490,9 +528,16 @@ def main(
             run_walkthrough(args, out)
         elif args.command == "explain":
             run_explain(args, out)
+        elif args.command == "forecast":
+            from unrolled.cli_forecast import run_forecast
+
+            run_forecast(args, out)
         elif args.command == "predict":
             run_predict(args, out, err, stdin)
         return ExitCode.OK
+    except UsageError as error:
+        err.write(f"unrolled {args.command}: error: {error}\n")
+        return ExitCode.USAGE
     except (ValueError, OSError, RuntimeError, ImportError) as error:
         if args.debug:
             raise

@@ -20,7 +20,7 @@ import numpy as np
 
 from unrolled.explain import Trace
 
-__all__ = ["PlotDependencyError", "plot_trace"]
+__all__ = ["PlotDependencyError", "plot_forecast", "plot_trace"]
 
 MAX_TICKS = 40  # token labels on the time axis at most; longer sentences get evenly spaced ones
 MARKERS = 60  # points get markers when a curve has at most this many
@@ -104,4 +104,37 @@ def plot_trace(trace: Trace, path: str | Path, *, dpi: int = 120) -> Path:
     probability = trace.probabilities[trace.predicted]
     fig.suptitle(f"“{sentence}” → {trace.predicted_label} (P = {probability:.3f})", fontsize="large")
     fig.savefig(path)
+    return path
+
+
+def plot_forecast(
+    path: str | Path,
+    *,
+    title: str,
+    history: tuple[np.ndarray, np.ndarray],
+    forecasts: dict[str, tuple[np.ndarray, np.ndarray]],
+    actual: tuple[np.ndarray, np.ndarray] | None = None,
+    dpi: int = 120,
+) -> Path:
+    """One chart: the history (x, y), the actual values of the forecast period if known, and each
+    forecaster's curve (name -> (x, y)); x are dates (datetime64) or step indices."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotDependencyError("plotting needs matplotlib: pip install 'unrolled[plot]'") from None
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(history[0], history[1], color="black", linewidth=1.4, label="history")
+    if actual is not None:
+        ax.plot(actual[0], actual[1], color="black", linewidth=1.4, linestyle="--", label="actual")
+    styles = {"rnn": dict(color="tab:red", linewidth=2.2)}
+    for name, (x, y) in forecasts.items():
+        ax.plot(x, y, label=name, **styles.get(name, dict(linewidth=1.2, alpha=0.85)))
+    ax.set_title(title, fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
     return path

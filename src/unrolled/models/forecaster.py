@@ -1,0 +1,369 @@
+"""``RNNForecaster``: time-series forecasting with a recurrent network, in scikit-learn's style.
+
+    values (T, F) -> [log target] -> scale -> [+ calendar columns] -> windows (N, W, F') -> recurrent layer
+    -> final state -> linear -> the next K = horizon target values at once -> unscale -> [exp]
+
+Column 0 of ``values`` is the target; further columns are exogenous inputs (known up to the forecast origin).
+
+Leakage: the scaler is fitted on exactly the values passed to ``fit`` and on nothing else, so pass only the
+training part of a series; ``predict`` and ``forecast`` reuse the training statistics for any history.
+
+With ``delta=True`` (the default) the network works relative to each window's last observed target value
+z_last (scaled units): the window's target column enters as z - z_last and the network predicts
+z[t+k] - z_last, which the forecast adds back. The network then never sees the level of the series, so it can
+follow a trend beyond the range of the training values.
+
+``__init__`` only stores its arguments; ``fit`` validates, trains with :func:`unrolled.train.fit` and sets
+the learned attributes, which end in ``_``. The library never prints.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from unrolled.models.classifier import NotFittedError
+from unrolled.models.forecaster_net import (
+    ForecasterNetConfig,
+    forecaster_backward,
+    forecaster_forward,
+    init_forecaster_params,
+)
+from unrolled.timeseries.series import StandardScaler, calendar_features, make_windows
+from unrolled.train import EpochResult, TrainConfig, TrainHistory, fit
+
+__all__ = ["RNNForecaster", "NotFittedError"]
+
+KIND = "forecaster"
+
+
+def _as_values(name: str, values: object, columns: int | None = None) -> np.ndarray:
+    """(T,) or (T, F) finite numbers -> (T, F) float64 (F = ``columns`` when given)."""
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected an array of numbers") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected shape (T,) or (T, F), got {array.shape}")
+    if columns is not None and array.shape[1] != columns:
+        raise ValueError(f"{name}: expected {columns} column{'s' if columns > 1 else ''} (as in fit), "
+                         f"got {array.shape[1]}")
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        raise ValueError(f"{name}: row {bad[0][0]}, column {bad[0][1]} is not a finite number")
+    return array
+
+
+def _as_dates(dates: object, length: int) -> np.ndarray:
+    try:
+        dates = np.asarray(dates).astype("datetime64[D]")
+    except (TypeError, ValueError):
+        raise ValueError("dates: expected datetime64 values (or ISO date strings)") from None
+    if dates.shape != (length,):
+        raise ValueError(f"dates: expected shape ({length},), one date per row of values, got {dates.shape}")
+    return dates
+
+
+class RNNForecaster:
+    """A recurrent forecaster that predicts the next ``horizon`` values of a series from the last ``window``.
+
+    Parameters
+    ----------
+    window : W, the number of past steps the network reads
+    horizon : K, the number of future steps predicted at once
+    cell, hidden_size, num_layers, dropout : the network's shape (see :class:`ForecasterNetConfig`)
+    epochs, batch_size, lr, clip_norm, patience : training (see :class:`unrolled.train.TrainConfig`);
+        early stopping needs ``validation_fraction`` > 0
+    log : model log(target) (multiplicative seasonality); the target must be positive. Exogenous columns
+        are not logged.
+    delta : predict changes relative to the window's last target value (see the module docstring)
+    calendar : append ``calendar_features(dates)`` (position in the year) to the inputs; needs ``dates``
+    validation_fraction : the last windows kept out of training for early stopping (0 = none); the best
+        epoch's weights (lowest validation MSE) are kept
+    random_state : int seed; the same seed and data give identical weights
+
+    Attributes (after fit)
+    ----------------------
+    columns_ : tuple of str, the names of the value columns (target first)
+    n_features_in_ : F, the number of value columns
+    scaler_ : StandardScaler fitted on the (logged) values passed to fit
+    net_config_ : ForecasterNetConfig
+    params_ : dict of arrays under PyTorch names
+    history_ : TrainHistory
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 24,
+        horizon: int = 12,
+        cell: str = "gru",
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        epochs: int = 300,
+        batch_size: int = 16,
+        lr: float = 5e-3,
+        clip_norm: float | None = 1.0,
+        patience: int | None = None,
+        log: bool = False,
+        delta: bool = True,
+        calendar: bool = False,
+        validation_fraction: float = 0.0,
+        random_state: int = 0,
+    ) -> None:
+        self.window = window
+        self.horizon = horizon
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.clip_norm = clip_norm
+        self.patience = patience
+        self.log = log
+        self.delta = delta
+        self.calendar = calendar
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    # --- scikit-learn protocol -------------------------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> RNNForecaster:
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{name}: not a parameter of RNNForecaster (valid: {', '.join(valid)})")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = type(self)().get_params()
+        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
+        return f"RNNForecaster({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # --- preprocessing -------------------------------------------------------------------------------
+
+    def _log(self, name: str, values: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return values
+        target = values[:, 0]
+        if (target <= 0).any():
+            row = int(np.argmax(target <= 0))
+            column = self.columns_[0] if hasattr(self, "columns_") else "0"
+            raise ValueError(f"{name}: column {column!r} must be positive for log=True, "
+                             f"got {target[row]} at row {row}")
+        values = values.copy()
+        values[:, 0] = np.log(target)
+        return values
+
+    def _inputs(self, name: str, values: np.ndarray, dates: object) -> np.ndarray:
+        """(T, F) checked values -> (T, F') network inputs: log, scale, calendar columns."""
+        scaled = self.scaler_.transform(self._log(name, values))
+        if not self.calendar:
+            return scaled
+        if dates is None:
+            raise ValueError("dates: calendar=True needs the date of every row of values")
+        return np.concatenate([scaled, calendar_features(_as_dates(dates, len(values)))], axis=1)
+
+    def _relative(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """With delta, the windows' target column and the targets minus each window's last target value."""
+        if not self.delta:
+            return x, y
+        last = x[:, -1, 0].copy()  # (N,)
+        x = x.copy()
+        x[:, :, 0] -= last[:, None]
+        return x, None if y is None else y - last[:, None]
+
+    # --- training ------------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        values: object,
+        dates: object | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        callbacks: Sequence[object] = (),
+    ) -> RNNForecaster:
+        """Train on ``values`` (T,) or (T, F), target first; ``dates`` (T,) datetime64 for ``calendar``.
+
+        Pass only the training part of a series: the scaler is fitted on exactly these values. ``columns``
+        names the value columns (default "y", "x1", "x2", …). Returns self.
+        """
+        values = _as_values("values", values)
+        t_len, n_features = values.shape
+        if not isinstance(self.window, int) or isinstance(self.window, bool) or self.window < 1:
+            raise ValueError(f"window: expected a positive integer, got {self.window!r}")
+        net_config = ForecasterNetConfig(
+            input_size=n_features + (2 if self.calendar else 0), hidden_size=self.hidden_size,
+            horizon=self.horizon, cell=self.cell, num_layers=self.num_layers, dropout=self.dropout,
+        )
+        train_config = TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, clip_norm=self.clip_norm,
+            patience=self.patience, seed=self.random_state,
+        )
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction: expected a number in [0, 1), got {self.validation_fraction!r}")
+        needed = self.window + self.horizon
+        if t_len < needed:
+            raise ValueError(f"values: {t_len} rows, but window {self.window} + horizon {self.horizon} needs "
+                             f"at least {needed}")
+        columns = tuple(columns) if columns is not None else ("y",) + tuple(f"x{i}" for i in range(1, n_features))
+        if len(columns) != n_features:
+            raise ValueError(f"columns: expected {n_features} names (one per column of values), got {len(columns)}")
+        started = time.perf_counter()
+
+        self.columns_ = columns
+        self.n_features_in_ = n_features
+        self.scaler_ = StandardScaler().fit(self._log("values", values))  # training values only
+        self.net_config_ = net_config
+        x, y = self._relative(*make_windows(self._inputs("values", values, dates), self.window, self.horizon))
+        n_dev = int(round(len(x) * self.validation_fraction))
+        if self.validation_fraction > 0 and not 1 <= n_dev < len(x):
+            raise ValueError(f"validation_fraction: {self.validation_fraction} of {len(x)} windows leaves no "
+                             "training or no validation window")
+        n_train = len(x) - n_dev
+        self.params_ = init_forecaster_params(net_config, np.random.default_rng([self.random_state, 1]))
+
+        def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
+            order = rng.permutation(n_train)
+            return [order[i : i + train_config.batch_size] for i in range(0, n_train, train_config.batch_size)]
+
+        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+            _, loss, cache = forecaster_forward(
+                self.params_, net_config, x[batch], targets=y[batch], training=True, rng=rng
+            )
+            return loss, forecaster_backward(cache)
+
+        evaluate = None
+        if n_dev:
+
+            def evaluate() -> float:  # validation MSE in scaled units (lower is better)
+                return forecaster_forward(self.params_, net_config, x[n_train:], targets=y[n_train:])[1]
+
+        self.history_: TrainHistory = fit(
+            self.params_, make_batches, batch_loss, train_config, evaluate=evaluate, higher_is_better=False,
+            callbacks=callbacks,
+        )
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    # --- inference -----------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError("this RNNForecaster is not fitted yet: call fit(values) or RNNForecaster.load(path)")
+
+    def predict(self, history: object, dates: object | None = None) -> np.ndarray:
+        """The next ``horizon`` target values (original units) after ``history`` (t,) or (t, F), t >= window.
+
+        Only the last ``window`` rows are used; ``dates`` (t,) are needed with ``calendar``.
+        """
+        self._check_fitted()
+        history = _as_values("history", history, self.n_features_in_)
+        if len(history) < self.window:
+            raise ValueError(f"history: {len(history)} rows, but the model reads the last {self.window}")
+        inputs = self._inputs("history", history, dates)[-self.window :]  # (W, F')
+        x, _ = self._relative(inputs[None])
+        pred, _, _ = forecaster_forward(self.params_, self.net_config_, x)
+        scaled = pred[0] + (inputs[-1, 0] if self.delta else 0.0)  # (K,)
+        out = self.scaler_.inverse_target(scaled)
+        return np.exp(out) if self.log else out
+
+    def forecast(self, history: object, steps: int, dates: object | None = None) -> np.ndarray:
+        """The next ``steps`` target values after ``history``.
+
+        Up to ``horizon`` steps this is the start of :meth:`predict`. Beyond it the forecast is recursive:
+        the predictions are appended to the history (and, with ``calendar``, the dates extended by their
+        median spacing) and the model predicts again. That needs the future of every input column, so it
+        is refused with exogenous columns.
+        """
+        self._check_fitted()
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+        if steps <= self.horizon:
+            return self.predict(history, dates)[:steps]
+        if self.n_features_in_ > 1:
+            raise ValueError(f"steps: {steps} is beyond the horizon ({self.horizon}), which needs the future "
+                             f"values of the exogenous columns {', '.join(self.columns_[1:])}; forecast at "
+                             f"most {self.horizon} steps")
+        history = _as_values("history", history, 1)[:, 0]
+        if self.calendar:
+            if dates is None:
+                raise ValueError("dates: calendar=True needs the date of every row of history")
+            dates = _as_dates(dates, len(history))
+            if len(dates) < 2:
+                raise ValueError("dates: extending the dates beyond the history needs at least 2 of them")
+            spacing = np.timedelta64(int(round(np.median(np.diff(dates).astype(np.int64)))), "D")
+        predictions: list[np.ndarray] = []
+        done = 0
+        while done < steps:
+            pred = self.predict(history, dates)
+            predictions.append(pred)
+            done += len(pred)
+            history = np.concatenate([history, pred])
+            if self.calendar:
+                dates = np.concatenate([dates, dates[-1] + spacing * np.arange(1, len(pred) + 1)])
+        return np.concatenate(predictions)[:steps]
+
+    # --- checkpoints ----------------------------------------------------------------------------------
+
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint directory (model.safetensors, config.json), atomically."""
+        self._check_fitted()
+        config = {
+            "model": asdict(self.net_config_),
+            "estimator": self.get_params(),
+            "scaler": self.scaler_.to_json(),
+            "columns": list(self.columns_),
+            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_},
+            **(extra or {}),
+        }
+        return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RNNForecaster:
+        checkpoint = load_checkpoint(path, kind=KIND)
+        config = checkpoint.config
+        source = str(Path(path) / "config.json")
+        try:
+            model = cls(**config["estimator"])
+            model.net_config_ = ForecasterNetConfig(**config["model"])
+            model.scaler_ = StandardScaler.from_json(config["scaler"])
+            model.columns_ = tuple(config["columns"])
+            history = config["training"]["history"]
+            model.history_ = TrainHistory(
+                epochs=[EpochResult(**epoch) for epoch in history["epochs"]], best_epoch=history["best_epoch"],
+                best_metric=history["best_metric"], stopped_early=history["stopped_early"],
+                seconds=history["seconds"],
+            )
+            model.training_seconds_ = config["training"]["seconds"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{source}: invalid forecaster config ({error})") from None
+        model.n_features_in_ = len(model.columns_)
+        if model.scaler_.mean_.shape != (model.n_features_in_,):
+            raise ValueError(f"{source}: the scaler has {model.scaler_.mean_.shape[0]} columns, but columns "
+                             f"names {model.n_features_in_}")
+        expected = model.net_config_.param_shapes()
+        check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
+        model.params_ = {name: checkpoint.tensors[name] for name in expected}
+        model.config_ = config
+        return model
