@@ -368,3 +368,17 @@ def test_forecast_usage_errors_exit_2(tmp_path):
     assert code == 2 and "--csv" in err
     code, _, err = run_full("train", "--out", str(tmp_path / "m"))
     assert code == 2 and "--train" in err
+
+
+def test_a_forecaster_is_refused_where_a_classifier_is_needed_and_vice_versa(tmp_path, series_csv, data):
+    forecaster = tmp_path / "fc"
+    assert run_full("train", "--task", "forecast", "--csv", str(series_csv), "--column", "Sales",
+                    "--out", str(forecaster), *FORECAST_FAST)[0] == 0
+    for argv in (["explain", "--model", str(forecaster), "i love this"],
+                 ["predict", "--model", str(forecaster), "i love this"]):
+        code, _, err = run_full(*argv)
+        assert code == 1 and "classifier" in one_error_line(err) and "forecaster" in err
+    classifier = tmp_path / "cls"
+    assert run_full("train", "--train", str(data[0]), "--out", str(classifier), "--epochs", "1")[0] == 0
+    code, _, err = run_full("forecast", "--model", str(classifier), "--csv", str(series_csv))
+    assert code == 1 and "forecaster" in one_error_line(err)

@@ -9,7 +9,6 @@ sets the learned attributes, which end in ``_``. Works inside ``cross_val_score`
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -22,6 +21,7 @@ from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
 from unrolled.data.batching import length_bucketed_batches, pad_batch
 from unrolled.data.readers import LabelMap
 from unrolled.metrics import ClassificationReport, classification_report
+from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.classifier_net import (
     ClassifierNetConfig,
     classifier_backward,
@@ -37,10 +37,6 @@ KIND = "classifier"
 PREDICT_BATCH = 256
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit`` (same bases as scikit-learn's, so sklearn code catches it)."""
-
-
 def _as_texts(name: str, texts: object) -> list[str]:
     if isinstance(texts, str):
         raise ValueError(f"{name}: expected a list of texts, got a single string (wrap it in a list)")
@@ -54,7 +50,7 @@ def _as_texts(name: str, texts: object) -> list[str]:
     return texts
 
 
-class RNNClassifier:
+class RNNClassifier(Estimator):
     """A recurrent text classifier.
 
     Parameters
@@ -128,26 +124,6 @@ class RNNClassifier:
         self.random_state = random_state
 
     # --- scikit-learn protocol -------------------------------------------------------------------------
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> RNNClassifier:
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{name}: not a parameter of RNNClassifier (valid: {', '.join(valid)})")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = type(self)().get_params()
-        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
-        return f"RNNClassifier({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6 asks estimators for their tags
         from sklearn.utils import ClassifierTags, Tags, TargetTags  # only reached from inside scikit-learn

@@ -19,7 +19,6 @@ the learned attributes, which end in ``_``. The library never prints.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
-from unrolled.models.classifier import NotFittedError
+from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.forecaster_net import (
     ForecasterNetConfig,
     forecaster_backward,
@@ -73,7 +72,7 @@ def _as_dates(dates: object, length: int) -> np.ndarray:
     return dates
 
 
-class RNNForecaster:
+class RNNForecaster(Estimator):
     """A recurrent forecaster that predicts the next ``horizon`` values of a series from the last ``window``.
 
     Parameters
@@ -137,28 +136,6 @@ class RNNForecaster:
         self.calendar = calendar
         self.validation_fraction = validation_fraction
         self.random_state = random_state
-
-    # --- scikit-learn protocol -------------------------------------------------------------------------
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> RNNForecaster:
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{name}: not a parameter of RNNForecaster (valid: {', '.join(valid)})")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = type(self)().get_params()
-        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
-        return f"RNNForecaster({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # --- preprocessing -------------------------------------------------------------------------------
 
