@@ -103,7 +103,7 @@ def test_non_contiguous_and_big_endian_tensors_are_written_as_values(tmp_path):
 
 
 def test_numpy_scalars_in_config_become_json_numbers(tmp_path):
-    save_checkpoint(tmp_path / "c", kind="language_model", tensors={"w": np.zeros(2)},
+    save_checkpoint(tmp_path / "c", kind="forecaster", tensors={"w": np.zeros(2)},
                     config={"metrics": {"loss": np.float32(0.5), "steps": np.int64(3)}})
     assert load_checkpoint(tmp_path / "c").config["metrics"] == {"loss": 0.5, "steps": 3}
 
@@ -370,8 +370,8 @@ def test_unreadable_format_version(ckpt, version, pattern):
 
 
 def test_kind_mismatch(ckpt):
-    err = load_error(ckpt, kind="language_model")
-    assert str(err) == (f"{ckpt / 'config.json'}: kind is 'classifier', but a 'language_model' checkpoint "
+    err = load_error(ckpt, kind="forecaster")
+    assert str(err) == (f"{ckpt / 'config.json'}: kind is 'classifier', but a 'forecaster' checkpoint "
                         "was asked for")
     assert err.field == "kind"
 

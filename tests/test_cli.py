@@ -382,3 +382,71 @@ def test_a_forecaster_is_refused_where_a_classifier_is_needed_and_vice_versa(tmp
     assert run_full("train", "--train", str(data[0]), "--out", str(classifier), "--epochs", "1")[0] == 0
     code, _, err = run_full("forecast", "--model", str(classifier), "--csv", str(series_csv))
     assert code == 1 and "forecaster" in one_error_line(err)
+
+
+# --- review findings: each a bug once -------------------------------------------------------------------
+
+
+def test_forecast_with_exogenous_columns_plots_only_the_horizon_and_keeps_the_model(tmp_path, series_csv):
+    lines = series_csv.read_text().splitlines()
+    rows = [lines[0] + ",Promo"] + [f"{line},{i % 3}" for i, line in enumerate(lines[1:])]
+    csv = tmp_path / "exog.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    png = tmp_path / "p.png"
+    code, _, err = run_full("train", "--task", "forecast", "--csv", str(csv), "--column", "Sales", "--date-column",
+                            "Month", "--exog", "Promo", "--test-size", "18", "--plot", str(png),
+                            "--out", str(tmp_path / "fe"), *FORECAST_FAST)
+    assert code == 0, err
+    assert png.exists() and (tmp_path / "fe" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,flags",
+    [
+        (["--train", "x.tsv", "--window", "5", "--log"], "--window, --log"),
+        (["--task", "forecast", "--csv", "x.csv", "--column", "y", "--optimizer", "sgd", "--bidirectional"],
+         "--bidirectional, --optimizer"),
+        (["--task", "forecast", "--csv", "x.csv", "--column", "y", "--season", "12"], "--test-size"),
+    ],
+)
+def test_options_of_the_other_task_are_usage_errors(tmp_path, argv, flags):
+    code, _, err = run_full("train", "--out", str(tmp_path / "m"), *argv)
+    assert code == 2 and flags in err
+
+
+def test_series_csv_with_a_byte_order_mark(tmp_path, series_csv):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + series_csv.read_bytes())
+    code, _, err = run_full("train", "--task", "forecast", "--csv", str(bom), "--column", "Sales",
+                            "--date-column", "Month", "--out", str(tmp_path / "m"), *FORECAST_FAST)
+    assert code == 0, err
+
+
+def test_a_dev_label_unknown_to_training_names_its_line(tmp_path, data):
+    train, _ = data
+    dev = write_tsv(tmp_path / "dev3.tsv", [("good", 1), ("odd", 2)])
+    code, _, err = run_full("train", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "m"))
+    assert code == 1 and __import__("re").search(r"dev3\.tsv:3.*'2'", one_error_line(err)), err
+    code, _, err = run_full("train", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "m"),
+                            "--label-names", "0=negative,1=positive,2=other")
+    assert code == 1 and __import__("re").search(r"dev3\.tsv:3.*'other'", one_error_line(err)), err
+
+
+def test_out_that_is_not_a_checkpoint_fails_before_training(tmp_path, data):
+    train, _ = data
+    busy = tmp_path / "notes"
+    busy.mkdir()
+    (busy / "readme.txt").write_text("mine")
+    code, out, err = run_full("train", "--train", str(train), "--out", str(busy), "--epochs", "1")
+    assert code == 1 and "not a checkpoint" in one_error_line(err) and out == ""
+    assert (busy / "readme.txt").read_text() == "mine" and len(list(busy.iterdir())) == 1
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    # ~130 kB of JSON: more than a pipe buffers, so the writer does meet the closed pipe
+    process = subprocess.Popen([sys.executable, "-m", "unrolled", "demo", "--epochs", "1500", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b""

@@ -55,7 +55,7 @@ __all__ = [
 FORMAT = "unrolled-checkpoint"
 FORMAT_VERSION = 1  # the version this code writes and the newest it reads
 MIN_FORMAT_VERSION = 1  # the oldest version this code still reads
-KINDS = ("classifier", "language_model", "forecaster")
+KINDS = ("classifier", "forecaster")
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -165,7 +165,7 @@ def save_checkpoint(
 
     if target.is_symlink():  # replace what the link points to and keep the link (e.g. latest -> run3)
         target = Path(os.path.realpath(target))
-    _check_replaceable(target)
+    check_replaceable(target)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
 
@@ -264,8 +264,10 @@ def _to_json(path: Path, value: Any, where: str) -> Any:
                  field=where or None)
 
 
-def _check_replaceable(target: Path) -> None:
-    """Refuse to replace anything that is not an empty directory or an unrolled checkpoint."""
+def check_replaceable(target: str | Path) -> None:
+    """Refuse to replace anything that is not an empty directory or an unrolled checkpoint (call it before
+    a long training run, so that a bad --out fails at once rather than after training)."""
+    target = Path(target)
     if not target.exists():
         if target.is_symlink():
             raise _error(target, "is a broken symbolic link; refusing to write through it")

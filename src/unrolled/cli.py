@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -142,9 +143,9 @@ def _label_names(text: str) -> dict[str, str]:
     return mapping
 
 
-def _add_column_options(parser: argparse.ArgumentParser) -> None:
+def _add_column_options(parser, label_default: str | None = "label") -> None:
     parser.add_argument("--text-column", help="name of the text column (default: sentence, else text)")
-    parser.add_argument("--label-column", default="label", help="name of the label column (default: label)")
+    parser.add_argument("--label-column", default=label_default, help="name of the label column (default: label)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,18 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     text = train.add_argument_group("classify: data and model")
     text.add_argument("--train", metavar="FILE", help="training data (required for classify)")
     text.add_argument("--dev", metavar="FILE", help="dev data for early stopping and model selection")
-    _add_column_options(text)
+    _add_column_options(text, label_default=None)
     text.add_argument("--label-names", type=_label_names, metavar="MAP",
                       help="display names for the labels, e.g. 0=negative,1=positive")
     text.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported) instead of failing")
     text.add_argument("--bidirectional", action="store_true", help="read the text in both directions")
-    text.add_argument("--embedding-dim", type=_positive_int, default=64, help="word vector size (default: 64)")
-    text.add_argument("--pooling", choices=("last", "max", "mean"), default="last",
+    text.add_argument("--embedding-dim", type=_positive_int, help="word vector size (default: 64)")
+    text.add_argument("--pooling", choices=("last", "max", "mean"),
                       help="final state (last), or max/mean over all steps (default: last)")
-    text.add_argument("--min-freq", type=_positive_int, default=1, help="rarer words become <unk> (default: 1)")
+    text.add_argument("--min-freq", type=_positive_int, help="rarer words become <unk> (default: 1)")
     text.add_argument("--max-vocab", type=_positive_int, help="vocabulary size limit, specials included")
     text.add_argument("--max-len", type=_positive_int, help="keep at most this many tokens per text")
     text.add_argument("--cased", action="store_true", help="keep letter case (default: lower-case)")
+    text.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help="(default: adam)")
+    text.add_argument("--weight-decay", type=float, help="weight decay (default: 0)")
+    text.add_argument("--schedule", choices=("constant", "warmup_linear", "warmup_cosine"),
+                      help="learning-rate schedule (default: constant)")
+    text.add_argument("--warmup-steps", type=int, help="warm-up steps of the schedule (default: 0)")
+    text.add_argument("--patience", type=_positive_int,
+                      help="with --dev: stop after this many epochs without a better dev accuracy (default: 3)")
     add_forecast_training_options(train)
     model = train.add_argument_group("model (both tasks)")
     model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="gru", help="recurrent cell (default: gru)")
@@ -201,14 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--epochs", type=_positive_int, help="epochs (default: 10 classify, 300 forecast)")
     opt.add_argument("--batch-size", type=_positive_int, help="batch size (default: 32 classify, 16 forecast)")
     opt.add_argument("--lr", type=_positive_float, help="learning rate (default: 0.002 classify, 0.005 forecast)")
-    opt.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam", help="(default: adam)")
-    opt.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default: 0)")
     opt.add_argument("--clip-norm", type=_positive_float, help="max gradient norm (default: 5 classify, 1 forecast)")
-    opt.add_argument("--schedule", choices=("constant", "warmup_linear", "warmup_cosine"), default="constant",
-                     help="learning-rate schedule (default: constant)")
-    opt.add_argument("--warmup-steps", type=int, default=0, help="warm-up steps of the schedule (default: 0)")
-    opt.add_argument("--patience", type=_positive_int, default=3,
-                     help="stop after this many epochs without a better dev accuracy (default: 3)")
     opt.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
@@ -337,15 +338,44 @@ class _Progress:
                        f"{result.seconds:.1f}s{mark}\n")
 
 
-CLASSIFY_DEFAULTS = {"hidden": 128, "epochs": 10, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0}
+CLASSIFY_DEFAULTS = {
+    "hidden": 128, "epochs": 10, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "label_column": "label",
+    "embedding_dim": 64, "pooling": "last", "min_freq": 1, "optimizer": "adam", "weight_decay": 0.0,
+    "schedule": "constant", "warmup_steps": 0, "patience": 3,
+}
+CLASSIFY_ONLY = (
+    "train", "dev", "text_column", "label_column", "label_names", "skip_bad_rows", "bidirectional",
+    "embedding_dim", "pooling", "min_freq", "max_vocab", "max_len", "cased", "optimizer", "weight_decay",
+    "schedule", "warmup_steps", "patience",
+)
 
 
-def with_defaults(args: argparse.Namespace, defaults: dict[str, object]) -> argparse.Namespace:
-    """Fill the options whose default depends on the task."""
+def with_defaults(args: argparse.Namespace, defaults: dict[str, object], other_task_options: tuple[str, ...],
+                  task: str) -> argparse.Namespace:
+    """Refuse the options of the other task (exit 2), then fill the defaults that depend on the task."""
+    given = [name for name in other_task_options if getattr(args, name) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags}: not an option of --task {task}")
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
+
+
+def command_line() -> list[str] | None:
+    """The command as the user typed it, for the checkpoint's record (None when not run as a command)."""
+    if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py"):
+        return ["unrolled", *sys.argv[1:]]
+    return None
+
+
+def check_out_dir(path: str) -> Path:
+    """Fail before training, not after it, when --out cannot take a checkpoint."""
+    from unrolled.checkpoint import check_replaceable
+
+    check_replaceable(path)
+    return Path(path)
 
 
 def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
@@ -355,14 +385,17 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         return run_train_forecast(args, out, err)
     from unrolled.models.classifier import RNNClassifier
 
+    from unrolled.cli_forecast import FORECAST_ONLY
+    from unrolled.data.readers import LabelMap
+
+    args = with_defaults(args, CLASSIFY_DEFAULTS, FORECAST_ONLY, "classify")
     if not args.train:
         raise UsageError("--train FILE is required for --task classify")
-    args = with_defaults(args, CLASSIFY_DEFAULTS)
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {args.out}: exists and is not a directory")
+    out_dir = check_out_dir(args.out)
     train = _read_labelled(args.train, args, err, args.quiet)
     dev = _read_labelled(args.dev, args, err, args.quiet) if args.dev else None
+    if dev and not args.label_names:  # a dev label the training data lacks: name its line now
+        LabelMap.fit(train.labels).encode(dev.labels, path=args.dev, lines=dev.lines)
 
     def rename(labels: list[str], path: str) -> list[str]:
         if not args.label_names:
@@ -371,6 +404,13 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         if unknown:
             raise ValueError(f"{path}: label {unknown[0]!r} has no name in --label-names")
         return [args.label_names[label] for label in labels]
+
+    if dev and args.label_names:
+        known = set(rename(train.labels, args.train))
+        for label, line in zip(rename(dev.labels, args.dev), dev.lines):
+            if label not in known:
+                raise ValueError(f"{args.dev}:{line}: field {args.label_column!r}: label {label!r} does not "
+                                 "occur in the training data")
 
     model = RNNClassifier(
         cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden, num_layers=args.layers,
@@ -391,8 +431,7 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     data = {"train": _file_summary(args.train, len(train.texts), len(train.skipped))}
     if dev:
         data["dev"] = _file_summary(args.dev, len(dev.texts), len(dev.skipped))
-    command = ["unrolled", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py") else None
-    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command,
+    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line(),
                                "label_names": args.label_names or {}})
     summary = {
         "out": str(out_dir),
@@ -538,6 +577,9 @@ def main(
     except UsageError as error:
         err.write(f"unrolled {args.command}: error: {error}\n")
         return ExitCode.USAGE
+    except BrokenPipeError:  # the reader of our output went away (``| head``): nothing left to say
+        _silence_stdout()
+        return ExitCode.OK
     except (ValueError, OSError, RuntimeError, ImportError) as error:
         if args.debug:
             raise
@@ -546,6 +588,16 @@ def main(
     except KeyboardInterrupt:
         err.write("unrolled: interrupted\n")
         return ExitCode.ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail on the closed pipe again
+    (the recipe of the Python documentation for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests): nothing to do
+        pass
 
 
 def _one_line(error: BaseException) -> str:

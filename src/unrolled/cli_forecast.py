@@ -7,15 +7,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from unrolled.cli import UsageError, _file_summary, _positive_int, with_defaults
+from unrolled.cli import (
+    CLASSIFY_ONLY,
+    UsageError,
+    _file_summary,
+    _positive_int,
+    check_out_dir,
+    command_line,
+    with_defaults,
+)
 
-FORECAST_DEFAULTS = {"hidden": 32, "epochs": 300, "batch_size": 16, "lr": 5e-3, "clip_norm": 1.0}
+FORECAST_DEFAULTS = {
+    "hidden": 32, "epochs": 300, "batch_size": 16, "lr": 5e-3, "clip_norm": 1.0, "exog": [], "fill": "error",
+    "window": 24, "horizon": 12, "test_size": 0,
+}
+FORECAST_ONLY = (
+    "csv", "column", "date_column", "exog", "fill", "window", "horizon", "season", "log", "calendar", "test_size",
+    "plot",
+)
 
 FORECAST_HELP = """\
 Forecast the next values of a series with a trained forecaster: reads the series (the same columns the
@@ -32,16 +46,17 @@ def add_forecast_training_options(train: argparse.ArgumentParser) -> None:
     group.add_argument("--csv", metavar="FILE", help="the series, a CSV file with a header (required for forecast)")
     group.add_argument("--column", help="the column to forecast (required for forecast)")
     group.add_argument("--date-column", help="dates (YYYY-MM or YYYY-MM-DD); must be sorted and unique")
-    group.add_argument("--exog", nargs="+", default=[], metavar="COLUMN", help="exogenous input columns")
-    group.add_argument("--fill", choices=("error", "interpolate"), default="error",
+    group.add_argument("--exog", nargs="+", metavar="COLUMN", help="exogenous input columns")
+    group.add_argument("--fill", choices=("error", "interpolate"),
                        help="a missing value is an error (default) or is interpolated linearly")
-    group.add_argument("--window", type=_positive_int, default=24, help="input window length (default: 24)")
-    group.add_argument("--horizon", type=_positive_int, default=12, help="values forecast at once (default: 12)")
+    group.add_argument("--window", type=_positive_int, help="input window length (default: 24)")
+    group.add_argument("--horizon", type=_positive_int, help="values forecast at once (default: 12)")
     group.add_argument("--season", type=_positive_int,
-                       help="season length, e.g. 12 for monthly data: seasonal baselines and MASE")
+                       help="with --test-size: season length, e.g. 12 for monthly data, for the seasonal "
+                            "baselines and MASE")
     group.add_argument("--log", action="store_true", help="model log values (multiplicative seasonality)")
     group.add_argument("--calendar", action="store_true", help="add time-of-year inputs (needs --date-column)")
-    group.add_argument("--test-size", type=int, default=0, metavar="N",
+    group.add_argument("--test-size", type=int, metavar="N",
                        help="hold out the last N values; train on the rest and evaluate on them")
     group.add_argument("--plot", metavar="FILE", help="with --test-size: draw the held-out tail and the forecasts")
 
@@ -55,8 +70,17 @@ def add_forecast_command(commands, command) -> None:
     forecast.add_argument("--json", action="store_true", help="print the forecast as JSON")
 
 
+def _holt_winters_available() -> bool:
+    try:
+        import statsmodels  # noqa: F401  (optional: only the Holt-Winters baseline needs it)
+    except ImportError:
+        return False
+    return True
+
+
 def evaluate_on_tail(model, values: np.ndarray, dates, test_size: int, season: int | None) -> dict:
-    """Rolling-origin evaluation of the model and the baselines on the last ``test_size`` values."""
+    """Rolling-origin evaluation of the model and the baselines on the last ``test_size`` values.
+    Holt-Winters joins when statsmodels is installed and the training part holds two full seasons."""
     from unrolled.timeseries import baselines
     from unrolled.timeseries.evaluate import compare
 
@@ -68,12 +92,8 @@ def evaluate_on_tail(model, values: np.ndarray, dates, test_size: int, season: i
     }
     if season:
         forecasters["seasonal_naive"] = lambda o: baselines.seasonal_naive(target[:o], horizon, season)
-        try:
-            import statsmodels  # noqa: F401  (optional: only the Holt-Winters baseline needs it)
-
+        if _holt_winters_available() and len(values) - test_size >= 2 * season:
             forecasters["holt_winters"] = lambda o: baselines.holt_winters(target[:o], horizon, season)
-        except ImportError:
-            pass
     return compare(target, test_size, horizon, season or 1, forecasters)
 
 
@@ -81,47 +101,49 @@ def run_train_forecast(args: argparse.Namespace, out: TextIO, err: TextIO) -> No
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.timeseries.series import read_series
 
+    args = with_defaults(args, FORECAST_DEFAULTS, CLASSIFY_ONLY, "forecast")
     if not args.csv or not args.column:
         raise UsageError("--csv FILE and --column NAME are required for --task forecast")
     if args.calendar and not args.date_column:
         raise UsageError("--calendar needs --date-column")
     if args.test_size < 0:
         raise UsageError(f"--test-size: expected a number >= 0, got {args.test_size}")
-    args = with_defaults(args, FORECAST_DEFAULTS)
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {args.out}: exists and is not a directory")
+    if not args.test_size and (args.season or args.plot):
+        raise UsageError("--season and --plot evaluate on a held-out tail: they need --test-size")
+    if args.test_size and args.test_size < args.horizon:
+        raise UsageError(f"--test-size {args.test_size} is shorter than --horizon {args.horizon}")
+    out_dir = check_out_dir(args.out)
 
     series = read_series(args.csv, column=args.column, date_column=args.date_column, exog_columns=args.exog,
                          fill=args.fill)
     values, dates = series.values, series.dates
     length = len(values)
-    needed = args.window + args.horizon
-    if args.test_size and length - args.test_size < needed:
-        raise ValueError(f"{args.csv}: {length} values leave {length - args.test_size} for training after "
-                         f"--test-size {args.test_size}, but window {args.window} + horizon {args.horizon} "
-                         f"needs at least {needed}")
-    if args.test_size and args.test_size < args.horizon:
-        raise UsageError(f"--test-size {args.test_size} is shorter than --horizon {args.horizon}")
     cut = length - args.test_size
+    needed = args.window + args.horizon
+    if args.test_size and cut < needed:
+        raise ValueError(f"{args.csv}: {length} values leave {cut} for training after --test-size "
+                         f"{args.test_size}, but window {args.window} + horizon {args.horizon} needs at least {needed}")
+    if args.season and cut <= args.season:
+        raise ValueError(f"{args.csv}: {cut} training values do not span one season of {args.season}, which "
+                         "MASE and the seasonal baselines need")
     model = RNNForecaster(
         window=args.window, horizon=args.horizon, cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
         dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_norm=args.clip_norm,
         log=args.log, calendar=args.calendar, random_state=args.seed,
     )
     model.fit(values[:cut], dates=None if dates is None else dates[:cut], columns=series.columns)
-
-    metrics = evaluate_on_tail(model, values, dates, args.test_size, args.season) if args.test_size else {}
-    if metrics and args.plot:
-        _plot_tail(model, series, args)
-    command = ["unrolled", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py") else None
     extra = {
         "series": {"column": args.column, "date_column": args.date_column, "exog": list(args.exog), "fill": args.fill},
-        "evaluation": {"test_size": args.test_size, "season": args.season, "metrics": metrics},
-        "data": {"train": _file_summary(args.csv, length, 0)},
-        "command": command,
+        "data": {"train": {**_file_summary(args.csv, length, 0), "trained_on": cut}},
+        "command": command_line(),
     }
-    model.save(out_dir, extra=extra)
+    model.save(out_dir, extra=extra)  # saved before the evaluation, which cannot lose it
+    metrics = evaluate_on_tail(model, values, dates, args.test_size, args.season) if args.test_size else {}
+    if metrics:
+        model.save(out_dir, extra={**extra, "evaluation": {"test_size": args.test_size, "season": args.season,
+                                                           "metrics": metrics}})
+    if metrics and args.plot:
+        _plot_tail(model, series, args)
     if args.json:
         json.dump({"out": str(out_dir), "values": length, "trained_on": cut, "metrics": metrics}, out, indent=2)
         out.write("\n")
@@ -139,31 +161,19 @@ def metrics_table(metrics: dict[str, dict[str, float]], test_size: int, horizon:
     return "".join(lines)
 
 
-def _future_dates(dates: np.ndarray | None, steps: int) -> np.ndarray | None:
-    """Dates after the last one, spaced like the series (monthly series step by calendar month)."""
-    if dates is None:
-        return None
-    spacing = np.median(np.diff(dates).astype(np.int64))
-    if 28 <= spacing <= 31:  # monthly
-        months = dates[-1].astype("datetime64[M]") + np.arange(1, steps + 1)
-        return months.astype("datetime64[D]")
-    return dates[-1] + np.arange(1, steps + 1) * np.timedelta64(int(spacing), "D")
-
-
 def run_forecast(args: argparse.Namespace, out: TextIO) -> None:
-    from unrolled.checkpoint import load_checkpoint
     from unrolled.models.forecaster import RNNForecaster
-    from unrolled.timeseries.series import read_series
+    from unrolled.timeseries.series import future_dates, read_series
 
     model = RNNForecaster.load(args.model)
-    spec = load_checkpoint(args.model, kind="forecaster").config.get("series", {})
+    spec = model.config_.get("series", {})
     if not spec.get("column"):
         raise ValueError(f"{Path(args.model) / 'config.json'}: no 'series' entry naming the column to read")
     series = read_series(args.csv, column=spec["column"], date_column=spec.get("date_column"),
                          exog_columns=spec.get("exog", ()), fill=spec.get("fill", "error"))
     steps = args.steps or model.horizon
     forecast = model.forecast(series.values, steps, dates=series.dates)
-    future = _future_dates(series.dates, steps)
+    future = None if series.dates is None else future_dates(series.dates, steps)
     if args.plot:
         from unrolled.plot import plot_forecast
 
@@ -191,21 +201,20 @@ def _plot_tail(model, series, args: argparse.Namespace) -> None:
     values, dates = series.values, series.dates
     origin = len(values) - args.test_size
     x = np.arange(len(values)) if dates is None else dates
-    steps = args.test_size
+    # Beyond the horizon the forecast is rolled out, which exogenous inputs (their future unknown) forbid.
+    steps = args.test_size if values.shape[1] == 1 else model.horizon
     target = values[:, 0]
     curves = {"rnn": model.forecast(values[:origin], steps, dates=None if dates is None else dates[:origin])}
     curves["naive"] = baselines.naive(target[:origin], steps)
     if args.season:
         curves["seasonal naive"] = baselines.seasonal_naive(target[:origin], steps, args.season)
-        try:
+        if _holt_winters_available() and origin >= 2 * args.season:
             curves["Holt-Winters"] = baselines.holt_winters(target[:origin], steps, args.season)
-        except ImportError:
-            pass
     shown = max(0, origin - 4 * steps)
     plot_forecast(
         args.plot,
-        title=f"{args.column}: last {steps} values held out, forecast from {x[origin]}",
+        title=f"{args.column}: last {args.test_size} values held out, forecast from {x[origin]}",
         history=(x[shown:origin], target[shown:origin]),
         actual=(x[origin:], target[origin:]),
-        forecasts={name: (x[origin:], curve) for name, curve in curves.items()},
+        forecasts={name: (x[origin : origin + steps], curve) for name, curve in curves.items()},
     )

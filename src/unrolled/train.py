@@ -1,4 +1,4 @@
-"""The one training loop, shared by every task (classifier, language model, forecaster).
+"""The one training loop, shared by every task (the classifier and the forecaster so far).
 
 A task hands the loop three things: the parameters (a dict of arrays, updated in place), a function that
 makes the epoch's batches, and a function that returns the loss and the gradients of one batch. The loop
@@ -88,6 +88,14 @@ class TrainHistory:
     best_metric: float | None = None
     stopped_early: bool = False
     seconds: float = 0.0
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> TrainHistory:
+        """The inverse of :meth:`to_json` (KeyError/TypeError on a malformed object)."""
+        return cls(
+            epochs=[EpochResult(**epoch) for epoch in obj["epochs"]], best_epoch=obj["best_epoch"],
+            best_metric=obj["best_metric"], stopped_early=obj["stopped_early"], seconds=obj["seconds"],
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -77,6 +77,20 @@ def test_checkpoint_loads_into_torch_modules(tmp_path):
         "head": torch.nn.Linear(config.hidden_size, 2),
     })
     module.load_state_dict(tensors)  # strict: same names and shapes
+    ids = np.array([[3, 5, 2], [4, 1, 0]])
+    with torch.no_grad():
+        out, _ = module["rnn"](module["embedding"](torch.from_numpy(ids)))
+        last = torch.stack([out[0, 2], out[1, 1]])  # each sequence's own last real step
+        logits = module["head"](last).numpy()
+    expected = model._proba_of_ids([[3, 5, 2], [4, 1]])
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), expected, rtol=1e-5)
+
+
+def test_labels_are_read_stripped_and_one_class_is_refused():
+    model = RNNClassifier(**{**SMALL, "epochs": 2}).fit(TEXTS, [f" {y} " for y in LABELS])
+    assert list(model.classes_) == [" neg ", " pos "]  # the caller's values come back as given
+    with pytest.raises(ValueError, match="only one class"):
+        RNNClassifier(**SMALL).fit(TEXTS, ["pos"] * len(TEXTS))
 
 
 def test_unfitted_model_and_bad_arguments():
@@ -95,7 +109,7 @@ def test_unfitted_model_and_bad_arguments():
 
 
 def test_scikit_learn_clone_cross_val_score_and_pipeline():
-    sklearn = pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn")
     from sklearn.base import clone
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import Pipeline
@@ -111,4 +125,3 @@ def test_scikit_learn_clone_cross_val_score_and_pipeline():
                          ("rnn", RNNClassifier(cell="rnn", lowercase=False, **SMALL))])
     pipeline.fit(texts, labels)
     assert pipeline.score(texts, labels) == 1.0
-    assert sklearn.__version__

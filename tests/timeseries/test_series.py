@@ -317,3 +317,14 @@ def test_scaler_json_round_trip_and_not_fitted():
     np.testing.assert_array_equal(again.scale_, scaler.scale_)
     with pytest.raises(ValueError):
         StandardScaler.from_json({"mean": [0.0]})
+
+
+def test_future_dates_step_by_calendar_month_or_by_the_spacing():
+    from unrolled.timeseries.series import future_dates
+
+    monthly = np.array(["1960-10-01", "1960-11-01", "1960-12-01"], dtype="datetime64[D]")
+    assert [str(d) for d in future_dates(monthly, 3)] == ["1961-01-01", "1961-02-01", "1961-03-01"]
+    daily = np.array(["1990-12-30", "1990-12-31"], dtype="datetime64[D]")
+    assert [str(d) for d in future_dates(daily, 2)] == ["1991-01-01", "1991-01-02"]
+    with pytest.raises(ValueError, match="at least two dates"):
+        future_dates(monthly[:1], 2)

@@ -162,7 +162,7 @@ class RNNClassifier(Estimator):
         """Train on texts ``X`` with labels ``y``; ``validation=(texts, labels)`` drives early stopping and
         keeps the best epoch's weights. Returns self."""
         texts = _as_texts("X", X)
-        labels = [str(v) for v in y]
+        labels = [str(v).strip() for v in y]  # as LabelMap reads them
         if len(texts) != len(labels):
             raise ValueError(f"y: expected {len(texts)} labels (one per text), got {len(labels)}")
         if not texts:
@@ -176,11 +176,13 @@ class RNNClassifier(Estimator):
             (tokenize(t, lowercase=self.lowercase) for t in texts), min_freq=self.min_freq, max_size=self.max_vocab
         )
         self.label_map_ = LabelMap.fit(labels)
-        originals = {str(v): v for v in y}
+        if len(self.label_map_) < 2:
+            raise ValueError(f"y: only one class ({self.label_map_.names[0]!r}); a classifier needs at least two")
+        originals = {str(v).strip(): v for v in y}
         self.classes_ = np.array([originals[name] for name in self.label_map_.names])
         self.net_config_ = ClassifierNetConfig(
             vocab_size=len(self.vocab_), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
-            num_classes=max(2, len(self.classes_)), cell=self.cell, num_layers=self.num_layers,
+            num_classes=len(self.classes_), cell=self.cell, num_layers=self.num_layers,
             bidirectional=self.bidirectional, dropout=self.dropout, padding_idx=self.vocab_.id_of(Vocab.PAD),
             pooling=self.pooling,
         )
@@ -241,7 +243,7 @@ class RNNClassifier(Estimator):
         texts = _as_texts("X", X)
         if not texts:
             return np.empty((0, len(self.classes_)))
-        return self._proba_of_ids(self._encode(texts))[:, : len(self.classes_)]
+        return self._proba_of_ids(self._encode(texts))
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         """(N,) the most probable label of each text."""
@@ -285,7 +287,7 @@ class RNNClassifier(Estimator):
             model.net_config_ = ClassifierNetConfig(**config["model"])
             model.label_map_ = LabelMap.from_json(config["labels"])
             model.classes_ = np.array(config["classes"])
-            history = config["training"]["history"]
+            model.history_ = TrainHistory.from_json(config["training"]["history"])
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source}: invalid classifier config ({error})") from None
         model.vocab_ = Vocab.from_json(checkpoint.vocab, source=str(Path(path) / "vocab.json"))
@@ -297,8 +299,6 @@ class RNNClassifier(Estimator):
         expected = model.net_config_.param_shapes()
         check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
         model.params_ = {name: checkpoint.tensors[name] for name in expected}
-        model.history_ = TrainHistory(best_epoch=history.get("best_epoch"), best_metric=history.get("best_metric"),
-                                      stopped_early=history.get("stopped_early", False))
         model.training_seconds_ = config["training"].get("seconds", 0.0)
         model.config_ = config
         return model

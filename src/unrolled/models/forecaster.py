@@ -35,8 +35,8 @@ from unrolled.models.forecaster_net import (
     forecaster_forward,
     init_forecaster_params,
 )
-from unrolled.timeseries.series import StandardScaler, calendar_features, make_windows
-from unrolled.train import EpochResult, TrainConfig, TrainHistory, fit
+from unrolled.timeseries.series import StandardScaler, calendar_features, future_dates, make_windows
+from unrolled.train import TrainConfig, TrainHistory, fit
 
 __all__ = ["RNNForecaster", "NotFittedError"]
 
@@ -270,8 +270,8 @@ class RNNForecaster(Estimator):
 
         Up to ``horizon`` steps this is the start of :meth:`predict`. Beyond it the forecast is recursive:
         the predictions are appended to the history (and, with ``calendar``, the dates extended by their
-        median spacing) and the model predicts again. That needs the future of every input column, so it
-        is refused with exogenous columns.
+        spacing, monthly series by calendar month) and the model predicts again. That needs the future of
+        every input column, so it is refused with exogenous columns.
         """
         self._check_fitted()
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
@@ -289,7 +289,6 @@ class RNNForecaster(Estimator):
             dates = _as_dates(dates, len(history))
             if len(dates) < 2:
                 raise ValueError("dates: extending the dates beyond the history needs at least 2 of them")
-            spacing = np.timedelta64(int(round(np.median(np.diff(dates).astype(np.int64)))), "D")
         predictions: list[np.ndarray] = []
         done = 0
         while done < steps:
@@ -298,7 +297,7 @@ class RNNForecaster(Estimator):
             done += len(pred)
             history = np.concatenate([history, pred])
             if self.calendar:
-                dates = np.concatenate([dates, dates[-1] + spacing * np.arange(1, len(pred) + 1)])
+                dates = np.concatenate([dates, future_dates(dates, len(pred))])
         return np.concatenate(predictions)[:steps]
 
     # --- checkpoints ----------------------------------------------------------------------------------
@@ -326,12 +325,7 @@ class RNNForecaster(Estimator):
             model.net_config_ = ForecasterNetConfig(**config["model"])
             model.scaler_ = StandardScaler.from_json(config["scaler"])
             model.columns_ = tuple(config["columns"])
-            history = config["training"]["history"]
-            model.history_ = TrainHistory(
-                epochs=[EpochResult(**epoch) for epoch in history["epochs"]], best_epoch=history["best_epoch"],
-                best_metric=history["best_metric"], stopped_early=history["stopped_early"],
-                seconds=history["seconds"],
-            )
+            model.history_ = TrainHistory.from_json(config["training"]["history"])
             model.training_seconds_ = config["training"]["seconds"]
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source}: invalid forecaster config ({error})") from None

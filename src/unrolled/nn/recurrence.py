@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unrolled.nn._validation import check_float_array, check_mask, check_shape
+from unrolled.nn._validation import check_float_array, check_mask
 
 State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or (h, c)
 Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)

@@ -11,6 +11,7 @@ from unrolled.timeseries.series import (
     SeriesError,
     StandardScaler,
     calendar_features,
+    future_dates,
     make_windows,
     read_series,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "SeriesError",
     "StandardScaler",
     "calendar_features",
+    "future_dates",
     "compare",
     "holt_winters",
     "mae",

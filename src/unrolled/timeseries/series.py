@@ -125,7 +125,7 @@ def read_series(
     dates: list[np.datetime64] = []
     date_lines: dict[np.datetime64, int] = {}
     try:
-        with open(file_path, encoding="utf-8", newline="") as f:
+        with open(file_path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
@@ -205,8 +205,7 @@ def calendar_features(dates: np.ndarray, freq: str | None = None) -> np.ndarray:
     if freq is None:
         if len(dates) < 2:
             raise ValueError("calendar_features: cannot infer the frequency from fewer than 2 dates; pass freq=")
-        spacing = float(np.median(np.diff(dates).astype(np.int64)))
-        freq = "monthly" if spacing >= _MONTHLY_SPACING_DAYS else "daily"
+        freq = _frequency(dates)
     if freq == "monthly":
         phase = (dates.astype("datetime64[M]").astype(np.int64) % 12) / 12.0
     elif freq == "daily":
@@ -310,3 +309,22 @@ class StandardScaler:
         if values.ndim != 2:
             raise ValueError(f"values: expected a (T, F) or (T,) array, got shape {values.shape}")
         return values
+
+
+def _frequency(dates: np.ndarray) -> str:
+    """"monthly" or "daily", from the median spacing of at least two dates."""
+    spacing = float(np.median(np.diff(dates).astype(np.int64)))
+    return "monthly" if spacing >= _MONTHLY_SPACING_DAYS else "daily"
+
+
+def future_dates(dates: np.ndarray, steps: int) -> np.ndarray:
+    """The ``steps`` dates after the last of ``dates`` (T >= 2), spaced like them: monthly series step by
+    calendar month (first of the month), others by the median spacing in days."""
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    if len(dates) < 2:
+        raise ValueError("dates: need at least two dates to tell the spacing of the series")
+    if _frequency(dates) == "monthly":
+        months = dates[-1].astype("datetime64[M]") + np.arange(1, steps + 1)
+        return months.astype("datetime64[D]")
+    spacing = int(round(np.median(np.diff(dates).astype(np.int64))))
+    return dates[-1] + np.arange(1, steps + 1) * np.timedelta64(spacing, "D")
