@@ -450,3 +450,49 @@ def test_output_into_a_closed_pipe_ends_quietly():
     process.stdout.close()  # like `| head -1`
     assert process.wait(timeout=60) == 0
     assert process.stderr.read() == b""
+
+
+# --- language models ------------------------------------------------------------------------------------
+
+
+def test_lm_train_and_generate(tmp_path):
+    text = tmp_path / "toy.txt"
+    text.write_text("abcabcabd " * 300)
+    model = tmp_path / "lm"
+    code, out, err = run_full("train", "--task", "lm", "--text", str(text), "--hidden", "24", "--embedding-dim", "8",
+                              "--bptt", "16", "--batch-size", "8", "--epochs", "3", "--out", str(model))
+    assert code == 0, err
+    assert "val_loss" in out and "val_bits_per_char" in out
+    config = json.loads((model / "config.json").read_text())
+    assert config["kind"] == "language_model" and config["metrics"]["val_loss"] < 1.6
+    code, out, _ = run_full("generate", "--model", str(model), "--prompt", "abc", "--length", "12", "--temperature", "0")
+    assert code == 0 and out.startswith("abc") and len(out.rstrip("\n")) == 15
+    first = run_full("generate", "--model", str(model), "--length", "30", "--seed", "5", "--top-p", "0.9")
+    assert first == run_full("generate", "--model", str(model), "--length", "30", "--seed", "5", "--top-p", "0.9")
+
+
+@pytest.mark.parametrize(
+    "content,argv,expected",
+    [
+        (b"", [], r"empty"),
+        (b"ab\x00cd\n" * 50, [], r"toy\.txt:1: contains NUL bytes"),
+        (b"abc" * 200, ["--level", "word", "--bptt", "4"], r"too short|tokens"),
+    ],
+    ids=["empty", "binary", "too-short-for-words"],
+)
+def test_lm_bad_text_gives_one_line(tmp_path, content, argv, expected):
+    text = tmp_path / "toy.txt"
+    text.write_bytes(content)
+    code, _, err = run_full("train", "--task", "lm", "--text", str(text), "--out", str(tmp_path / "m"), *argv)
+    assert code == 1 and __import__("re").search(expected, one_error_line(err)), err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("argv", [["--length", "-1"], ["--length", "2000000"], ["--temperature", "-1"]])
+def test_generate_bad_options(tmp_path, argv):
+    text = tmp_path / "toy.txt"
+    text.write_text("abcabcabd " * 300)
+    run_full("train", "--task", "lm", "--text", str(text), "--hidden", "8", "--embedding-dim", "4", "--bptt", "8",
+             "--batch-size", "4", "--max-steps", "2", "--out", str(tmp_path / "lm"))
+    code, _, err = run_full("generate", "--model", str(tmp_path / "lm"), *argv)
+    assert code == 1 and one_error_line(err)

@@ -124,3 +124,16 @@ def test_bad_config_names_the_field(kwargs, message):
 def test_empty_training_set_is_an_error():
     with pytest.raises(TrainingError, match="training set is empty"):
         fit({"w": np.zeros(1)}, lambda rng: [], lambda b, rng: (0.0, {}), TrainConfig())
+
+
+def test_a_callback_can_stop_training_after_a_batch():
+    params, _, loss = quadratic(np.array([1.0]))
+
+    class StopAtStep3:
+        stop_training = False
+
+        def on_batch_end(self, step, value):
+            self.stop_training = step >= 3
+
+    history = fit(params, lambda rng: [0, 1], loss, TrainConfig(epochs=10, patience=None), callbacks=[StopAtStep3()])
+    assert len(history.epochs) == 2 and history.stopped_early  # steps 1-2, then step 3 ends epoch 2

@@ -149,7 +149,8 @@ def _add_column_options(parser, label_default: str | None = "label") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from unrolled.cli_forecast import add_forecast_command, add_forecast_training_options  # needs this module
+    from unrolled.cli_forecast import add_forecast_command, add_forecast_training_options  # they import this module
+    from unrolled.cli_lm import add_generate_command, add_lm_training_options
 
     parser = argparse.ArgumentParser(
         prog="unrolled",
@@ -173,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the history and predictions as JSON")
 
     train = command("train", "train a text classifier on a labelled file", TRAIN_HELP)
-    train.add_argument("--task", choices=("classify", "forecast"), default="classify",
-                       help="text classification or time-series forecasting (default: classify)")
+    train.add_argument("--task", choices=("classify", "forecast", "lm"), default="classify",
+                       help="text classification, time-series forecasting or language modelling (default: classify)")
     train.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     text = train.add_argument_group("classify: data and model")
     text.add_argument("--train", metavar="FILE", help="training data (required for classify)")
@@ -199,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--patience", type=_positive_int,
                       help="with --dev: stop after this many epochs without a better dev accuracy (default: 3)")
     add_forecast_training_options(train)
+    add_lm_training_options(train)
     model = train.add_argument_group("model (both tasks)")
-    model.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="gru", help="recurrent cell (default: gru)")
+    model.add_argument("--cell", choices=("rnn", "gru", "lstm"), help="recurrent cell (default: gru; lstm for lm)")
     model.add_argument("--layers", type=_positive_int, default=1, help="recurrent layers (default: 1)")
     model.add_argument("--hidden", type=_positive_int, help="hidden size (default: 128 classify, 32 forecast)")
     model.add_argument("--dropout", type=_probability, default=0.0,
@@ -241,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print the full trace as JSON")
 
     add_forecast_command(commands, command)
+    add_generate_command(command)
 
     predict = command("predict", "predict labels of texts", PREDICT_HELP)
     predict.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
@@ -309,8 +312,8 @@ def _file_summary(path: str, rows: int, skipped: int) -> dict[str, object]:
 class _Progress:
     """Training progress on stderr: a live bar on a terminal, one line per epoch otherwise."""
 
-    def __init__(self, err: TextIO, quiet: bool) -> None:
-        self.err, self.quiet = err, quiet
+    def __init__(self, err: TextIO, quiet: bool, metric: str = "dev accuracy") -> None:
+        self.err, self.quiet, self.metric = err, quiet, metric
         self.live = not quiet and err.isatty()
         self.steps_per_epoch, self.epochs, self.losses = 1, 1, []
 
@@ -331,7 +334,7 @@ class _Progress:
     def on_epoch_end(self, result, params) -> None:
         if self.quiet:
             return
-        dev = "" if result.dev_metric is None else f"  dev accuracy {result.dev_metric:.4f}"
+        dev = "" if result.dev_metric is None else f"  {self.metric} {result.dev_metric:.4f}"
         mark = " *" if result.improved and result.dev_metric is not None else ""
         self.err.write(("\r\033[K" if self.live else "") +
                        f"epoch {result.epoch}/{self.epochs}  loss {result.train_loss:.4f}{dev}  "
@@ -341,19 +344,31 @@ class _Progress:
 CLASSIFY_DEFAULTS = {
     "hidden": 128, "epochs": 10, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "label_column": "label",
     "embedding_dim": 64, "pooling": "last", "min_freq": 1, "optimizer": "adam", "weight_decay": 0.0,
-    "schedule": "constant", "warmup_steps": 0, "patience": 3,
+    "schedule": "constant", "warmup_steps": 0, "patience": 3, "cell": "gru",
 }
-CLASSIFY_ONLY = (
-    "train", "dev", "text_column", "label_column", "label_names", "skip_bad_rows", "bidirectional",
-    "embedding_dim", "pooling", "min_freq", "max_vocab", "max_len", "cased", "optimizer", "weight_decay",
-    "schedule", "warmup_steps", "patience",
-)
+# The options that belong to some tasks only (dest -> those tasks); the others apply to every task.
+OPTION_TASKS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("train", "dev", "text_column", "label_column", "label_names", "skip_bad_rows", "bidirectional", "pooling",
+         "min_freq", "max_vocab", "max_len", "cased", "optimizer", "weight_decay", "schedule", "warmup_steps",
+         "patience"),
+        ("classify",),
+    ),
+    "embedding_dim": ("classify", "lm"),
+    **dict.fromkeys(
+        ("csv", "column", "date_column", "exog", "fill", "window", "horizon", "season", "log", "calendar",
+         "test_size", "plot"),
+        ("forecast",),
+    ),
+    **dict.fromkeys(("text", "level", "bptt", "tie_weights", "max_steps", "validation_fraction"), ("lm",)),
+}
 
 
-def with_defaults(args: argparse.Namespace, defaults: dict[str, object], other_task_options: tuple[str, ...],
-                  task: str) -> argparse.Namespace:
-    """Refuse the options of the other task (exit 2), then fill the defaults that depend on the task."""
-    given = [name for name in other_task_options if getattr(args, name) not in (None, False)]
+def with_defaults(args: argparse.Namespace, task: str, defaults: dict[str, object]) -> argparse.Namespace:
+    """Refuse the options of other tasks (exit 2), then fill the defaults that depend on the task."""
+    given = [
+        name for name, tasks in OPTION_TASKS.items() if task not in tasks and getattr(args, name) not in (None, False)
+    ]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise UsageError(f"{flags}: not an option of --task {task}")
@@ -383,12 +398,15 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         from unrolled.cli_forecast import run_train_forecast
 
         return run_train_forecast(args, out, err)
+    if args.task == "lm":
+        from unrolled.cli_lm import run_train_lm
+
+        return run_train_lm(args, out, err, _Progress(err, args.quiet or args.json, metric="val loss"))
     from unrolled.models.classifier import RNNClassifier
 
-    from unrolled.cli_forecast import FORECAST_ONLY
     from unrolled.data.readers import LabelMap
 
-    args = with_defaults(args, CLASSIFY_DEFAULTS, FORECAST_ONLY, "classify")
+    args = with_defaults(args, "classify", CLASSIFY_DEFAULTS)
     if not args.train:
         raise UsageError("--train FILE is required for --task classify")
     out_dir = check_out_dir(args.out)
@@ -571,6 +589,10 @@ def main(
             from unrolled.cli_forecast import run_forecast
 
             run_forecast(args, out)
+        elif args.command == "generate":
+            from unrolled.cli_lm import run_generate
+
+            run_generate(args, out)
         elif args.command == "predict":
             run_predict(args, out, err, stdin)
         return ExitCode.OK

@@ -13,7 +13,6 @@ from typing import TextIO
 import numpy as np
 
 from unrolled.cli import (
-    CLASSIFY_ONLY,
     UsageError,
     _file_summary,
     _positive_int,
@@ -24,13 +23,8 @@ from unrolled.cli import (
 
 FORECAST_DEFAULTS = {
     "hidden": 32, "epochs": 300, "batch_size": 16, "lr": 5e-3, "clip_norm": 1.0, "exog": [], "fill": "error",
-    "window": 24, "horizon": 12, "test_size": 0,
+    "window": 24, "horizon": 12, "test_size": 0, "cell": "gru",
 }
-FORECAST_ONLY = (
-    "csv", "column", "date_column", "exog", "fill", "window", "horizon", "season", "log", "calendar", "test_size",
-    "plot",
-)
-
 FORECAST_HELP = """\
 Forecast the next values of a series with a trained forecaster: reads the series (the same columns the
 model was trained on) from a CSV file and forecasts --steps values after its last row; beyond the model's
@@ -101,7 +95,7 @@ def run_train_forecast(args: argparse.Namespace, out: TextIO, err: TextIO) -> No
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.timeseries.series import read_series
 
-    args = with_defaults(args, FORECAST_DEFAULTS, CLASSIFY_ONLY, "forecast")
+    args = with_defaults(args, "forecast", FORECAST_DEFAULTS)
     if not args.csv or not args.column:
         raise UsageError("--csv FILE and --column NAME are required for --task forecast")
     if args.calendar and not args.date_column:

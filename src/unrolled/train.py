@@ -108,11 +108,17 @@ class TrainHistory:
 
 
 class Callback(Protocol):
-    """Any subset of these methods; the loop calls the ones an object has."""
+    """Any subset of these methods; the loop calls the ones an object has. A callback that sets an
+    attribute ``stop_training = True`` ends training after the current batch (a time box, say); the epoch
+    still gets its evaluation."""
 
     def on_train_begin(self, steps_per_epoch: int, epochs: int) -> None: ...
     def on_batch_end(self, step: int, loss: float) -> None: ...
     def on_epoch_end(self, result: EpochResult, params: Params) -> None: ...
+
+
+def _stop_requested(callbacks: Sequence[object]) -> bool:
+    return any(getattr(callback, "stop_training", False) for callback in callbacks)
 
 
 def make_optimizer(config: TrainConfig, params: Params) -> Adam | AdamW | SGD:
@@ -187,6 +193,8 @@ def fit(
             losses.append(loss)
             step += 1
             _call(callbacks, "on_batch_end", step, loss)
+            if _stop_requested(callbacks):
+                break
 
         metric = evaluate() if evaluate is not None else None
         if metric is None:
@@ -205,7 +213,7 @@ def fit(
         result = EpochResult(epoch, float(np.mean(losses)), metric, lr, time.perf_counter() - epoch_start, improved)
         history.epochs.append(result)
         _call(callbacks, "on_epoch_end", result, params)
-        if config.patience is not None and epochs_without_gain >= config.patience:
+        if config.patience is not None and epochs_without_gain >= config.patience or _stop_requested(callbacks):
             history.stopped_early = True
             break
 

@@ -423,3 +423,23 @@ def test_real_dataset_row_counts(relative, rows, positives):
     assert labels.names == ("0", "1")
     assert int(labels.encode(data.labels, path=data.path, lines=data.lines).sum()) == positives
     assert data.lines[0] == (2 if relative.endswith(".tsv") else 1)
+
+
+def test_read_text_whole_file_and_its_errors(tmp_path):
+    from unrolled.data.readers import read_text
+
+    good = tmp_path / "t.txt"
+    good.write_bytes(b"First Citizen:\r\nBefore we proceed\n")
+    assert read_text(good) == "First Citizen:\nBefore we proceed\n"
+    gz = tmp_path / "t.txt.gz"
+    gz.write_bytes(gzip.compress(b"abc\n"))
+    assert read_text(gz) == "abc\n"
+    cases = [(b"", "empty file"), (b"\n \n", "empty file"), (b"ok\nbad \x00 byte\n", ":2: contains NUL bytes"),
+             (b"ok\n\xff\n", ":2: not valid UTF-8")]
+    for content, message in cases:
+        bad = tmp_path / "bad.txt"
+        bad.write_bytes(content)
+        with pytest.raises(DataError, match=message):
+            read_text(bad)
+    with pytest.raises(DataError, match="is a directory"):
+        read_text(tmp_path)

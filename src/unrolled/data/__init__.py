@@ -1,7 +1,7 @@
 """Data: file readers (TSV/CSV/JSONL/TXT, gzip), label maps and padded, length-bucketed batches."""
 
 from unrolled.data.batching import length_bucketed_batches, pad_batch
-from unrolled.data.readers import DataError, LabelMap, SkippedRow, TextDataset, read_dataset
+from unrolled.data.readers import DataError, LabelMap, SkippedRow, TextDataset, read_dataset, read_text
 
 __all__ = [
     "DataError",
@@ -11,4 +11,5 @@ __all__ = [
     "length_bucketed_batches",
     "pad_batch",
     "read_dataset",
+    "read_text",
 ]

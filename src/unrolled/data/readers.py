@@ -161,6 +161,30 @@ def read_dataset(
     )
 
 
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A whole text file (optionally gzip-compressed) as one string, for language modelling.
+
+    Line endings become ``\n``. Raises :class:`DataError` for a missing file, a directory, an empty file,
+    bytes that are not UTF-8 and NUL bytes (a binary file), each naming the line.
+    """
+    display = os.fspath(path)
+    file_path = Path(display)
+    if not file_path.exists():
+        raise DataError(display, "no such file")
+    if file_path.is_dir():
+        raise DataError(display, "is a directory, not a text file")
+    parts = []
+    with _open_lines(display, display.lower().endswith(".gz")) as lines:
+        for number, line in lines:
+            if "\x00" in line:
+                raise DataError(display, "contains NUL bytes: a binary file, not text", line=number)
+            parts.append(line)
+    text = "\n".join(parts) + "\n" if parts else ""
+    if not text.strip():
+        raise DataError(display, "empty file: no text")
+    return text
+
+
 # --- lines -------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,350 @@
+"""``RNNLanguageModel``: a character- or word-level recurrent language model that trains on one text and
+generates more of it, in scikit-learn's style.
+
+    text -> tokens (characters, or words by unrolled's tokenizer) -> ids -> B parallel streams
+    -> windows of ``bptt`` steps -> embedding -> recurrent layer -> next-token logits at every step
+
+Split: the LAST ``validation_fraction`` of the tokens is the validation part (nanoGPT's 90/10 split); the
+vocabulary is built from the training part only, so validation tokens it lacks are read as ``<unk>``.
+
+Vocabulary: a :class:`Vocab` at both levels (``<pad>`` id 0, never seen in the stream; ``<unk>`` id 1).
+Character level: then the training part's characters in sorted (code-point) order. Word level:
+``tokenize`` (lower-cased), then :meth:`Vocab.build` with ``min_freq``. At generation, a prompt character or
+word outside the vocabulary is read as ``<unk>``: that is the policy, not an error.
+
+Training is truncated BPTT over one continuous stream (as PyTorch's word_language_model): the windows of
+:func:`stream_windows` are visited in order, never shuffled, and the final state of each window is the
+initial state of the next, with the gradient cut there; the state is reset to zeros at every epoch's start.
+After each epoch the validation loss (mean nats per token, the state carried through the whole validation
+part) is measured and the best epoch's weights are kept.
+
+``__init__`` only stores its arguments; ``fit`` validates, trains with :func:`unrolled.train.fit` and sets
+the learned attributes, which end in ``_``. The library never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from unrolled.data.stream import stream_windows
+from unrolled.models._estimator import Estimator, NotFittedError
+from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
+from unrolled.sampling import check_sampling_options, sample_next
+from unrolled.text.tokenize import tokenize
+from unrolled.text.vocab import Vocab
+from unrolled.train import TrainConfig, TrainHistory, fit
+
+__all__ = ["RNNLanguageModel", "NotFittedError"]
+
+KIND = "language_model"
+LEVELS = ("char", "word")
+MAX_LENGTH = 1_000_000  # the most tokens one generate call produces
+EVAL_WINDOW = 256  # steps per forward call when measuring a loss (the state is carried, so any size is exact)
+
+
+def _check_text(name: str, text: object) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: expected a str, got {type(text).__name__}")
+    if not text:
+        raise ValueError(f"{name}: empty")
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ValueError(f"{name}: contains a NUL character at position {nul}; this looks like binary data, not text")
+    return text
+
+
+class RNNLanguageModel(Estimator):
+    """A recurrent language model over characters or words.
+
+    Parameters
+    ----------
+    level : "char" or "word" (unrolled's tokenizer, lower-cased)
+    cell, embedding_dim, hidden_size, num_layers, dropout, tie_weights : the network (see :class:`LMNetConfig`)
+    bptt : T, the steps of one truncated-BPTT window
+    batch_size : B, the number of parallel streams the training text is cut into
+    epochs, lr, clip_norm : training (see :class:`unrolled.train.TrainConfig`); no early stopping: every
+        epoch runs and the best one's weights are kept
+    validation_fraction : the last part of the tokens, held out (0 = none: the last weights are kept)
+    min_freq : word level only; rarer words become ``<unk>``
+    max_steps : stop after this many optimizer steps (None: no limit; 0 trains nothing, so the model keeps
+        its initial weights, whose loss is about ln V)
+    random_state : int seed; the same seed and text give identical weights
+
+    Attributes (after fit)
+    ----------------------
+    vocab_ : Vocab
+    start_token_ : str, the training text's first token (where an empty prompt starts)
+    net_config_ : LMNetConfig
+    params_ : dict of arrays under PyTorch names
+    history_ : TrainHistory (no epochs when max_steps=0)
+    val_loss_ : float or None, the validation loss of the kept weights, in nats per token
+    """
+
+    def __init__(
+        self,
+        *,
+        level: str = "char",
+        cell: str = "lstm",
+        embedding_dim: int = 64,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        tie_weights: bool = False,
+        bptt: int = 64,
+        batch_size: int = 32,
+        epochs: int = 1,
+        lr: float = 2e-3,
+        clip_norm: float | None = 1.0,
+        validation_fraction: float = 0.1,
+        min_freq: int = 1,
+        max_steps: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.level = level
+        self.cell = cell
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.tie_weights = tie_weights
+        self.bptt = bptt
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr = lr
+        self.clip_norm = clip_norm
+        self.validation_fraction = validation_fraction
+        self.min_freq = min_freq
+        self.max_steps = max_steps
+        self.random_state = random_state
+
+    # --- tokens --------------------------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> list[str]:
+        return list(text) if self.level == "char" else tokenize(text)
+
+    def _ids(self, tokens: list[str]) -> np.ndarray:
+        return np.array(self.vocab_.encode(tokens), dtype=np.int64)
+
+    # --- training ------------------------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
+        if not isinstance(self.bptt, int) or isinstance(self.bptt, bool) or self.bptt < 1:
+            raise ValueError(f"bptt: expected a positive integer, got {self.bptt!r}")
+        if not (isinstance(self.validation_fraction, (int, float)) and 0.0 <= self.validation_fraction < 1.0):
+            raise ValueError(f"validation_fraction: expected a number in [0, 1), got {self.validation_fraction!r}")
+        if self.max_steps is not None and (
+            not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 0
+        ):
+            raise ValueError(f"max_steps: expected an integer >= 0 or None, got {self.max_steps!r}")
+
+    def fit(self, text: str, *, callbacks: Sequence[object] = ()) -> RNNLanguageModel:
+        """Train on ``text`` (its last ``validation_fraction`` held out for validation). Returns self."""
+        text = _check_text("text", text)
+        self._check_params()
+        train_config = TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, clip_norm=self.clip_norm, patience=None,
+            seed=self.random_state,
+        )
+        tokens = self._tokens(text)
+        n_val = int(len(tokens) * self.validation_fraction)
+        n_train = len(tokens) - n_val
+        if n_train < 2 * self.batch_size:
+            raise ValueError(
+                f"text: the training part has {n_train} {self.level} tokens, too short for batch_size "
+                f"{self.batch_size} (at least {2 * self.batch_size} needed: two per stream); give more text "
+                "or lower batch_size"
+            )
+        if self.validation_fraction > 0 and n_val < 2:
+            raise ValueError(f"text: validation_fraction {self.validation_fraction} of {len(tokens)} tokens leaves "
+                             f"{n_val} for validation (at least 2 needed); give more text or set it to 0")
+        started = time.perf_counter()
+
+        train_tokens = tokens[:n_train]
+        if self.level == "char":
+            self.vocab_ = Vocab([Vocab.PAD, Vocab.UNK, *sorted(set(train_tokens))])
+        else:
+            self.vocab_ = Vocab.build([train_tokens], min_freq=self.min_freq)
+        self.start_token_ = train_tokens[0]
+        self.net_config_ = LMNetConfig(
+            vocab_size=len(self.vocab_), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
+            cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, tie_weights=self.tie_weights,
+        )
+        self.params_ = init_lm_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+        windows = stream_windows(self._ids(train_tokens), self.batch_size, self.bptt)
+        val_ids = self._ids(tokens[n_train:])
+
+        steps_left = self.epochs * len(windows) if self.max_steps is None else self.max_steps
+        epochs = min(self.epochs, math.ceil(steps_left / len(windows)))  # the epochs that get a step
+        state = None  # the carried state: the final state of the last window trained on
+
+        def make_batches(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+            nonlocal state, steps_left
+            state = None  # each epoch starts the streams from zeros
+            batches = windows[: min(len(windows), steps_left)]  # in order: row b of window k+1 continues row b of k
+            steps_left -= len(batches)
+            return batches
+
+        def batch_loss(batch: tuple[np.ndarray, np.ndarray], rng: np.random.Generator):
+            nonlocal state
+            x, y = batch  # (B, T) each
+            _, loss, state, cache = lm_forward(
+                self.params_, self.net_config_, x, targets=y, state0=state, training=True, rng=rng
+            )
+            grads, _ = lm_backward(cache)  # truncated BPTT: no gradient flows into the previous window
+            return loss, grads
+
+        evaluate = (lambda: self._stream_loss(val_ids)) if n_val else None
+        if epochs > 0:
+            self.history_: TrainHistory = fit(
+                self.params_, make_batches, batch_loss, replace(train_config, epochs=epochs), evaluate=evaluate,
+                higher_is_better=False, callbacks=callbacks,
+            )
+            self.val_loss_ = self.history_.best_metric
+        else:
+            self.history_ = TrainHistory()
+            self.val_loss_ = evaluate() if evaluate is not None else None
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    # --- evaluation ----------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                "this RNNLanguageModel is not fitted yet: call fit(text) or RNNLanguageModel.load(path)"
+            )
+
+    def _stream_loss(self, ids: np.ndarray) -> float:
+        """Mean nats per predicted token over one stream ids (len,), the state carried from window to window."""
+        state, total = None, 0.0
+        for start in range(0, len(ids) - 1, EVAL_WINDOW):
+            x = ids[start : start + EVAL_WINDOW][None]  # (1, T)
+            y = ids[start + 1 : start + 1 + x.shape[1]][None]
+            x = x[:, : y.shape[1]]
+            _, loss, state, _ = lm_forward(self.params_, self.net_config_, x, targets=y, state0=state)
+            total += float(loss) * y.shape[1]
+        return total / (len(ids) - 1)
+
+    def evaluate_loss(self, text: str) -> float:
+        """Mean nats per token of predicting each token of ``text`` from the ones before it (the first token is
+        only read); tokens outside the vocabulary are read, and scored, as ``<unk>``."""
+        self._check_fitted()
+        ids = self._ids(self._tokens(_check_text("text", text)))
+        if len(ids) < 2:
+            raise ValueError(f"text: {len(ids)} {self.level} token; at least 2 are needed to score a prediction")
+        return self._stream_loss(ids)
+
+    @property
+    def bits_per_char(self) -> float:
+        """The validation loss in bits per character (``val_loss_ / ln 2``); character level only."""
+        self._check_fitted()
+        if self.level != "char":
+            raise ValueError(f"bits_per_char: only for level='char' (this model's level is {self.level!r})")
+        if self.val_loss_ is None:
+            raise ValueError("bits_per_char: no validation loss (the model was fitted with validation_fraction=0)")
+        return self.val_loss_ / math.log(2)
+
+    # --- generation ----------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str = "",
+        length: int = 200,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Stream ``length`` tokens that continue ``prompt``, each yielded as text as soon as it is drawn.
+
+        The prompt is read in one forward pass from the zero state; each next token is drawn with
+        :func:`unrolled.sampling.sample_next` (temperature 0 = greedy) and fed back one step at a time.
+        A prompt token outside the vocabulary is read as ``<unk>``. An empty prompt starts as the training
+        text did: the first token is the training text's first token (``start_token_``), and the rest are
+        drawn after it. Word level yields each word with a space before it, so ``prompt + "".join(...)``
+        reads as text (no space before the first word of an empty prompt).
+
+        The same ``seed`` gives the same text; ``seed=None`` draws fresh randomness. Arguments are checked
+        at the call, before the first token.
+        """
+        self._check_fitted()
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt: expected a str, got {type(prompt).__name__}")
+        if "\x00" in prompt:
+            raise ValueError("prompt: contains a NUL character; expected text")
+        if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or not 0 <= length <= MAX_LENGTH:
+            raise ValueError(f"length: expected an integer from 0 to {MAX_LENGTH:,}, got {length!r}")
+        check_sampling_options(temperature=temperature, top_k=top_k, top_p=top_p)
+        return self._generate(self._tokens(prompt), int(length), dict(temperature=temperature, top_k=top_k,
+                                                                      top_p=top_p), np.random.default_rng(seed))
+
+    def _generate(self, prompt: list[str], length: int, options: dict[str, Any],
+                  rng: np.random.Generator) -> Iterator[str]:
+        space = " " if self.level == "word" else ""
+        if not prompt:
+            if length == 0:
+                return
+            prompt = [self.start_token_]
+            yield self.start_token_  # the text's first token: no space before it
+            length -= 1
+        logits, _, state, _ = lm_forward(self.params_, self.net_config_, self._ids(prompt)[None])  # (1, P, V)
+        for i in range(length):
+            token_id = sample_next(logits[0, -1], rng=rng, **options)
+            yield space + self.vocab_.tokens[token_id]
+            if i + 1 < length:
+                logits, _, state, _ = lm_forward(
+                    self.params_, self.net_config_, np.array([[token_id]]), state0=state
+                )  # (1, 1, V)
+
+    # --- checkpoints ----------------------------------------------------------------------------------
+
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint directory (model.safetensors, config.json, vocab.json), atomically."""
+        self._check_fitted()
+        config = {
+            "model": asdict(self.net_config_),
+            "estimator": self.get_params(),
+            "start_token": self.start_token_,
+            "val_loss": self.val_loss_,
+            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_},
+            **(extra or {}),
+        }
+        return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config, vocab=self.vocab_.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> RNNLanguageModel:
+        checkpoint = load_checkpoint(path, kind=KIND)
+        config = checkpoint.config
+        source = str(Path(path) / "config.json")
+        try:
+            model = cls(**config["estimator"])
+            model.net_config_ = LMNetConfig(**config["model"])
+            model.start_token_ = str(config["start_token"])
+            model.val_loss_ = config["val_loss"]
+            model.history_ = TrainHistory.from_json(config["training"]["history"])
+            model.training_seconds_ = config["training"]["seconds"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{source}: invalid language model config ({error})") from None
+        vocab_source = str(Path(path) / "vocab.json")
+        if checkpoint.vocab is None:
+            raise ValueError(f"{vocab_source}: missing (a language model needs its vocabulary)")
+        model.vocab_ = Vocab.from_json(checkpoint.vocab, source=vocab_source)
+        if len(model.vocab_) != model.net_config_.vocab_size:
+            raise ValueError(f"{vocab_source}: {len(model.vocab_)} tokens, but the model has vocab_size "
+                             f"{model.net_config_.vocab_size}")
+        expected = model.net_config_.param_shapes()
+        check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
+        model.params_ = {name: checkpoint.tensors[name] for name in expected}
+        model.config_ = config
+        return model
