@@ -496,3 +496,18 @@ def test_generate_bad_options(tmp_path, argv):
              "--batch-size", "4", "--max-steps", "2", "--out", str(tmp_path / "lm"))
     code, _, err = run_full("generate", "--model", str(tmp_path / "lm"), *argv)
     assert code == 1 and one_error_line(err)
+
+
+def test_explain_a_language_model(tmp_path):
+    text = tmp_path / "toy.txt"
+    text.write_text("abcabcabd " * 300)
+    model = tmp_path / "lm"
+    run_full("train", "--task", "lm", "--text", str(text), "--hidden", "8", "--embedding-dim", "4", "--bptt", "8",
+             "--batch-size", "4", "--max-steps", "5", "--out", str(model))
+    code, out, err = run_full("explain", "--model", str(model), "abcab")
+    assert code == 0, err
+    assert "top next-token guesses" in out
+    code, out, _ = run_full("explain", "--model", str(model), "abcab", "--json")
+    assert [step["token"] for step in json.loads(out)["steps"]] == list("abcab")
+    code, _, err = run_full("explain", "--model", str(model), "abcab", "--label", "x")
+    assert code == 2 and "--label" in err

@@ -337,6 +337,28 @@ def _fsync_dir(path: Path) -> None:
 # --------------------------------------------------------------------------------------------------- load
 
 
+def checkpoint_kind(directory: str | os.PathLike[str]) -> str:
+    """The kind of the checkpoint in ``directory``, from its config.json alone (the tensors are not read);
+    the same one-line errors as :func:`load_checkpoint` for a missing or broken directory or config."""
+    return _checked_config(Path(directory), None)[1]["kind"]
+
+
+def _checked_config(path: Path, kind: str | None) -> tuple[Path, dict[str, Any]]:
+    """config.json of the checkpoint directory ``path``, checked (and of ``kind`` when given)."""
+    if not path.exists():
+        leftovers = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
+        hint = f" (an interrupted save left the previous checkpoint at {leftovers[0]})" if leftovers else ""
+        raise _error(path, f"checkpoint directory not found{hint}")
+    if not path.is_dir():
+        raise _error(path, "is a file, not a checkpoint directory")
+    config_path = path / CONFIG_FILE
+    if not config_path.exists():
+        raise _error(config_path, f"not found; {path} is not a checkpoint directory")
+    config = _read_json_object(config_path)
+    _check_config(config_path, config, kind)
+    return config_path, config
+
+
 def load_checkpoint(directory: str | os.PathLike[str], *, kind: str | None = None) -> Checkpoint:
     """Read and check a checkpoint directory.
 
@@ -357,18 +379,7 @@ def load_checkpoint(directory: str | os.PathLike[str], *, kind: str | None = Non
     path = Path(directory)
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind: expected one of {', '.join(KINDS)} or None, got {kind!r}")
-    if not path.exists():
-        leftovers = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
-        hint = f" (an interrupted save left the previous checkpoint at {leftovers[0]})" if leftovers else ""
-        raise _error(path, f"checkpoint directory not found{hint}")
-    if not path.is_dir():
-        raise _error(path, "is a file, not a checkpoint directory")
-
-    config_path = path / CONFIG_FILE
-    if not config_path.exists():
-        raise _error(config_path, f"not found; {path} is not a checkpoint directory")
-    config = _read_json_object(config_path)
-    _check_config(config_path, config, kind)
+    _, config = _checked_config(path, kind)
 
     model_path = path / MODEL_FILE
     if not model_path.exists():

@@ -86,6 +86,8 @@ Trace one sentence through a trained classifier, step by step: each token and it
 state, the class probabilities if the sentence ended at that step and the change each step caused, the
 gradient flow over time (|dL/dh_t| and |dL/dx_t|, which shows vanishing gradients on long inputs), and
 the mean gate activations of a GRU or LSTM. --json gives the full trace, --plot a figure.
+With a language model: per step the hidden state, the top-5 next-token guesses and the probability given
+to the token that came next.
 
 example:
   unrolled explain --model models/sst2-rnn "a gorgeous , witty , seductive movie ."
@@ -235,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = command("explain", "trace a sentence through a classifier, step by step", EXPLAIN_HELP)
     explain.add_argument("text", metavar="TEXT", help="the sentence")
-    explain.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory of a classifier")
+    explain.add_argument("--model", required=True, metavar="DIR",
+                         help="checkpoint directory of a classifier or a language model")
     explain.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
     explain.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
                          help="decimals shown (0-12, default: 3)")
@@ -510,6 +513,10 @@ def run_walkthrough(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def run_explain(args: argparse.Namespace, out: TextIO) -> None:
+    from unrolled.checkpoint import checkpoint_kind
+
+    if checkpoint_kind(args.model) == "language_model":
+        return run_explain_lm(args, out)
     from unrolled.explain import explain, render_text
     from unrolled.models.classifier import RNNClassifier
 
@@ -527,6 +534,20 @@ def run_explain(args: argparse.Namespace, out: TextIO) -> None:
         out.write(text if text.endswith("\n") else text + "\n")
         if args.plot:
             out.write(f"plot: {args.plot}\n")
+
+
+def run_explain_lm(args: argparse.Namespace, out: TextIO) -> None:
+    from unrolled.explain_lm import explain_lm, render_lm_text
+    from unrolled.models.language_model import RNNLanguageModel
+
+    if args.label or args.plot:
+        raise UsageError("--label and --plot apply to classifiers; a language model's trace has neither")
+    trace = explain_lm(RNNLanguageModel.load(args.model), args.text)
+    if args.json:
+        json.dump(trace.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_lm_text(trace, precision=args.precision))
 
 
 def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str]]:
