@@ -32,6 +32,7 @@ from unrolled.nn.recurrent import (
     init_recurrent_params,
     recurrent_backward,
     recurrent_forward,
+    recurrent_params_of,
 )
 
 Params = dict[str, np.ndarray]
@@ -113,10 +114,6 @@ class ClassifierCache:
     features: np.ndarray  # (N, dirs·H) the pooled features fed to the head (before dropout)
 
 
-def _recurrent_params(params: Params) -> Params:
-    return {name[4:]: value for name, value in params.items() if name.startswith("rnn.")}
-
-
 def classifier_forward(
     params: Params,
     config: ClassifierNetConfig,
@@ -135,7 +132,9 @@ def classifier_forward(
     x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx)
     x, emb_drop = dropout_forward(x, p, training=training, rng=rng)
     rec = config.recurrent
-    out, _, rec_cache = recurrent_forward(x, _recurrent_params(params), rec, mask=mask, training=training, rng=rng)
+    out, _, rec_cache = recurrent_forward(
+        x, recurrent_params_of(params), rec, mask=mask, training=training, rng=rng
+    )
     features, pool_cache = pool_forward(out, mask, config.pooling, num_directions=rec.num_directions)
     dropped, feat_drop = dropout_forward(features, p, training=training, rng=rng)
     logits, head_cache = linear_forward(dropped, params["head.weight"], params["head.bias"])

@@ -28,6 +28,7 @@ from unrolled.nn.recurrent import (
     init_recurrent_params,
     recurrent_backward,
     recurrent_forward,
+    recurrent_params_of,
 )
 
 __all__ = [
@@ -91,10 +92,6 @@ class ForecasterCache:
     features: np.ndarray  # (N, H) the top layer's final state (before dropout)
 
 
-def _recurrent_params(params: Params) -> Params:
-    return {name[4:]: value for name, value in params.items() if name.startswith("rnn.")}
-
-
 def forecaster_forward(
     params: Params,
     config: ForecasterNetConfig,
@@ -109,7 +106,7 @@ def forecaster_forward(
     ``rng`` draws the dropout masks in training (needed when ``config.dropout`` > 0).
     """
     out, state, rec_cache = recurrent_forward(
-        x, _recurrent_params(params), config.recurrent, training=training, rng=rng
+        x, recurrent_params_of(params), config.recurrent, training=training, rng=rng
     )
     h_top = state[0] if config.cell == "lstm" else state  # (L, N, H); for LSTM the h of (h, c)
     features = h_top[-1]  # (N, H)

@@ -38,6 +38,7 @@ from unrolled.nn.recurrent import (
     init_recurrent_params,
     recurrent_backward,
     recurrent_forward,
+    recurrent_params_of,
 )
 
 __all__ = ["LMCache", "LMNetConfig", "init_lm_params", "lm_backward", "lm_forward"]
@@ -155,7 +156,7 @@ def lm_forward(
     p = config.dropout
     x, emb_cache = embedding_forward(ids, params["embedding.weight"])  # (N, T, E)
     x, emb_drop = dropout_forward(x, p, training=training, rng=rng)
-    rec_params = {name[4:]: value for name, value in params.items() if name.startswith("rnn.")}
+    rec_params = recurrent_params_of(params)
     out, state_final, rec_cache = recurrent_forward(
         x, rec_params, config.recurrent, state0=state0, training=training, rng=rng
     )  # out (N, T, H)

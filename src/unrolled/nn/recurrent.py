@@ -154,6 +154,12 @@ def check_recurrent_params(config: RecurrentConfig, params: Params) -> np.dtype:
     return dtype
 
 
+def recurrent_params_of(params: Params, prefix: str = "rnn.") -> Params:
+    """The recurrent layer's arrays inside a model's params dict (names ``rnn.weight_ih_l0`` …), under the
+    layer's own names (``weight_ih_l0`` …); the arrays themselves, not copies."""
+    return {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
+
+
 def state_dict(params: Params) -> dict[str, np.ndarray]:
     """The parameters under PyTorch's names, copied: ``torch.nn.GRU(...).load_state_dict(
     {k: torch.from_numpy(v) for k, v in state_dict(params).items()})`` accepts them."""
@@ -324,5 +330,6 @@ __all__ = [
     "load_state_dict",
     "recurrent_backward",
     "recurrent_forward",
+    "recurrent_params_of",
     "state_dict",
 ]
