@@ -12,6 +12,7 @@ from typing import TextIO
 from unrolled.cli import (
     UsageError,
     _file_summary,
+    _fraction,
     _positive_float,
     _positive_int,
     check_out_dir,
@@ -32,16 +33,6 @@ deterministic under --seed. A prompt character (or word) outside the model's voc
 example:
   unrolled generate --model models/shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8 --seed 1
 """
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
-    return value
 
 
 def add_lm_training_options(train: argparse.ArgumentParser) -> None:
