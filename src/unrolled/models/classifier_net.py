@@ -23,7 +23,7 @@ import numpy as np
 
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward, embedding_forward
-from unrolled.nn.linear import LinearCache, linear_backward, linear_forward
+from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
 from unrolled.nn.recurrent import (
@@ -93,10 +93,9 @@ def init_classifier_params(
     params: Params = {"embedding.weight": embedding}
     recurrent = init_recurrent_params(config.recurrent, rng, dtype=dtype)
     params.update({"rnn." + name: value for name, value in recurrent.items()})
-    fan_in = config.recurrent.output_size
-    bound = 1.0 / np.sqrt(fan_in)
-    params["head.weight"] = rng.uniform(-bound, bound, (config.num_classes, fan_in)).astype(dtype)
-    params["head.bias"] = rng.uniform(-bound, bound, config.num_classes).astype(dtype)
+    params["head.weight"], params["head.bias"] = init_linear_params(
+        rng, config.num_classes, config.recurrent.output_size, dtype=dtype
+    )
     return params
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
-from unrolled.nn.linear import LinearCache, linear_backward, linear_forward
+from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import MSECache, mse_backward, mse_forward
 from unrolled.nn.recurrent import (
     RecurrentCache,
@@ -76,9 +76,9 @@ def init_forecaster_params(
     """PyTorch's default initialisation: every entry ~ U(−1/√fan_in, 1/√fan_in) (fan_in = H for all)."""
     recurrent = init_recurrent_params(config.recurrent, rng, dtype=dtype)
     params: Params = {"rnn." + name: value for name, value in recurrent.items()}
-    bound = 1.0 / np.sqrt(config.hidden_size)
-    params["head.weight"] = rng.uniform(-bound, bound, (config.horizon, config.hidden_size)).astype(dtype)
-    params["head.bias"] = rng.uniform(-bound, bound, config.horizon).astype(dtype)
+    params["head.weight"], params["head.bias"] = init_linear_params(
+        rng, config.horizon, config.hidden_size, dtype=dtype
+    )
     return params
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from unrolled.nn._validation import check_float_array
 
-__all__ = ["LinearCache", "linear_forward", "linear_backward"]
+__all__ = ["LinearCache", "init_linear_params", "linear_forward", "linear_backward"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,13 @@ def linear_backward(dy: np.ndarray, cache: LinearCache) -> tuple[np.ndarray, dic
     if cache.has_bias:
         grads["bias"] = dy2.sum(axis=0)
     return dx, grads
+
+
+def init_linear_params(
+    rng: np.random.Generator, out_features: int, in_features: int, *, dtype: np.dtype | type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """torch.nn.Linear's default initialisation: weight (O, D) and bias (O,) ~ U(−1/√D, 1/√D), in that order."""
+    bound = 1.0 / np.sqrt(in_features)
+    weight = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
+    bias = rng.uniform(-bound, bound, out_features).astype(dtype)
+    return weight, bias
