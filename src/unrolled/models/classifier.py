@@ -58,6 +58,12 @@ class RNNClassifier(Estimator):
     cell : "rnn" (Elman, tanh), "gru" or "lstm"
     embedding_dim, hidden_size, num_layers, bidirectional : the network's shape
     dropout : on word vectors, between recurrent layers and on the pooled features, in training
+    word_dropout : in training, replace each token by ``<unk>`` with this probability (the model learns to
+        read around words it does not know; the rows of rare words get no say over the decision alone)
+    embeddings : path of a GloVe / word2vec text file (optionally gzip) whose vectors initialise the
+        embedding rows of the words they cover (see ``embedding_coverage_``); its dimension must equal
+        ``embedding_dim``. None: PyTorch's N(0, 1) initialisation
+    freeze_embeddings : keep the embedding rows fixed in training (useful with ``embeddings``)
     pooling : how the outputs over time become one vector: "last" (the final state, as the seed draws it),
         "max" or "mean" over the real steps
     epochs, batch_size, lr, optimizer, weight_decay, clip_norm, schedule, warmup_steps, patience : training
@@ -74,6 +80,7 @@ class RNNClassifier(Estimator):
     net_config_ : ClassifierNetConfig
     params_ : dict of arrays under PyTorch names
     history_ : TrainHistory
+    embedding_coverage_ : EmbeddingCoverage of the ``embeddings`` file over the vocabulary (None without one)
     """
 
     def __init__(
@@ -85,6 +92,9 @@ class RNNClassifier(Estimator):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        word_dropout: float = 0.0,
+        embeddings: str | None = None,
+        freeze_embeddings: bool = False,
         pooling: str = "last",
         epochs: int = 10,
         batch_size: int = 32,
@@ -107,6 +117,9 @@ class RNNClassifier(Estimator):
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.dropout = dropout
+        self.word_dropout = word_dropout
+        self.embeddings = embeddings
+        self.freeze_embeddings = freeze_embeddings
         self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
@@ -144,12 +157,25 @@ class RNNClassifier(Estimator):
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         """Texts -> id lists (at most max_len ids; a text with no token becomes one <unk>)."""
+        return self._encode_tokens([tokenize(text, lowercase=self.lowercase) for text in texts])
+
+    def _encode_tokens(self, token_lists: list[list[str]]) -> list[list[int]]:
         vocab, max_len = self.vocab_, self.max_len
-        encoded = []
-        for text in texts:
-            ids = vocab.encode(tokenize(text, lowercase=self.lowercase))[:max_len] or [vocab.id_of(Vocab.UNK)]
-            encoded.append(ids)
-        return encoded
+        return [vocab.encode(tokens)[:max_len] or [Vocab.UNK_ID] for tokens in token_lists]
+
+    def _load_embeddings(self, token_lists: list[list[str]]) -> None:
+        """Overwrite the embedding rows of the words the ``embeddings`` file has; record the coverage."""
+        from collections import Counter
+
+        from unrolled.text.embeddings import embedding_matrix, read_word_vectors
+
+        vectors, _ = read_word_vectors(self.embeddings, words=set(self.vocab_.tokens))
+        counts = Counter(token for tokens in token_lists for token in tokens)
+        table = self.params_["embedding.weight"]
+        matrix, self.embedding_coverage_ = embedding_matrix(
+            self.vocab_, vectors, self.embedding_dim, init=table, counts=counts
+        )
+        table[...] = matrix
 
     def fit(
         self,
@@ -170,11 +196,14 @@ class RNNClassifier(Estimator):
         train_config = self._train_config()
         if self.max_len is not None and self.max_len < 1:
             raise ValueError(f"max_len: expected a positive integer or None, got {self.max_len!r}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"word_dropout: expected a probability in [0, 1), got {self.word_dropout!r}")
+        if self.freeze_embeddings and self.embeddings is None:
+            raise ValueError("freeze_embeddings: there are no pretrained embeddings to freeze (set embeddings)")
         started = time.perf_counter()
 
-        self.vocab_ = Vocab.build(
-            (tokenize(t, lowercase=self.lowercase) for t in texts), min_freq=self.min_freq, max_size=self.max_vocab
-        )
+        token_lists = [tokenize(t, lowercase=self.lowercase) for t in texts]
+        self.vocab_ = Vocab.build(token_lists, min_freq=self.min_freq, max_size=self.max_vocab)
         self.label_map_ = LabelMap.fit(labels)
         if len(self.label_map_) < 2:
             raise ValueError(f"y: only one class ({self.label_map_.names[0]!r}); a classifier needs at least two")
@@ -187,8 +216,12 @@ class RNNClassifier(Estimator):
             pooling=self.pooling,
         )
         self.params_ = init_classifier_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+        self.embedding_coverage_ = None
+        if self.embeddings is not None:
+            self._load_embeddings(token_lists)
 
-        train_ids = self._encode(texts)
+        train_ids = self._encode_tokens(token_lists)
+        del token_lists
         train_targets = self.label_map_.encode(labels)
         lengths = [len(ids) for ids in train_ids]
         pad_id = self.vocab_.id_of(Vocab.PAD)
@@ -198,10 +231,15 @@ class RNNClassifier(Estimator):
 
         def batch_loss(batch: np.ndarray, rng: np.random.Generator):
             ids, mask = pad_batch([train_ids[i] for i in batch], pad_id=pad_id)
+            if self.word_dropout > 0.0:
+                ids[(rng.random(ids.shape) < self.word_dropout) & mask] = Vocab.UNK_ID
             _, loss, cache = classifier_forward(
                 self.params_, self.net_config_, ids, mask=mask, targets=train_targets[batch], training=True, rng=rng
             )
-            return loss, classifier_backward(cache)
+            grads = classifier_backward(cache)
+            if self.freeze_embeddings:
+                del grads["embedding.weight"]
+            return loss, grads
 
         evaluate = None
         if validation is not None:
@@ -267,12 +305,14 @@ class RNNClassifier(Estimator):
     def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint directory (model.safetensors, config.json, vocab.json), atomically."""
         self._check_fitted()
+        coverage = getattr(self, "embedding_coverage_", None)
         config = {
             "model": asdict(self.net_config_),
             "estimator": self.get_params(),
             "labels": self.label_map_.to_json(),
             "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
-            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_},
+            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_,
+                         "embedding_coverage": coverage.to_json() if coverage is not None else None},
             **(extra or {}),
         }
         return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config, vocab=self.vocab_.to_json())
