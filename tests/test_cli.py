@@ -228,7 +228,7 @@ def test_predict_rejects_empty_texts(tmp_path, data):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(FileNotFoundError):
         run_full("--debug", "predict", "--model", str(tmp_path / "nowhere"), "hello")
 
 

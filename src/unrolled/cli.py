@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from unrolled import __version__
+from unrolled.pretrained import model_path
 
 
 class ExitCode(IntEnum):
@@ -143,6 +144,7 @@ def _add_column_options(parser, label_default: str | None = "label") -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from unrolled.cli_forecast import add_forecast_command, add_forecast_training_options  # they import this module
+    from unrolled.cli_datasets import add_dataset_training_options, add_datasets_command
     from unrolled.cli_lm import add_generate_command, add_lm_training_options
 
     parser = argparse.ArgumentParser(
@@ -173,12 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     text = train.add_argument_group("classify: data and model")
     text.add_argument("--train", metavar="FILE", help="training data (required for classify)")
     text.add_argument("--dev", metavar="FILE", help="dev data for early stopping and model selection")
+    add_dataset_training_options(text)
     _add_column_options(text, label_default=None)
     text.add_argument("--label-names", type=_label_names, metavar="MAP",
                       help="display names for the labels, e.g. 0=negative,1=positive")
     text.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported) instead of failing")
     text.add_argument("--bidirectional", action="store_true", help="read the text in both directions")
     text.add_argument("--embedding-dim", type=_positive_int, help="word vector size (default: 64)")
+    text.add_argument("--word-dropout", type=_probability,
+                      help="in training, replace each token by <unk> with this probability (default: 0)")
+    text.add_argument("--embeddings", metavar="FILE",
+                      help="pretrained word vectors, GloVe or word2vec text format, optionally gzip "
+                           "(sets --embedding-dim from the file)")
+    text.add_argument("--freeze-embeddings", action="store_true", help="keep the --embeddings vectors fixed")
     text.add_argument("--pooling", choices=("last", "max", "mean"),
                       help="final state (last), or max/mean over all steps (default: last)")
     text.add_argument("--min-freq", type=_positive_int, help="rarer words become <unk> (default: 1)")
@@ -210,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
 
     evaluate = command("evaluate", "evaluate a classifier on a labelled file", EVALUATE_HELP)
-    evaluate.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
+    evaluate.add_argument("--model", default="sst2-best", metavar="NAME|DIR",
+                          help="checkpoint directory or bundled model: sst2-best (default), sst2-rnn")
     evaluate.add_argument("file", metavar="FILE", help="labelled data")
     _add_column_options(evaluate)
     evaluate.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported)")
@@ -228,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = command("explain", "trace a sentence through a classifier, step by step", EXPLAIN_HELP)
     explain.add_argument("text", metavar="TEXT", help="the sentence")
-    explain.add_argument("--model", required=True, metavar="DIR",
-                         help="checkpoint directory of a classifier or a language model")
+    explain.add_argument("--model", default="sst2-rnn", metavar="NAME|DIR",
+                         help="checkpoint directory of a classifier or a language model, or a bundled model: "
+                              "sst2-rnn (default), sst2-best")
     explain.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
     explain.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
                          help="decimals shown (0-12, default: 3)")
@@ -237,10 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print the full trace as JSON")
 
     add_forecast_command(commands, command)
+    add_datasets_command(commands, command)
     add_generate_command(command)
 
     predict = command("predict", "predict labels of texts", PREDICT_HELP)
-    predict.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory")
+    predict.add_argument("--model", default="sst2-best", metavar="NAME|DIR",
+                         help="checkpoint directory or bundled model: sst2-best (default), sst2-rnn")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts (default: lines of standard input)")
     predict.add_argument("--json", action="store_true", help="one JSON object per text")
     return parser
@@ -303,6 +316,17 @@ def _file_summary(path: str, rows: int, skipped: int) -> dict[str, object]:
     return {"path": str(path), "sha256": digest, "rows": rows, "skipped_rows": skipped}
 
 
+class _CoverageNote:
+    """Says, before the first epoch, how much of the vocabulary the --embeddings file covers."""
+
+    def __init__(self, model, err: TextIO, quiet: bool) -> None:
+        self.model, self.err, self.quiet = model, err, quiet
+
+    def on_train_begin(self, steps_per_epoch: int, epochs: int) -> None:
+        if self.model.embedding_coverage_ is not None and not self.quiet:
+            self.err.write(f"--embeddings {self.model.embeddings}: {self.model.embedding_coverage_}\n")
+
+
 class _Progress:
     """Training progress on stderr: a live bar on a terminal, one line per epoch otherwise."""
 
@@ -338,14 +362,14 @@ class _Progress:
 CLASSIFY_DEFAULTS = {
     "hidden": 128, "epochs": 10, "batch_size": 32, "lr": 2e-3, "clip_norm": 5.0, "label_column": "label",
     "embedding_dim": 64, "pooling": "last", "min_freq": 1, "optimizer": "adam", "weight_decay": 0.0,
-    "schedule": "constant", "warmup_steps": 0, "patience": 3, "cell": "gru",
+    "schedule": "constant", "warmup_steps": 0, "patience": 3, "cell": "gru", "word_dropout": 0.0,
 }
 # The options that belong to some tasks only (dest -> those tasks); the others apply to every task.
 OPTION_TASKS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
-        ("train", "dev", "text_column", "label_column", "label_names", "skip_bad_rows", "bidirectional", "pooling",
-         "min_freq", "max_vocab", "max_len", "cased", "optimizer", "weight_decay", "schedule", "warmup_steps",
-         "patience"),
+        ("train", "dev", "dataset", "data_dir", "phrases", "text_column", "label_column", "label_names",
+         "skip_bad_rows", "bidirectional", "pooling", "min_freq", "max_vocab", "max_len", "cased", "optimizer", "weight_decay", "schedule", "warmup_steps",
+         "patience", "word_dropout", "embeddings", "freeze_embeddings"),
         ("classify",),
     ),
     "embedding_dim": ("classify", "lm"),
@@ -396,16 +420,29 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         from unrolled.cli_lm import run_train_lm
 
         return run_train_lm(args, out, err, _Progress(err, args.quiet or args.json, metric="val loss"))
+    from unrolled.cli_datasets import check_dataset_options, load_training_data
+    from unrolled.data.readers import LabelMap
     from unrolled.models.classifier import RNNClassifier
 
-    from unrolled.data.readers import LabelMap
+    if args.embeddings and args.embedding_dim is None:
+        from unrolled.text.embeddings import word_vector_dim
 
+        args.embedding_dim = word_vector_dim(args.embeddings)
+    if args.freeze_embeddings and not args.embeddings:
+        raise UsageError("--freeze-embeddings needs --embeddings FILE")
     args = with_defaults(args, "classify", CLASSIFY_DEFAULTS)
-    if not args.train:
-        raise UsageError("--train FILE is required for --task classify")
+    check_dataset_options(args)
+    if not args.train and not args.dataset:
+        raise UsageError("--train FILE or --dataset NAME is required for --task classify")
     out_dir = check_out_dir(args.out)
-    train = _read_labelled(args.train, args, err, args.quiet)
-    dev = _read_labelled(args.dev, args, err, args.quiet) if args.dev else None
+    dataset = load_training_data(args, err) if args.dataset else None
+    if dataset:
+        train, dev = dataset.train, dataset.dev
+        args.train, args.dev = train.path, dev.path  # the files that error messages below name
+        args.label_names = args.label_names or dataset.label_names
+    else:
+        train = _read_labelled(args.train, args, err, args.quiet)
+        dev = _read_labelled(args.dev, args, err, args.quiet) if args.dev else None
     if dev and not args.label_names:  # a dev label the training data lacks: name its line now
         LabelMap.fit(train.labels).encode(dev.labels, path=args.dev, lines=dev.lines)
 
@@ -426,7 +463,8 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
     model = RNNClassifier(
         cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden, num_layers=args.layers,
-        bidirectional=args.bidirectional, dropout=args.dropout, pooling=args.pooling, epochs=args.epochs,
+        bidirectional=args.bidirectional, dropout=args.dropout, word_dropout=args.word_dropout,
+        embeddings=args.embeddings, freeze_embeddings=args.freeze_embeddings, pooling=args.pooling, epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
         schedule=args.schedule, warmup_steps=args.warmup_steps, patience=args.patience if dev else None,
@@ -435,14 +473,17 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     )
     validation = (dev.texts, rename(dev.labels, args.dev)) if dev else None
     model.fit(train.texts, rename(train.labels, args.train), validation=validation,
-              callbacks=[_Progress(err, args.quiet or args.json)])
+              callbacks=[_CoverageNote(model, err, args.quiet or args.json), _Progress(err, args.quiet or args.json)])
 
     metrics = {"train_accuracy": model.score(train.texts, rename(train.labels, args.train))}
     if dev:
         metrics["dev_accuracy"] = model.history_.best_metric
-    data = {"train": _file_summary(args.train, len(train.texts), len(train.skipped))}
-    if dev:
-        data["dev"] = _file_summary(args.dev, len(dev.texts), len(dev.skipped))
+    if dataset:
+        data = dataset.record
+    else:
+        data = {"train": _file_summary(args.train, len(train.texts), len(train.skipped))}
+        if dev:
+            data["dev"] = _file_summary(args.dev, len(dev.texts), len(dev.skipped))
     model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line(),
                                "label_names": args.label_names or {}})
     summary = {
@@ -455,6 +496,8 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         "vocab_size": len(model.vocab_),
         "labels": [str(c) for c in model.classes_],
     }
+    if model.embedding_coverage_ is not None:
+        summary["embedding_coverage"] = model.embedding_coverage_.to_json()
     if args.json:
         json.dump(summary, out, indent=2)
         out.write("\n")
@@ -467,7 +510,7 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 def run_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     from unrolled.models.classifier import RNNClassifier
 
-    model = RNNClassifier.load(args.model)
+    model = RNNClassifier.load(model_path(args.model))
     data = _read_labelled(args.file, args, err)
     names = model.config_.get("label_names") or {}  # the display names given at training, if any
     labels = [names.get(label, label) for label in data.labels]
@@ -506,12 +549,12 @@ def run_walkthrough(args: argparse.Namespace, out: TextIO) -> None:
 def run_explain(args: argparse.Namespace, out: TextIO) -> None:
     from unrolled.checkpoint import checkpoint_kind
 
-    if checkpoint_kind(args.model) == "language_model":
+    if checkpoint_kind(model_path(args.model)) == "language_model":
         return run_explain_lm(args, out)
     from unrolled.explain import explain, render_text
     from unrolled.models.classifier import RNNClassifier
 
-    model = RNNClassifier.load(args.model)
+    model = RNNClassifier.load(model_path(args.model))
     trace = explain(model, args.text, label=args.label)
     if args.plot:
         from unrolled.plot import plot_trace
@@ -533,7 +576,7 @@ def run_explain_lm(args: argparse.Namespace, out: TextIO) -> None:
 
     if args.label or args.plot:
         raise UsageError("--label and --plot apply to classifiers; a language model's trace has neither")
-    trace = explain_lm(RNNLanguageModel.load(args.model), args.text)
+    trace = explain_lm(RNNLanguageModel.load(model_path(args.model)), args.text)
     if args.json:
         json.dump(trace.to_json(), out, indent=2)
         out.write("\n")
@@ -556,7 +599,7 @@ def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str
 def run_predict(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> None:
     from unrolled.models.classifier import RNNClassifier
 
-    model = RNNClassifier.load(args.model)
+    model = RNNClassifier.load(model_path(args.model))
     items = _input_texts(args, stdin)
     if not items:
         raise ValueError("no texts: give them as arguments or one per line on standard input")
@@ -605,6 +648,10 @@ def main(
             from unrolled.cli_lm import run_generate
 
             run_generate(args, out)
+        elif args.command == "datasets":
+            from unrolled.cli_datasets import run_datasets
+
+            run_datasets(args, out, err)
         elif args.command == "predict":
             run_predict(args, out, err, stdin)
         return ExitCode.OK

@@ -1,0 +1,42 @@
+"""Models that ship inside the package, trained on SST-2 by ``benchmarks/sentiment.py --save-pretrained``.
+
+    sst2-rnn    the seed's Elman RNN (max-pooled states); ``unrolled explain`` uses it by default
+    sst2-best   the most accurate cell measured (bidirectional GRU); ``unrolled predict`` uses it by default
+
+Each is an ordinary checkpoint directory (model.safetensors, config.json, vocab.json) whose config.json
+records the training command, the data files' sha256 and the dev and test accuracy. ``--model`` takes one
+of these names or a checkpoint directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["BUNDLED", "DEFAULT_EXPLAIN", "DEFAULT_PREDICT", "model_path"]
+
+BUNDLED = {
+    "sst2-rnn": "Elman RNN, max-pooled states, trained on SST-2 (the seed's network)",
+    "sst2-best": "bidirectional GRU, max-pooled states, trained on SST-2 (the most accurate cell measured)",
+}
+DEFAULT_PREDICT = "sst2-best"
+DEFAULT_EXPLAIN = "sst2-rnn"
+_HERE = Path(__file__).resolve().parent
+
+
+def model_path(name_or_dir: str | Path) -> Path:
+    """The checkpoint directory of a bundled model's name, or ``name_or_dir`` itself when it is a directory.
+
+    A directory wins over a bundled name it happens to share (what the user typed is a path there).
+    """
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    name = str(name_or_dir)
+    if name in BUNDLED:
+        bundled = _HERE / name
+        if not (bundled / "config.json").is_file():
+            raise FileNotFoundError(f"bundled model {name!r} is missing from this installation ({bundled}); "
+                                    "reinstall unrolled")
+        return bundled
+    raise FileNotFoundError(f"--model {name}: no such checkpoint directory, and not a bundled model "
+                            f"({', '.join(BUNDLED)})")

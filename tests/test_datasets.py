@@ -1,0 +1,564 @@
+"""The datasets registry against a real HTTP server on 127.0.0.1 serving small synthetic archives.
+
+No test reaches beyond 127.0.0.1 and none writes outside tmp_path (HOME, XDG_CACHE_HOME and
+UNROLLED_DATA_DIR point into it). Set UNROLLED_DATA_DIR to a folder laid out like shared/data to also check
+that the real reference files verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import io
+import itertools
+import json
+import os
+import socket
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from unrolled import datasets
+from unrolled.cli import UsageError
+from unrolled.cli_datasets import add_datasets_command, check_dataset_options, load_training_data, run_datasets
+from unrolled.datasets import (
+    MANIFEST,
+    REGISTRY,
+    DatasetError,
+    DatasetInfo,
+    Source,
+    dataset_status,
+    default_data_dir,
+    describe,
+    download,
+    locate,
+)
+
+REAL_DATA_DIR = os.environ.get("UNROLLED_DATA_DIR")  # read before any test points it into tmp_path
+
+
+# --- a local HTTP server ---------------------------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.routes[path] = (body, mode)``; mode "truncate" promises the whole body and sends half."""
+
+    def do_GET(self) -> None:
+        route = self.server.routes.get(self.path)
+        if route is None:
+            self.send_error(404, "Not Found")
+            return
+        body, mode = route
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if mode == "truncate" else body)
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class Server:
+    url: str
+    routes: dict[str, tuple[bytes, str]]
+    paths: itertools.count = dataclasses.field(default_factory=itertools.count)
+
+    def serve(self, name: str, body: bytes, mode: str = "ok") -> str:
+        path = f"/{next(self.paths)}/{name}"
+        self.routes[path] = (body, mode)
+        return self.url + path
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.routes = {}
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield Server(f"http://127.0.0.1:{httpd.server_address[1]}", httpd.routes)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Everything the code could write goes under tmp_path; no proxy stands between us and 127.0.0.1."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("UNROLLED_DATA_DIR", str(tmp_path / "data"))
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _entry(server: Server, name: str, bodies: list[bytes], mode: str = "ok", **changes) -> DatasetInfo:
+    """The registry entry ``name`` with its sources served locally (and no reference hashes)."""
+    base = REGISTRY[name]
+    sources = tuple(
+        Source(server.serve(source.filename, body, mode), _sha(body), len(body))
+        for source, body in zip(base.sources, bodies)
+    )
+    return dataclasses.replace(base, sources=sources, files=dict.fromkeys(base.files), **changes)
+
+
+def _tar_gz(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+# --- synthetic archives ---------------------------------------------------------------------------------------
+
+BROMWELL = 'Bromwell High is a cartoon comedy. <br /><br />"Teachers"\tcafé über'
+
+
+def _imdb_reviews() -> dict[str, bytes]:
+    members = {"aclImdb/imdb.vocab": b"the\nand\n", "aclImdb/train/unsup/0_0.txt": b"unlabelled"}
+    for i in (10, 2, 0, 1, 3, 4, 5, 6, 7, 8, 9):  # archive order is not id order, and 10 sorts after 9
+        members[f"aclImdb/train/neg/{i}_{1 + i % 4}.txt"] = f"negative train review {i}".encode()
+    members["aclImdb/train/pos/1_8.txt"] = b"positive train review 1"
+    members["aclImdb/train/pos/0_9.txt"] = BROMWELL.encode()
+    members["aclImdb/test/neg/0_2.txt"] = b"Once again Mr. Costner has dragged out a movie"
+    members["aclImdb/test/pos/0_10.txt"] = b"positive test review 0"
+    members["aclImdb/train/labeledBow.feat"] = b"0 0:9"
+    return members
+
+
+def _mr_archive() -> bytes:
+    return _tar_gz({
+        "rt-polaritydata.README.1.0.txt": b"readme",
+        "rt-polaritydata/rt-polarity.neg": b"simplistic , silly and tedious . \nit's a caf\xe9 \x97 dull . \n",
+        "rt-polaritydata/rt-polarity.pos": b"the rock is destined to be great . \n\nna\xefve but fun \n",
+    })
+
+
+SST_TRAIN_TREES = "\n".join([
+    "(3 (2 (2 The) (2 Rock)) (4 (2 is) (4 great)))",
+    "(1 (2 A) (1 (2 -LRB-) (1 (2 dull) (2 -RRB-))))",
+    "(2 (2 neutral) (2 sentence))",
+    "(4 (2 good) (4 humour))",
+    "(0 (2 co-writer\\/director) (0 (2 2\xa01\\/2) (0 hours)))",
+    "(1 (2 I) (1 (2 wanna) (1 leave)))",
+    "(3 (2 (2 The) (2 Rock)) (4 (2 is) (4 great)))",
+]) + "\n"
+SST_TEST_TREES = "\n".join([
+    "(4 (2 A) (4 masterpiece))",
+    "(0 (2 No.) (0 .))",
+    "(2 (2 so) (2 so))",
+    "(3 (2 favourite) (3 film))",
+]) + "\n"
+GLUE_TRAIN = ("sentence\tlabel\nthe rock is great \t1\na ( dull ) \t0\ngood humor \t1\n"
+              "co-writer/director 2 1/2 hours \t0\ni wan na leave \t0\ngreat \t1\n")
+GLUE_DEV = "sentence\tlabel\nit 's a charming journey . \t1\ntoo long \t0\n"
+GLUE_TEST = "index\tsentence\n0\tfavorite film \n1\ta masterpiece\n2\tno . .\n"
+
+
+def _sst_archives(glue_test: str = GLUE_TEST) -> list[bytes]:
+    trees = _zip({"trees/train.txt": SST_TRAIN_TREES.encode(), "trees/dev.txt": b"(3 (3 nice))\n",
+                  "trees/test.txt": SST_TEST_TREES.encode()})
+    glue = _zip({"SST-2/train.tsv": GLUE_TRAIN.encode(), "SST-2/dev.tsv": GLUE_DEV.encode(),
+                 "SST-2/test.tsv": glue_test.encode()})
+    return [trees, glue]
+
+
+def _jsonl_gz(path: Path) -> list[dict]:
+    return [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+# --- where the data lives -------------------------------------------------------------------------------------
+
+
+def test_data_dir_precedence_env_then_xdg_then_home(tmp_path, monkeypatch):
+    assert default_data_dir() == tmp_path / "data"
+    monkeypatch.delenv("UNROLLED_DATA_DIR")
+    assert default_data_dir() == tmp_path / "xdg" / "unrolled" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_data_dir() == tmp_path / "home" / ".cache" / "unrolled" / "data"
+    assert dataset_status("mr").data_dir == tmp_path / "home" / ".cache" / "unrolled" / "data"
+    assert dataset_status("mr", tmp_path / "mine").folder == tmp_path / "mine" / "mr"
+
+
+def test_registry_entries_are_complete():
+    assert sorted(REGISTRY) == ["imdb", "mr", "sst2", "tinyshakespeare"]
+    for info in REGISTRY.values():
+        assert info.description and info.citation and info.license and info.homepage.startswith("https://")
+        for source in info.sources:
+            assert source.url.startswith("https://") and len(source.sha256) == 64 and source.size > 0
+        assert all(len(sha) == 64 for sha in info.files.values())
+    assert set(REGISTRY["sst2"].splits) == {"train", "dev", "test", "train_phrases"}
+    assert set(REGISTRY["imdb"].splits) == {"train", "test"}
+    assert REGISTRY["tinyshakespeare"].folder == "text"
+    assert json.loads(json.dumps(describe("sst2")))["status"]["ready"] is False
+
+
+# --- good downloads: converted exactly ------------------------------------------------------------------------
+
+
+def test_imdb_download_converts_sorted_by_label_then_id_with_gzip_mtime_0(server, tmp_path):
+    archive = _tar_gz(_imdb_reviews())
+    info = _entry(server, "imdb", [archive])
+    calls = []
+    files = download(info, progress=lambda done, total: calls.append((done, total)))
+
+    root = tmp_path / "data"
+    assert files == {"train": root / "imdb/train.jsonl.gz", "test": root / "imdb/test.jsonl.gz"}
+    train = _jsonl_gz(files["train"])
+    assert [row["text"] for row in train[:11]] == [f"negative train review {i}" for i in range(11)]
+    assert train[11:] == [{"text": BROMWELL, "label": 1}, {"text": "positive train review 1", "label": 1}]
+    assert [row["label"] for row in train] == [0] * 11 + [1] * 2
+    assert list(train[0]) == ["text", "label"]
+    assert json.dumps(train[11], ensure_ascii=False) in gzip.decompress(files["train"].read_bytes()).decode()
+    assert [row["text"] for row in _jsonl_gz(files["test"])] == [
+        "Once again Mr. Costner has dragged out a movie", "positive test review 0"]
+    header = files["train"].read_bytes()[:10]
+    assert header[:4] == b"\x1f\x8b\x08\x08" and header[4:8] == b"\0\0\0\0"  # gzip, name field, mtime 0
+
+    manifest = json.loads((root / "imdb" / MANIFEST).read_text())
+    assert manifest["dataset"] == "imdb"
+    assert manifest["sources"] == [{"url": info.sources[0].url, "sha256": _sha(archive), "bytes": len(archive)}]
+    assert manifest["files"]["imdb/train.jsonl.gz"]["sha256"] == _sha(files["train"].read_bytes())
+    assert calls[-1] == (len(archive), len(archive)) and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+    assert _leftovers(root) == ["imdb", "imdb/MANIFEST.json", "imdb/test.jsonl.gz", "imdb/train.jsonl.gz"]
+    assert locate(info) == files  # no reference hash: the manifest vouches for the files
+
+
+def test_mr_download_decodes_cp1252_strips_and_puts_negatives_first(server, tmp_path):
+    files = download(_entry(server, "mr", [_mr_archive()]))
+    assert files["train"].read_text(encoding="utf-8") == (
+        "sentence\tlabel\n"
+        "simplistic , silly and tedious .\t0\n"
+        "it's a café — dull .\t0\n"
+        "the rock is destined to be great .\t1\n"
+        "naïve but fun\t1\n"
+    )
+
+
+def test_sst2_download_builds_all_four_files_as_the_readme_describes(server):
+    files = download(_entry(server, "sst2", _sst_archives()))
+    assert files["train"].read_text() == (
+        "sentence\tlabel\n"
+        "the rock is great\t1\n"
+        "a ( dull )\t0\n"
+        "good humor\t1\n"  # the tree says humour: GLUE's spelling of the same sentence wins
+        "co-writer/director 2 1/2 hours\t0\n"  # \/ and the non-breaking space undone
+        "i wan na leave\t0\n"
+        "the rock is great\t1\n"  # a repeated sentence is kept, as in SST
+    )
+    assert files["dev"].read_text() == "sentence\tlabel\nit 's a charming journey .\t1\ntoo long\t0\n"
+    assert files["test"].read_text() == "sentence\tlabel\nfavorite film\t1\na masterpiece\t1\nno . .\t0\n"
+    assert files["train_phrases"].read_text() == GLUE_TRAIN.replace(" \t", "\t")
+    notes = json.loads((files["train"].parent / MANIFEST).read_text())["notes"]
+    assert "sst2/train.tsv: 6 tree sentences, 2 in GLUE's spelling" in notes
+
+
+def test_sst2_test_falls_back_to_tree_order_when_a_glue_sentence_has_no_tree(server):
+    files = download(_entry(server, "sst2", _sst_archives(GLUE_TEST + "3\tnot in any tree\n")))
+    assert files["test"].read_text() == "sentence\tlabel\na masterpiece\t1\nno. .\t0\nfavourite film\t1\n"
+
+
+def test_tinyshakespeare_is_copied_byte_for_byte(server, tmp_path):
+    text = b"First Citizen:\nBefore we proceed any further, hear me speak.\n"
+    files = download(_entry(server, "tinyshakespeare", [text]))
+    assert files == {"text": tmp_path / "data" / "text" / "tinyshakespeare.txt"}
+    assert files["text"].read_bytes() == text
+
+
+def test_tsv_rows_lose_tabs_and_line_breaks(tmp_path):
+    written = datasets._write_tsv(tmp_path / "x.tsv", [("a\tb\r\nc ", 1), (" \t ", 0)])
+    assert written == 1
+    assert (tmp_path / "x.tsv").read_text() == "sentence\tlabel\na b  c\t1\n"
+
+
+# --- failed downloads: clear errors, nothing cached -----------------------------------------------------------
+
+
+def _assert_nothing_cached(root: Path, name: str = "imdb") -> None:
+    assert not dataset_status(name, root).ready
+    assert _leftovers(root) == []  # no dataset folder, no .part, no temporary folder
+
+
+def test_bad_checksum_is_refused_and_nothing_is_cached(server, tmp_path):
+    archive = _tar_gz(_imdb_reviews())
+    info = _entry(server, "imdb", [archive])
+    wrong = dataclasses.replace(info.sources[0], sha256="0" * 64)
+    with pytest.raises(DatasetError) as error:
+        download(dataclasses.replace(info, sources=(wrong,)))
+    assert str(error.value) == f"sha256 of {wrong.url} is {_sha(archive)}, expected {'0' * 64}: not cached"
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_truncated_download_is_refused_and_no_part_file_is_left(server, tmp_path):
+    archive = _tar_gz(_imdb_reviews())
+    info = _entry(server, "imdb", [archive], mode="truncate")
+    with pytest.raises(DatasetError, match=rf"download of .* ended after {len(archive) // 2} of {len(archive)} bytes"):
+        download(info)
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_http_404_names_the_status_and_the_url(server, tmp_path):
+    source = Source(server.url + "/no/such/file.tar.gz", "0" * 64, 10)
+    info = dataclasses.replace(REGISTRY["imdb"], sources=(source,))
+    with pytest.raises(DatasetError) as error:
+        download(info)
+    assert str(error.value) == f"HTTP 404 Not Found from {source.url}"
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_unreachable_server_is_one_clear_line(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again below: nothing listens there
+    url = f"http://127.0.0.1:{port}/aclImdb_v1.tar.gz"
+    info = dataclasses.replace(REGISTRY["imdb"], sources=(Source(url, "0" * 64, 10),))
+    with pytest.raises(DatasetError, match=rf"^cannot reach {url}: "):
+        download(info, timeout=5)
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_an_archive_without_a_needed_member_is_named(server, tmp_path):
+    members = {name: data for name, data in _imdb_reviews().items() if "/train/pos/" not in name}
+    info = _entry(server, "imdb", [_tar_gz(members)])
+    with pytest.raises(DatasetError) as error:
+        download(info)
+    assert str(error.value) == f"{info.sources[0].url}: archive has no member aclImdb/train/pos/0_*.txt"
+    _assert_nothing_cached(tmp_path / "data")
+
+
+def test_a_source_without_a_known_sha256_is_refused_before_any_request(tmp_path):
+    info = dataclasses.replace(REGISTRY["mr"], sources=(Source("http://127.0.0.1:9/x.tar.gz", None, None),))
+    with pytest.raises(DatasetError, match=r"^no known sha256 for http://127.0.0.1:9/x.tar.gz; download it "
+                                           r"yourself and use --data-dir$"):
+        download(info)
+    _assert_nothing_cached(tmp_path / "data", "mr")
+
+
+def test_a_failed_redownload_leaves_the_good_copy_intact(server, tmp_path):
+    good = _entry(server, "mr", [_mr_archive()])
+    files = download(good)
+    before = {path.name: path.read_bytes() for path in (tmp_path / "data" / "mr").iterdir()}
+    for broken in (_entry(server, "mr", [_mr_archive()], mode="truncate"),
+                   dataclasses.replace(good, sources=(dataclasses.replace(good.sources[0], sha256="1" * 64),)),
+                   _entry(server, "mr", [_tar_gz({"rt-polaritydata/rt-polarity.neg": b"x\n"})])):
+        with pytest.raises(DatasetError):
+            download(broken)
+        assert {path.name: path.read_bytes() for path in (tmp_path / "data" / "mr").iterdir()} == before
+        assert locate(good) == files
+    assert _leftovers(tmp_path / "data") == ["mr", "mr/MANIFEST.json", "mr/mr.tsv"]
+
+
+def test_a_redownload_replaces_the_old_copy(server, tmp_path):
+    download(_entry(server, "tinyshakespeare", [b"old text\n"]))
+    download(_entry(server, "tinyshakespeare", [b"new text\n"]))
+    assert (tmp_path / "data" / "text" / "tinyshakespeare.txt").read_bytes() == b"new text\n"
+    assert _leftovers(tmp_path / "data") == ["text", "text/MANIFEST.json", "text/tinyshakespeare.txt"]
+
+
+def test_a_folder_with_foreign_files_is_not_replaced(server, tmp_path):
+    (tmp_path / "data" / "text").mkdir(parents=True)
+    (tmp_path / "data" / "text" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match=r"holds files that are not part of dataset tinyshakespeare \(notes.txt\)"):
+        download(_entry(server, "tinyshakespeare", [b"text\n"]))
+    assert _leftovers(tmp_path / "data") == ["text", "text/notes.txt"]
+
+
+def test_a_mirror_is_tried_when_the_url_fails(server, tmp_path):
+    archive = _mr_archive()
+    mirror = server.serve("rt-polaritydata.tar.gz", archive)
+    source = Source(server.url + "/gone/rt-polaritydata.tar.gz", _sha(archive), len(archive), mirrors=(mirror,))
+    info = dataclasses.replace(REGISTRY["mr"], sources=(source,), files={"mr/mr.tsv": None})
+    files = download(info)
+    assert files["train"].read_text().startswith("sentence\tlabel\nsimplistic")
+    assert json.loads((tmp_path / "data" / "mr" / MANIFEST).read_text())["sources"][0]["url"] == mirror
+
+
+# --- locate: present files are verified, missing ones named ---------------------------------------------------
+
+
+def _shared_like(root: Path) -> DatasetInfo:
+    """A folder laid out like shared/data (no manifest) and an entry whose reference hashes match it."""
+    (root / "mr").mkdir(parents=True)
+    (root / "mr" / "mr.tsv").write_text("sentence\tlabel\ndull .\t0\nfine .\t1\n")
+    return dataclasses.replace(REGISTRY["mr"], files={"mr/mr.tsv": _sha((root / "mr" / "mr.tsv").read_bytes())})
+
+
+def test_locate_uses_a_shared_like_folder_when_the_hashes_match(tmp_path):
+    info = _shared_like(tmp_path / "shared")
+    assert locate(info, tmp_path / "shared") == {"train": tmp_path / "shared" / "mr" / "mr.tsv"}
+
+
+def test_locate_names_a_changed_file_and_both_hashes(server, tmp_path):
+    info = _shared_like(tmp_path / "shared")
+    path = tmp_path / "shared" / "mr" / "mr.tsv"
+    reference = info.files["mr/mr.tsv"]
+    path.write_text("sentence\tlabel\ndull .\t1\nfine .\t1\n")
+    with pytest.raises(DatasetError) as error:
+        locate(info, tmp_path / "shared")
+    assert str(error.value).startswith(f"{path}: sha256 is {_sha(path.read_bytes())}, expected {reference} "
+                                       "(reference)")
+    assert locate(info, tmp_path / "shared", verify=False)["train"] == path
+
+    downloaded = _entry(server, "mr", [_mr_archive()])
+    files = download(downloaded)
+    recorded = _sha(files["train"].read_bytes())
+    files["train"].write_text("sentence\tlabel\ntampered\t1\n")
+    with pytest.raises(DatasetError, match=rf"\(reference\) or {recorded} \(MANIFEST.json\): .* download mr --force"):
+        locate(dataclasses.replace(downloaded, files={"mr/mr.tsv": reference}))
+
+
+def test_locate_without_download_names_the_command(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        locate("sst2")
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"dataset sst2 is not in {tmp_path / 'data'}" in message
+    assert "run `unrolled datasets download sst2`" in message and "--data-dir DIR" in message
+
+
+def test_locate_downloads_when_asked(server, tmp_path):
+    info = _entry(server, "mr", [_mr_archive()])
+    assert locate(info, download=True) == {"train": tmp_path / "data" / "mr" / "mr.tsv"}
+    assert dataset_status(info).ready and dataset_status(info).has_manifest
+
+
+def test_the_real_reference_files_verify():
+    if not REAL_DATA_DIR or not (Path(REAL_DATA_DIR) / "sst2" / "dev.tsv").is_file():
+        pytest.skip("set UNROLLED_DATA_DIR to a folder laid out like shared/data to check the reference files")
+    for name in REGISTRY:
+        files = locate(name, REAL_DATA_DIR)
+        assert all(path.is_file() for path in files.values())
+
+
+def test_the_imdb_writer_formats_rows_as_the_reference_files(tmp_path):
+    reference = Path(REAL_DATA_DIR or "/nonexistent") / "imdb" / "test.jsonl.gz"
+    if not reference.is_file():
+        pytest.skip("set UNROLLED_DATA_DIR to a folder laid out like shared/data to compare with imdb/test.jsonl.gz")
+    with gzip.open(reference, "rt", encoding="utf-8", newline="\n") as file:
+        lines = [file.readline() for _ in range(300)]
+    rows = [(row["text"], row["label"]) for row in map(json.loads, lines)]
+    datasets._write_jsonl_gz(tmp_path / "test.jsonl.gz", rows)
+    assert gzip.decompress((tmp_path / "test.jsonl.gz").read_bytes()).decode() == "".join(lines)
+    assert (tmp_path / "test.jsonl.gz").read_bytes()[:24] == reference.read_bytes()[:24]  # header and file name
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="unrolled")
+    commands = parser.add_subparsers(dest="command")
+
+    def command(name, summary, description):
+        return commands.add_parser(name, help=summary, description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    add_datasets_command(commands, command)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        args = parser.parse_args(argv)
+        run_datasets(args, out, err)
+    except SystemExit as exit_:
+        return int(exit_.code or 0), out.getvalue(), err.getvalue()
+    except DatasetError as error:
+        return 1, out.getvalue(), str(error)
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_cli_list_info_and_download(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(REGISTRY, "mr", _entry(server, "mr", [_mr_archive()]))
+    code, out, _ = _cli("datasets", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "description", "download", "status"]
+    assert [line.split()[0] for line in lines[1:]] == ["sst2", "imdb", "mr", "tinyshakespeare"]
+    assert all(line.endswith("not downloaded") for line in lines[1:])
+
+    code, out, err = _cli("datasets", "download", "mr")
+    assert code == 0
+    assert err.startswith("downloading mr (") and "from 127.0.0.1\n" in err
+    assert f"mr: downloaded and verified into {tmp_path / 'data' / 'mr'}" in out
+    assert str(tmp_path / "data" / "mr" / "mr.tsv") in out
+
+    code, out, _ = _cli("datasets", "download", "mr")
+    assert (code, out) == (0, f"mr is already in {tmp_path / 'data' / 'mr'} (verified); --force downloads it again\n")
+    code, out, _ = _cli("datasets", "download", "mr", "--force")
+    assert code == 0 and "downloaded and verified" in out
+    code, out, _ = _cli("datasets", "list")
+    assert f"ready at {tmp_path / 'data' / 'mr'}" in out
+
+    code, out, _ = _cli("datasets", "info", "mr", "--json")
+    assert code == 0 and json.loads(out)["status"]["ready"] is True
+    code, out, _ = _cli("datasets", "info", "sst2", "--data-dir", str(tmp_path / "elsewhere"))
+    assert code == 0 and "trainDevTestTrees_PTB.zip" in out and out.endswith("status:   not downloaded\n")
+    code, out, _ = _cli("datasets", "list", "--json")
+    assert [entry["name"] for entry in json.loads(out)] == ["sst2", "imdb", "mr", "tinyshakespeare"]
+
+    assert _cli("datasets", "info", "nosuch")[0] == 2
+    assert _cli("datasets")[0] == 2
+    capsys.readouterr()
+
+
+def test_cli_download_errors_are_one_line(server, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "mr", _entry(server, "mr", [_mr_archive()], mode="truncate"))
+    code, _, message = _cli("datasets", "download", "mr")
+    assert code == 1 and "ended after" in message and "\n" not in message
+
+
+def _train_args(**given) -> argparse.Namespace:
+    return argparse.Namespace(**{"dataset": None, "data_dir": None, "phrases": False, "train": None, "dev": None,
+                                 **given})
+
+
+def test_train_dataset_downloads_then_splits_dev_for_mr(server, tmp_path, monkeypatch):
+    rows = b"".join(f"bad sentence {i} \n".encode() for i in range(20))
+    good = b"".join(f"good sentence {i} \n".encode() for i in range(10))
+    archive = _tar_gz({"rt-polaritydata/rt-polarity.neg": rows, "rt-polaritydata/rt-polarity.pos": good})
+    monkeypatch.setitem(REGISTRY, "mr", _entry(server, "mr", [archive]))
+    err = io.StringIO()
+    data = load_training_data(_train_args(dataset="mr"), err)
+    assert err.getvalue().startswith(f"mr is not in {tmp_path / 'data'}: downloading mr (")
+    assert (len(data.train), len(data.dev)) == (27, 3)
+    assert sorted(data.dev.labels) == ["0", "0", "1"]
+    assert data.dev.path == data.train.path and all(line >= 2 for line in data.dev.lines)
+    assert data.record["dev"] == {"split_of": data.train.path, "fraction": 0.1, "seed": 0, "rows": 3}
+    assert data.held_out == {} and data.label_names == {"0": "negative", "1": "positive"}
+
+
+def test_train_dataset_sst2_phrases_and_option_checks(server, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "sst2", _entry(server, "sst2", _sst_archives()))
+    data = load_training_data(_train_args(dataset="sst2", phrases=True), io.StringIO())
+    assert len(data.train) == 6 and data.dev.texts == ["it 's a charming journey .", "too long"]
+    assert list(data.held_out) == ["test"] and data.record["train"]["path"].endswith("train_phrases.tsv")
+    assert len(load_training_data(_train_args(dataset="sst2"), io.StringIO()).train) == 6
+    for args in (_train_args(dataset="sst2", train="x.tsv"), _train_args(dataset="mr", phrases=True),
+                 _train_args(data_dir="somewhere"), _train_args(phrases=True)):
+        with pytest.raises(UsageError):
+            check_dataset_options(args)
