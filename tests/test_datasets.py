@@ -562,3 +562,24 @@ def test_train_dataset_sst2_phrases_and_option_checks(server, monkeypatch):
                  _train_args(data_dir="somewhere"), _train_args(phrases=True)):
         with pytest.raises(UsageError):
             check_dataset_options(args)
+
+
+def test_unrolled_train_dataset_end_to_end_through_the_cli(server, tmp_path, monkeypatch):
+    from unrolled.cli import main
+
+    rows = b"".join(f"a dull and boring film number {i} \n".encode() for i in range(20))
+    good = b"".join(f"a wonderful and moving film number {i} \n".encode() for i in range(20))
+    archive = _tar_gz({"rt-polaritydata/rt-polarity.neg": rows, "rt-polaritydata/rt-polarity.pos": good})
+    monkeypatch.setitem(REGISTRY, "mr", _entry(server, "mr", [archive]))
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["train", "--dataset", "mr", "--data-dir", str(tmp_path / "d"), "--out", str(tmp_path / "m"),
+            "--epochs", "3", "--hidden", "8", "--embedding-dim", "8", "--json"]
+    assert main(argv, out=out, err=err) == 0, err.getvalue()
+    summary = json.loads(out.getvalue())
+    assert summary["labels"] == ["negative", "positive"]  # the dataset's 0/1 labels get their names
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["data"]["dev"]["rows"] == 4 and config["data"]["train"]["path"].endswith("mr.tsv")
+    assert (tmp_path / "d" / "mr" / "MANIFEST.json").is_file()
+    # the second run finds the dataset in place: no download notice
+    err = io.StringIO()
+    assert main(argv[:-1] + ["--quiet"], out=io.StringIO(), err=err) == 0 and err.getvalue() == ""
