@@ -511,3 +511,36 @@ def test_explain_a_language_model(tmp_path):
     assert [step["token"] for step in json.loads(out)["steps"]] == list("abcab")
     code, _, err = run_full("explain", "--model", str(model), "abcab", "--label", "x")
     assert code == 2 and "--label" in err
+
+
+def test_train_with_embeddings_takes_the_dimension_from_the_file_and_reports_coverage(tmp_path, data):
+    import gzip
+
+    train, _ = data
+    rng = np.random.default_rng(3)
+    lines = "".join(f"{w} {' '.join(f'{v:.4f}' for v in rng.standard_normal(6))}\n" for w in ("love", "great", "bad"))
+    vectors = tmp_path / "vectors.txt.gz"
+    vectors.write_bytes(gzip.compress(lines.encode()))
+    argv = ["train", "--train", str(train), "--out", str(tmp_path / "m"), "--embeddings", str(vectors),
+            "--freeze-embeddings", "--word-dropout", "0.1", "--hidden", "8", "--epochs", "2"]
+    code, out, err = run_full(*argv, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["embedding_coverage"]["found"] == 3
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["model"]["embedding_dim"] == 6 and config["estimator"]["freeze_embeddings"] is True
+    code, _, err = run_full(*argv[:-4], "--quiet")  # not quiet about what matters: the coverage line goes to err
+    assert code == 0 and err == ""
+    code, _, err = run_full(*argv[:-4])
+    assert code == 0 and "coverage: 3 of" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--freeze-embeddings"], "--freeze-embeddings needs --embeddings"),
+    (["--embeddings", "missing.txt"], "missing.txt"),
+    (["--word-dropout", "1.5"], "--word-dropout"),
+])
+def test_embedding_option_errors_are_one_line(tmp_path, data, argv, message):
+    train, _ = data
+    code, _, err = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), *argv)
+    assert code in (1, 2) and message in err.splitlines()[-1]  # argparse's own errors come after its usage
