@@ -538,9 +538,14 @@ def test_train_with_embeddings_takes_the_dimension_from_the_file_and_reports_cov
 @pytest.mark.parametrize("argv, message", [
     (["--freeze-embeddings"], "--freeze-embeddings needs --embeddings"),
     (["--embeddings", "missing.txt"], "missing.txt"),
-    (["--word-dropout", "1.5"], "--word-dropout"),
 ])
 def test_embedding_option_errors_are_one_line(tmp_path, data, argv, message):
     train, _ = data
     code, _, err = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), *argv)
-    assert code in (1, 2) and message in err.splitlines()[-1]  # argparse's own errors come after its usage
+    assert code in (1, 2) and message in err and err.count("\n") == 1
+
+
+def test_word_dropout_out_of_range_is_a_usage_error(tmp_path, data, capsys):
+    train, _ = data
+    code, _, _ = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--word-dropout", "1.5")
+    assert code == 2 and "--word-dropout: expected a number in [0, 1), got 1.5" in capsys.readouterr().err
