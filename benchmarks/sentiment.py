@@ -1,16 +1,29 @@
-"""SST-2 sentiment accuracy benchmark: train on the shared SST-2 data, pick by dev, report test once.
+"""Sentiment accuracy benchmark: SST-2, IMDB and MR, tuned on dev, test read once per reported run.
 
-    UNROLLED_DATA_DIR=../shared/data python benchmarks/sentiment.py                 # the reported runs
-    UNROLLED_DATA_DIR=../shared/data python benchmarks/sentiment.py --tune rnn-max  # dev only, for tuning
+    python benchmarks/sentiment.py --dataset sst2 --seeds 0 1 2      # the reported SST-2 runs
+    python benchmarks/sentiment.py --dataset imdb --seeds 0          # IMDB
+    python benchmarks/sentiment.py --dataset mr --seeds 0            # MR, 10-fold cross-validation
+    python benchmarks/sentiment.py --dataset sst2 --tune rnn-max-v8k-h256  # dev only, for tuning
+    python benchmarks/sentiment.py --render                          # docs/results.md from the JSON records
 
-Each configuration trains with early stopping on the SST-2 dev sentences (the best dev epoch's weights are
-kept) and is evaluated on the test sentences once. Tuning runs (``--tune``) never read the test file.
-Results go to stdout as a Markdown table and, for the reported runs, into docs/results.md.
+Data comes from the datasets registry (``unrolled datasets``): ``--data-dir`` or ``$UNROLLED_DATA_DIR``
+(a folder laid out like the shared data), else the user cache, downloading when missing.
+
+- SST-2: train on the GLUE phrase set (or the sentences), early stopping on the dev sentences, test once.
+- IMDB: there is no dev set; 10 % of the training reviews (stratified, fixed seed 0, the same for every
+  configuration and seed) are held out for early stopping; the model trains on the other 90 %.
+- MR: there is no split; 10-fold stratified cross-validation through scikit-learn's ``cross_val_score`` on
+  the estimator (fixed epochs, no early stopping: every fold must see the same recipe). ``--tune`` trains on
+  90 % of fold 1's training part and reports the other 10 %: the test folds are not read while tuning.
+
+Every reported run appends a record to ``docs/results/<dataset>.json``; ``docs/results.md`` is rendered
+from those records beside the published anchors.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -20,46 +33,95 @@ from pathlib import Path
 
 import numpy as np
 
+from unrolled.cli_datasets import LABEL_NAMES  # 0/1 -> negative/positive, as `train --dataset` names them
 from unrolled.data.readers import read_dataset
+from unrolled.data.splits import split_dev
+from unrolled.datasets import locate
 from unrolled.models.classifier import RNNClassifier
 
-# name -> (train file, RNNClassifier arguments). Tuned on dev; see docs/results.md for what was tried.
-CONFIGS: dict[str, tuple[str, dict]] = {
-    "rnn-last-sentences": ("train.tsv", dict(cell="rnn", pooling="last", embedding_dim=100, hidden_size=128,
-                                             dropout=0.3, lr=1e-3, epochs=15, batch_size=32, patience=4)),
-    "rnn-max": ("train_phrases.tsv", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+RESULTS_DIR = Path("docs/results")
+
+# dataset -> name -> (train split, RNNClassifier arguments). Tuned on dev; what was tried and what each
+# candidate scored is in docs/results/tuning.md.
+CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
+    "sst2": {
+        "rnn-max": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
                                           dropout=0.3, lr=1e-3, epochs=15, batch_size=64, patience=3)),
-    "rnn-last": ("train_phrases.tsv", dict(cell="rnn", pooling="last", embedding_dim=100, hidden_size=128,
-                                           dropout=0.3, lr=1e-3, epochs=8, batch_size=64, patience=3)),
-    "bigru-max": ("train_phrases.tsv", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
-                                            hidden_size=128, dropout=0.3, lr=1e-3, epochs=8, batch_size=64,
-                                            patience=3)),
-    "bilstm-max": ("train_phrases.tsv", dict(cell="lstm", bidirectional=True, pooling="max", embedding_dim=100,
-                                             hidden_size=128, dropout=0.3, lr=1e-3, epochs=8, batch_size=64,
-                                             patience=3)),
-    "bigru-max-d5": ("train_phrases.tsv", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
+        "bigru-max-d5": ("train_phrases", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
                                                hidden_size=128, dropout=0.5, lr=1e-3, epochs=10, batch_size=64,
                                                patience=3)),
+        # Candidates for the bundled models, whose vocabulary is cut to fit 4 MB (tuning: --tune NAME).
+        "rnn-max-v8k": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+                                              dropout=0.3, lr=1e-3, epochs=15, batch_size=64, patience=3,
+                                              max_vocab=8000)),
+        "rnn-max-v8k-wd": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+                                                 dropout=0.3, word_dropout=0.1, lr=1e-3, epochs=15, batch_size=64,
+                                                 patience=3, max_vocab=8000)),
+        "rnn-max-v8k-h256": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=256,
+                                                   dropout=0.3, lr=1e-3, epochs=15, batch_size=64, patience=3,
+                                                   max_vocab=8000)),
+        "rnn-max-v8k-h256-d5": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100,
+                                                      hidden_size=256, dropout=0.5, lr=1e-3, epochs=15, batch_size=64,
+                                                      patience=3, max_vocab=8000)),
+        "rnn-max-v8k-d5": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+                                                 dropout=0.5, lr=1e-3, epochs=15, batch_size=64, patience=3,
+                                                 max_vocab=8000)),
+        "rnn2-max-v8k": ("train_phrases", dict(cell="rnn", num_layers=2, pooling="max", embedding_dim=100,
+                                               hidden_size=128, dropout=0.3, lr=1e-3, epochs=15, batch_size=64,
+                                               patience=3, max_vocab=8000)),
+        "rnn2-max-v8k-e25": ("train_phrases", dict(cell="rnn", num_layers=2, pooling="max", embedding_dim=100,
+                                                   hidden_size=128, dropout=0.3, lr=1e-3, epochs=25, batch_size=64,
+                                                   patience=3, max_vocab=8000)),
+        "rnn2-max-v8k-d5": ("train_phrases", dict(cell="rnn", num_layers=2, pooling="max", embedding_dim=100,
+                                                  hidden_size=128, dropout=0.5, lr=1e-3, epochs=25, batch_size=64,
+                                                  patience=3, max_vocab=8000)),
+        "birnn-max-v8k": ("train_phrases", dict(cell="rnn", bidirectional=True, pooling="max", embedding_dim=100,
+                                                hidden_size=128, dropout=0.3, lr=1e-3, epochs=15, batch_size=64,
+                                                patience=3, max_vocab=8000)),
+        # One lever at a time against rnn-max-v8k (tuning on dev only):
+        "rnn-last-v8k": ("train_phrases", dict(cell="rnn", pooling="last", embedding_dim=100, hidden_size=128,
+                                               dropout=0.3, lr=1e-3, epochs=15, batch_size=64, patience=3,
+                                               max_vocab=8000)),
+        "rnn-max-v8k-sentences": ("train", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+                                                dropout=0.3, lr=1e-3, epochs=15, batch_size=32, patience=3,
+                                                max_vocab=8000)),
+        "rnn-max-v8k-cosine": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+                                                     dropout=0.3, lr=2e-3, epochs=10, batch_size=64, patience=None,
+                                                     schedule="warmup_cosine", warmup_steps=500, max_vocab=8000)),
+        "rnn-max-v8k-adamw": ("train_phrases", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128,
+                                                    dropout=0.3, lr=1e-3, epochs=15, batch_size=64, patience=3,
+                                                    optimizer="adamw", weight_decay=0.01, max_vocab=8000)),
+        "bigru-max-v7k-wd": ("train_phrases", dict(cell="gru", bidirectional=True, pooling="max",
+                                                   embedding_dim=100, hidden_size=128, dropout=0.5, word_dropout=0.1,
+                                                   lr=1e-3, epochs=15, batch_size=64, patience=3, max_vocab=7000)),
+    },
+    "imdb": {
+        "rnn-max": ("train", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128, dropout=0.3,
+                                  lr=1e-3, epochs=10, batch_size=32, patience=2, min_freq=3, max_len=600)),
+        "bigru-max": ("train", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
+                                    hidden_size=128, dropout=0.5, word_dropout=0.1, lr=1e-3, epochs=8,
+                                    batch_size=32, patience=2, min_freq=3, max_len=600)),
+    },
+    "mr": {
+        "bigru-max-e25": ("train", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
+                                        hidden_size=128, dropout=0.5, lr=2e-3, epochs=25, batch_size=32,
+                                        patience=None, min_freq=2)),
+        "rnn-max-e25": ("train", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128, dropout=0.5,
+                                      lr=2e-3, epochs=25, batch_size=32, patience=None, min_freq=2)),
+        "bigru-max-e15": ("train", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
+                                        hidden_size=128, dropout=0.5, lr=2e-3, epochs=15, batch_size=32,
+                                        patience=None, min_freq=2)),
+        "bigru-max-e6": ("train", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
+                                       hidden_size=128, dropout=0.5, lr=1e-3, epochs=6, batch_size=32, patience=None)),
+        "rnn-max-e6": ("train", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128, dropout=0.5,
+                                     lr=1e-3, epochs=6, batch_size=32, patience=None)),
+    },
 }
-REPORTED = ("rnn-max", "bigru-max-d5")
-
-# What tuning on dev tried before the reported runs (seed 0, dev accuracy only; rerun any line with
-# `--tune NAME`). Dev numbers move by about ±1 point between runs with other thread counts or seeds.
-TUNING_NOTES = """\
-| configuration (seed 0) | dev acc | note |
-|---|---:|---|
-| rnn-max | 84.06 | Elman RNN, max-pooling, phrase set |
-| bigru-max | 85.21 | dropout 0.3: overfits after epoch 6 |
-| bilstm-max | 83.60 | slower than the BiGRU and no better on dev |
-| bigru-max-d5 | 85.55 | dropout 0.5: the best on dev, reported |
-"""
-
-
-def data_dir() -> Path:
-    root = os.environ.get("UNROLLED_DATA_DIR")
-    if not root or not (Path(root) / "sst2" / "dev.tsv").exists():
-        sys.exit("set UNROLLED_DATA_DIR to the shared data folder (it holds sst2/train.tsv, dev.tsv, test.tsv)")
-    return Path(root) / "sst2"
+# The models that ship in the package (src/unrolled/pretrained/NAME): seed 0 of these SST-2 configurations.
+PRETRAINED = {"rnn2-max-v8k": "sst2-rnn", "bigru-max-v7k-wd": "sst2-best"}
+PRETRAINED_DIR = Path("src/unrolled/pretrained")
+REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd"), "imdb": ("rnn-max", "bigru-max"),
+            "mr": ("bigru-max-e15",)}
 
 
 class EpochLog:
@@ -71,90 +133,117 @@ class EpochLog:
               f"dev {result.dev_metric:.4f} {result.seconds:.0f}s", file=sys.stderr, flush=True)
 
 
-def run(name: str, seed: int, use_test: bool) -> dict:
-    sst2 = data_dir()
-    train_file, kwargs = CONFIGS[name]
-    train = read_dataset(sst2 / train_file)
-    dev = read_dataset(sst2 / "dev.tsv")
+def read_split(files: dict[str, Path], role: str) -> tuple[list[str], list[str]]:
+    data = read_dataset(files[role])
+    return list(data.texts), [LABEL_NAMES[label] for label in data.labels]
+
+
+def holdout_run(dataset: str, name: str, seed: int, files: dict[str, Path], use_test: bool) -> dict:
+    """Train with early stopping on a dev split; read the test split only when ``use_test``."""
+    train_role, kwargs = CONFIGS[dataset][name]
+    train_texts, train_labels = read_split(files, train_role)
+    if "dev" in files:
+        dev_texts, dev_labels = read_split(files, "dev")
+    else:  # IMDB: a fixed stratified 10 % of the training reviews
+        train_texts, train_labels, dev_texts, dev_labels = split_dev(train_texts, train_labels, fraction=0.1, seed=0)
     model = RNNClassifier(**kwargs, random_state=seed)
     started = time.perf_counter()
-    model.fit(train.texts, train.labels, validation=(dev.texts, dev.labels), callbacks=[EpochLog(name, seed)])
+    model.fit(train_texts, train_labels, validation=(dev_texts, dev_labels), callbacks=[EpochLog(name, seed)])
     seconds = time.perf_counter() - started
-    result = {"config": name, "seed": seed, "train": train_file, "dev": model.history_.best_metric,
-              "best_epoch": model.history_.best_epoch, "epochs_run": len(model.history_.epochs), "seconds": seconds}
+    result = {"dataset": dataset, "config": name, "seed": seed, "train": train_role, "train_size": len(train_texts),
+              "dev": model.history_.best_metric, "best_epoch": model.history_.best_epoch,
+              "epochs_run": len(model.history_.epochs), "seconds": seconds, "settings": kwargs}
     if use_test:
-        test = read_dataset(sst2 / "test.tsv")
-        result["test"] = model.score(test.texts, test.labels)
-    return result
+        result["test"] = model.score(*read_split(files, "test"))
+    return result, model
 
 
-def table(results: list[dict]) -> str:
-    lines = ["| configuration | train file | seed | dev acc | test acc | best epoch / run | train time (s) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for r in results:
-        test = f"{100 * r['test']:.2f}" if "test" in r else "—"
-        lines.append(f"| {r['config']} | {r['train']} | {r['seed']} | {100 * r['dev']:.2f} | {test} | "
-                     f"{r['best_epoch']} / {r['epochs_run']} | {r['seconds']:.0f} |")
-    return "\n".join(lines)
+def save_pretrained(model: RNNClassifier, result: dict, files: dict[str, Path]) -> Path:
+    """Write a bundled model with what it was trained on and how well it did (dev and test accuracy)."""
+    import hashlib
+
+    data = {role: {"file": f"{files[role].parent.name}/{files[role].name}",
+                   "sha256": hashlib.sha256(files[role].read_bytes()).hexdigest()}
+            for role in (result["train"], "dev", "test")}
+    command = ["python", "benchmarks/sentiment.py", "--dataset", "sst2", "--configs", result["config"],
+               "--seeds", str(result["seed"]), "--save-pretrained"]
+    out = PRETRAINED_DIR / PRETRAINED[result["config"]]
+    model.save(out, extra={"metrics": {"dev_accuracy": result["dev"], "test_accuracy": result["test"]},
+                           "data": data, "command": command, "label_names": LABEL_NAMES})
+    return out
+
+
+def cv_run(name: str, seed: int, files: dict[str, Path], tune: bool) -> dict:
+    """MR: 10-fold stratified cross-validation (or, tuning, one 90/10 split inside fold 1's training part)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    _, kwargs = CONFIGS["mr"][name]
+    texts, labels = read_split(files, "train")
+    texts, labels = np.array(texts, dtype=object), np.array(labels)
+    folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=seed)
+    model = RNNClassifier(**kwargs, random_state=seed)
+    started = time.perf_counter()
+    if tune:
+        train_idx, _ = next(folds.split(texts, labels))
+        tr_texts, tr_labels, va_texts, va_labels = split_dev(list(texts[train_idx]), list(labels[train_idx]),
+                                                             fraction=0.1, seed=seed)
+        model.fit(tr_texts, tr_labels, validation=(va_texts, va_labels), callbacks=[EpochLog(name, seed)])
+        scores = np.array([epoch.dev_metric for epoch in model.history_.epochs])
+        return {"dataset": "mr", "config": name, "seed": seed, "dev_by_epoch": scores.tolist(),
+                "dev": float(scores.max()), "best_epoch": int(scores.argmax()) + 1,
+                "seconds": time.perf_counter() - started, "settings": kwargs}
+    scores = cross_val_score(model, list(texts), labels, cv=folds)
+    return {"dataset": "mr", "config": name, "seed": seed, "folds": scores.tolist(), "test": float(scores.mean()),
+            "seconds": time.perf_counter() - started, "settings": kwargs}
+
+
+def record(result: dict) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{result['dataset']}.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    result = {**result, "date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    records = [r for r in records if (r["config"], r["seed"]) != (result["config"], result["seed"])] + [result]
+    path.write_text(json.dumps(records, indent=1) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tune", nargs="+", choices=sorted(CONFIGS), help="dev-only runs of these configurations")
+    parser.add_argument("--dataset", choices=sorted(CONFIGS), default="sst2")
+    parser.add_argument("--configs", nargs="+", help="reported configurations to run (default: all reported)")
+    parser.add_argument("--tune", nargs="+", help="dev-only runs of these configurations (test never read)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (default: 0)")
-    parser.add_argument("--out", default="docs/results.md", help="where the reported table goes")
+    parser.add_argument("--data-dir", help="folder laid out like the shared data (default: $UNROLLED_DATA_DIR/cache)")
+    parser.add_argument("--save-pretrained", action="store_true",
+                        help=f"save seed 0 of {', '.join(PRETRAINED)} as the bundled models ({PRETRAINED_DIR})")
+    parser.add_argument("--render", action="store_true", help="only render docs/results.md from docs/results/*.json")
     args = parser.parse_args()
-    names = args.tune or list(REPORTED)
-    results = []
+    if args.render:
+        from results_doc import render
+
+        render(RESULTS_DIR, Path("docs/results.md"))
+        return
+    names = args.tune or args.configs or list(REPORTED[args.dataset])
+    unknown = [n for n in names if n not in CONFIGS[args.dataset]]
+    if unknown:
+        sys.exit(f"unknown configuration(s) for {args.dataset}: {', '.join(unknown)}; "
+                 f"known: {', '.join(CONFIGS[args.dataset])}")
+    files = locate(args.dataset, data_dir=args.data_dir, download=True)
     for name in names:
         for seed in args.seeds:
-            results.append(run(name, seed, use_test=not args.tune))
-            print(table(results[-1:]).splitlines()[-1], flush=True)
-    print(table(results))
+            if args.dataset == "mr":
+                result = cv_run(name, seed, files, tune=bool(args.tune))
+            else:
+                result, model = holdout_run(args.dataset, name, seed, files, use_test=not args.tune)
+                if args.save_pretrained and not args.tune and seed == 0 and name in PRETRAINED:
+                    print(f"saved {save_pretrained(model, result, files)}", file=sys.stderr)
+            shown = {k: v for k, v in result.items() if k != "settings"}
+            print(json.dumps(shown), flush=True)
+            if not args.tune:
+                record(result)
     if not args.tune:
-        write_results(results, args)
+        from results_doc import render
 
-
-def write_results(results: list[dict], args: argparse.Namespace) -> None:
-    by_config: dict[str, list[dict]] = {}
-    for r in results:
-        by_config.setdefault(r["config"], []).append(r)
-    summary = ["| configuration | test acc, mean ± std over seeds | dev acc mean | train time mean (s) |",
-               "|---|---:|---:|---:|"]
-    for name, runs in by_config.items():
-        test = np.array([r["test"] for r in runs]) * 100
-        dev = np.mean([r["dev"] for r in runs]) * 100
-        summary.append(f"| {name} | {test.mean():.2f} ± {test.std():.2f} (n={len(runs)}) | {dev:.2f} | "
-                       f"{np.mean([r['seconds'] for r in runs]):.0f} |")
-    configs = "\n".join(f"- `{name}`: `{CONFIGS[name][0]}`, {CONFIGS[name][1]}" for name in by_config)
-    text = f"""# Results
-
-## SST-2 (binary, sentence level), `benchmarks/sentiment.py`
-
-Trained on {platform.processor() or platform.machine()} with {os.cpu_count()} cores, {date.today()}.
-Early stopping and model selection on the SST-2 dev sentences; the test sentences were evaluated once
-per reported configuration and seed, after tuning on dev had ended. No pretrained word vectors.
-
-Rerun: `UNROLLED_DATA_DIR=../shared/data python benchmarks/sentiment.py --seeds {' '.join(map(str, args.seeds))}`
-
-{chr(10).join(summary)}
-
-Every run:
-
-{table(results)}
-
-Configurations:
-
-{configs}
-
-Tuning on dev (before the test set was read):
-
-{TUNING_NOTES}
-Train times are wall-clock seconds on the 2-core machine with 2 BLAS threads; other jobs shared the
-machine during some runs (the seed-1 BiGRU run most), so read them as upper bounds.
-"""
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+        render(RESULTS_DIR, Path("docs/results.md"))
 
 
 if __name__ == "__main__":
