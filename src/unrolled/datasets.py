@@ -26,17 +26,12 @@ import collections
 import dataclasses
 import gzip
 import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
-import tarfile
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
-import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -382,6 +377,10 @@ def _fetch(
 
 def _stream(url: str, source: Source, file, timeout: float, progress: Progress | None) -> None:
     """Copy the body at ``url`` into ``file``, then check its length and sha256 against ``source``."""
+    import http.client  # here, not at the top: every CLI command imports this module, few download
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": f"unrolled/{__version__}"})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -467,6 +466,8 @@ class _Archive:
         self.url = url
 
     def zip_member(self, name: str) -> bytes:
+        import zipfile
+
         try:
             with zipfile.ZipFile(self.path) as archive:
                 return archive.read(name)
@@ -477,6 +478,8 @@ class _Archive:
 
     def tar_members(self, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
         """``(name, bytes)`` of each regular file whose name (without a leading ``./``) is wanted, in order."""
+        import tarfile
+
         try:
             with tarfile.open(self.path, "r:*") as archive:
                 for member in archive:
