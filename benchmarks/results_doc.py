@@ -11,7 +11,8 @@ import numpy as np
 ANCHORS = {
     "sst2": [
         ("CNN-rand", 82.7, "Kim 2014, *Convolutional Neural Networks for Sentence Classification*, EMNLP"),
-        ("LSTM (GloVe)", 84.9, "Tai, Socher & Manning 2015, *Improved Semantic Representations From Tree-Structured LSTM Networks*, ACL"),
+        ("LSTM (GloVe)", 84.9, "Tai, Socher & Manning 2015, *Improved Semantic Representations From "
+                               "Tree-Structured LSTM Networks*, ACL"),
         ("BiLSTM (GloVe)", 87.5, "Tai, Socher & Manning 2015"),
     ],
     "imdb": [

@@ -368,8 +368,8 @@ CLASSIFY_DEFAULTS = {
 OPTION_TASKS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(
         ("train", "dev", "dataset", "data_dir", "phrases", "text_column", "label_column", "label_names",
-         "skip_bad_rows", "bidirectional", "pooling", "min_freq", "max_vocab", "max_len", "cased", "optimizer", "weight_decay", "schedule", "warmup_steps",
-         "patience", "word_dropout", "embeddings", "freeze_embeddings"),
+         "skip_bad_rows", "bidirectional", "pooling", "min_freq", "max_vocab", "max_len", "cased", "optimizer",
+         "weight_decay", "schedule", "warmup_steps", "patience", "word_dropout", "embeddings", "freeze_embeddings"),
         ("classify",),
     ),
     "embedding_dim": ("classify", "lm"),
@@ -464,16 +464,17 @@ def run_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     model = RNNClassifier(
         cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden, num_layers=args.layers,
         bidirectional=args.bidirectional, dropout=args.dropout, word_dropout=args.word_dropout,
-        embeddings=args.embeddings, freeze_embeddings=args.freeze_embeddings, pooling=args.pooling, epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, clip_norm=args.clip_norm,
+        embeddings=args.embeddings, freeze_embeddings=args.freeze_embeddings, pooling=args.pooling,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+        weight_decay=args.weight_decay, clip_norm=args.clip_norm,
         schedule=args.schedule, warmup_steps=args.warmup_steps, patience=args.patience if dev else None,
         min_freq=args.min_freq, max_vocab=args.max_vocab, lowercase=not args.cased, max_len=args.max_len,
         random_state=args.seed,
     )
     validation = (dev.texts, rename(dev.labels, args.dev)) if dev else None
     model.fit(train.texts, rename(train.labels, args.train), validation=validation,
-              callbacks=[_CoverageNote(model, err, args.quiet or args.json), _Progress(err, args.quiet or args.json)])
+              callbacks=[_CoverageNote(model, err, quiet=args.quiet or args.json),
+                         _Progress(err, args.quiet or args.json)])
 
     metrics = {"train_accuracy": model.score(train.texts, rename(train.labels, args.train))}
     if dev:

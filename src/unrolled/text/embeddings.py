@@ -159,9 +159,9 @@ def embedding_matrix(
     """The (V, dim) float32 embedding matrix for ``vocab``, rows from ``vectors`` where they have the word.
 
     A token is looked up as is, then lower-cased, then against the file's words lower-cased (the first
-    such word in file order: a lower-cased vocabulary finds ``Paris`` in a cased file); each counts as found. Row 0 (``<pad>``) is zero and
-    row 1 (``<unk>``) is never looked up. Every other row comes from ``init`` ((V, dim), e.g. the model's
-    own random initialization) if given, else from N(0, scale²) drawn with ``rng`` (default
+    such word in file order: a lower-cased vocabulary finds ``Paris`` in a cased file); each counts as found.
+    Row 0 (``<pad>``) is zero and row 1 (``<unk>``) is never looked up. Every other row comes from ``init``
+    ((V, dim), e.g. the model's own random initialization) if given, else from N(0, scale²) drawn with ``rng`` (default
     ``np.random.default_rng(0)``), ``scale`` defaulting to the standard deviation of the found vectors
     (1.0 when none are found or they are all equal).
 
