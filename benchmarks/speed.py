@@ -623,27 +623,40 @@ def _log_row(row: Row, label: str, unit: float = 1e3, suffix: str = "ms", log=pr
     log(f"  {label}: " + "  ".join(parts) + (f"  ({', '.join(tail)})" if tail else ""))
 
 
-def run_training_step_benchmark(
-    shapes: Sequence[Shape], cells: Sequence[str], threads: int, repeats: int, warmup: int,
-    block: int = DEFAULT_BLOCK, log=print,
+def _run_grid(
+    shapes: Sequence[Shape], cells: Sequence[str], threads: int, repeats: int, warmup: int, block: int, log,
+    make_steps: Callable[[Shape, str, Sequence[Batch]], tuple[dict[str, Callable[[int], float]], dict]],
 ) -> list[Row]:
-    """unrolled vs torch-default vs torch-best training step, every shape × cell, at one thread count."""
+    """One interleaved measurement per shape × cell at one thread count; ``make_steps(shape, cell, batches)``
+    gives the implementations to compare and the row's extra fields."""
     rows = []
     with thread_limit(threads):
         for shape in shapes:
             batches = make_batches(shape, 4, seed=0)
             for cell in cells:
-                steps = {
-                    "unrolled": make_unrolled_step(shape, cell, batches),
-                    "torch-default": make_torch_default_step(shape, cell, batches),
-                    "torch-best": make_torch_best_step(shape, cell, batches),
-                }
+                steps, extra = make_steps(shape, cell, batches)
                 t0, monitor = time.perf_counter(), OtherLoad()
                 timings = measure_interleaved(steps, repeats, warmup, block)
-                row = Row(threads, shape, cell, timings, monitor.fraction())
+                row = Row(threads, shape, cell, timings, monitor.fraction(), extra)
                 rows.append(row)
                 _log_row(row, f"threads={threads} {shape.label} {cell:4s}", log=log, t0=t0)
     return rows
+
+
+def run_training_step_benchmark(
+    shapes: Sequence[Shape], cells: Sequence[str], threads: int, repeats: int, warmup: int,
+    block: int = DEFAULT_BLOCK, log=print,
+) -> list[Row]:
+    """unrolled vs torch-default vs torch-best training step, every shape × cell, at one thread count."""
+
+    def make_steps(shape: Shape, cell: str, batches: Sequence[Batch]):
+        return {
+            "unrolled": make_unrolled_step(shape, cell, batches),
+            "torch-default": make_torch_default_step(shape, cell, batches),
+            "torch-best": make_torch_best_step(shape, cell, batches),
+        }, {}
+
+    return _run_grid(shapes, cells, threads, repeats, warmup, block, log, make_steps)
 
 
 def run_floor_benchmark(
@@ -651,19 +664,12 @@ def run_floor_benchmark(
     block: int = DEFAULT_BLOCK, log=print,
 ) -> list[Row]:
     """unrolled's forward + backward vs the GEMM floor of the same step, every shape × cell."""
-    rows = []
-    with thread_limit(threads):
-        for shape in shapes:
-            batches = make_batches(shape, 4, seed=0)
-            for cell in cells:
-                floor, flops = make_gemm_floor(shape, cell)
-                steps = {"unrolled fwd+bwd": make_unrolled_fwd_bwd(shape, cell, batches), "GEMM floor": floor}
-                t0, monitor = time.perf_counter(), OtherLoad()
-                timings = measure_interleaved(steps, repeats, warmup, block)
-                row = Row(threads, shape, cell, timings, monitor.fraction(), {"flops": flops})
-                rows.append(row)
-                _log_row(row, f"threads={threads} {shape.label} {cell:4s}", log=log, t0=t0)
-    return rows
+
+    def make_steps(shape: Shape, cell: str, batches: Sequence[Batch]):
+        floor, flops = make_gemm_floor(shape, cell)
+        return {"unrolled fwd+bwd": make_unrolled_fwd_bwd(shape, cell, batches), "GEMM floor": floor}, {"flops": flops}
+
+    return _run_grid(shapes, cells, threads, repeats, warmup, block, log, make_steps)
 
 
 def run_latency_benchmark(
