@@ -36,7 +36,7 @@ import numpy as np
 from unrolled.cli_datasets import LABEL_NAMES  # 0/1 -> negative/positive, as `train --dataset` names them
 from unrolled.data.readers import read_dataset
 from unrolled.data.splits import split_dev
-from unrolled.datasets import locate
+from unrolled.datasets import locate, sha256_file
 from unrolled.models.classifier import RNNClassifier
 
 RESULTS_DIR = Path("docs/results")
@@ -160,10 +160,8 @@ def holdout_run(dataset: str, name: str, seed: int, files: dict[str, Path], use_
 
 def save_pretrained(model: RNNClassifier, result: dict, files: dict[str, Path]) -> Path:
     """Write a bundled model with what it was trained on and how well it did (dev and test accuracy)."""
-    import hashlib
-
     data = {role: {"file": f"{files[role].parent.name}/{files[role].name}",
-                   "sha256": hashlib.sha256(files[role].read_bytes()).hexdigest()}
+                   "sha256": sha256_file(files[role])}
             for role in (result["train"], "dev", "test")}
     command = ["python", "benchmarks/sentiment.py", "--dataset", "sst2", "--configs", result["config"],
                "--seeds", str(result["seed"]), "--save-pretrained"]

@@ -7,7 +7,6 @@ Heavy modules are imported inside the commands, so ``unrolled --help`` and ``pre
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -312,8 +311,9 @@ def _read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool
 
 
 def _file_summary(path: str, rows: int, skipped: int) -> dict[str, object]:
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return {"path": str(path), "sha256": digest, "rows": rows, "skipped_rows": skipped}
+    from unrolled.datasets import sha256_file
+
+    return {"path": str(path), "sha256": sha256_file(path), "rows": rows, "skipped_rows": skipped}
 
 
 class _CoverageNote:

@@ -51,6 +51,7 @@ __all__ = [
     "download",
     "get_info",
     "locate",
+    "sha256_file",
 ]
 
 MANIFEST = "MANIFEST.json"
@@ -216,7 +217,7 @@ def locate(
 def _verify(info: DatasetInfo, status: DatasetStatus) -> None:
     recorded = _manifest_hashes(info, status.folder)
     for path, reference in info.files.items():
-        actual = _sha256_file(status.data_dir / path)
+        actual = sha256_file(status.data_dir / path)
         if actual in (reference, recorded.get(path)):
             continue
         expected = [f"{reference} (reference)"] if reference else []
@@ -432,7 +433,7 @@ def _write_manifest(info: DatasetInfo, folder: Path, archives: Sequence[_Archive
         written = folder / Path(path).name
         if not written.is_file():
             raise DatasetError(f"converting {info.name} did not produce {path}")
-        files[path] = {"sha256": _sha256_file(written), "bytes": written.stat().st_size}
+        files[path] = {"sha256": sha256_file(written), "bytes": written.stat().st_size}
     manifest = {
         "format": _MANIFEST_FORMAT,
         "version": 1,
@@ -447,7 +448,8 @@ def _write_manifest(info: DatasetInfo, folder: Path, archives: Sequence[_Archive
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while chunk := file.read(1 << 20):
