@@ -183,14 +183,19 @@ class _Optimizer:
         raise NotImplementedError
 
     # -- helpers --------------------------------------------------------------------------------------------
-    def _buffer(self, slot: int, like: np.ndarray) -> np.ndarray:
-        """Scratch array ``slot`` viewed with ``like``'s shape and dtype (contents undefined)."""
+    def _buffer(self, slot: int, like: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """Scratch array ``slot`` in ``like``'s dtype, shaped like it or ``shape`` (contents undefined).
+
+        Reused across steps: a fresh megabyte-sized temporary costs page faults on every step.
+        """
+        shape = like.shape if shape is None else shape
+        size = math.prod(shape)
         bufs = self._scratch.setdefault(like.dtype, [])
         while len(bufs) <= slot:
             bufs.append(np.empty(0, like.dtype))
-        if bufs[slot].size < like.size:
-            bufs[slot] = np.empty(like.size, like.dtype)
-        return bufs[slot][: like.size].reshape(like.shape)
+        if bufs[slot].size < size:
+            bufs[slot] = np.empty(size, like.dtype)
+        return bufs[slot][:size].reshape(shape)
 
     def _param_state(self, key: str, p: np.ndarray) -> dict[str, Any]:
         st = self._state.get(key)
@@ -472,7 +477,7 @@ class Adam(_Optimizer):
         p += tmp
 
     def _update_rows(self, key: str, p: np.ndarray, g: SparseRows, lr: float) -> None:
-        # torch.optim.SparseAdam's sequence of operations, on the gathered (R, E) block.
+        # torch.optim.SparseAdam's sequence of operations, on the gathered (R, E) block, in scratch buffers.
         st = self._param_state(key, p)
         st["step"] += 1
         idx, dw = g.indices, g.values  # (R,), (R, E)
@@ -481,23 +486,24 @@ class Adam(_Optimizer):
         t = st["step"]
         b1, b2 = self.betas
         wd = self.weight_decay
-        w = p[idx]  # (R, E) gathered copy
+        block = (idx.size, p.shape[1])
+        w = np.take(p, idx, axis=0, out=self._buffer(3, p, block))  # (R, E) gathered rows
         if wd != 0.0:
             if self._decoupled:
                 w *= 1 - lr * wd
             else:
                 dw = dw + wd * w
         m, v = st["exp_avg"], st["exp_avg_sq"]
-        m_old = m[idx]  # (R, E)
-        numer = dw - m_old
+        old = np.take(m, idx, axis=0, out=self._buffer(4, p, block))  # m_R
+        numer = np.subtract(dw, old, out=self._buffer(5, p, block))
         numer *= 1 - b1
-        numer += m_old  # m_R + (1 - β₁)(g - m_R)
+        numer += old  # m_R + (1 - β₁)(g - m_R)
         m[idx] = numer
-        v_old = v[idx]  # (R, E)
-        denom = np.square(dw)
-        denom -= v_old
+        old = np.take(v, idx, axis=0, out=old)  # v_R
+        denom = np.square(dw, out=self._buffer(6, p, block))
+        denom -= old
         denom *= 1 - b2
-        denom += v_old  # v_R + (1 - β₂)(g² - v_R)
+        denom += old  # v_R + (1 - β₂)(g² - v_R)
         v[idx] = denom
         np.sqrt(denom, out=denom)
         denom += self.eps

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.gradcheck import numerical_gradient, rel_error
+from unrolled.nn import embedding as embedding_module
 from unrolled.nn.embedding import SparseRows, embedding_backward, embedding_forward
 
 V, E = 7, 3
@@ -119,3 +120,27 @@ def test_matches_torch_embedding_with_padding_idx():
     x, cache = embedding_forward(ids, weight, padding_idx=4)
     np.testing.assert_array_equal(x, out.detach().numpy())
     np.testing.assert_allclose(embedding_backward(dx, cache).to_dense(), module.weight.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_runs_of_every_length_sum_their_deltas_in_position_order(padding_idx):
+    # Zipf-like ids: one id hundreds of times (a run longer than LONG_RUN), many once, some a few times.
+    rng = np.random.default_rng(11)
+    ids = np.minimum(rng.zipf(1.3, size=(24, 40)) - 1, 499)
+    dx = rng.standard_normal(ids.shape + (5,))
+    _, cache = embedding_forward(ids, np.zeros((500, 5)), padding_idx=padding_idx)
+    dweight = embedding_backward(dx, cache)
+    counts = np.bincount(ids.reshape(-1))
+    assert counts.max() > embedding_module.LONG_RUN and (counts == 1).any() and ((counts > 1) & (counts < 10)).any()
+    expected = {}
+    for v, delta in zip(ids.reshape(-1), dx.reshape(-1, 5)):  # in position order, one addition at a time
+        if v != padding_idx:
+            expected[v] = expected[v] + delta if v in expected else delta.copy()
+    np.testing.assert_array_equal(dweight.indices, sorted(expected))
+    np.testing.assert_array_equal(dweight.values, np.array([expected[v] for v in sorted(expected)]))
+
+
+def test_a_batch_of_padding_only_has_no_rows():
+    _, cache = embedding_forward(np.zeros((2, 3), dtype=np.int64), np.ones((4, 2)), padding_idx=0)
+    dweight = embedding_backward(np.ones((2, 3, 2)), cache)
+    assert dweight.indices.shape == (0,) and dweight.values.shape == (0, 2)

@@ -92,15 +92,43 @@ def embedding_backward(dx: np.ndarray, cache: EmbeddingCache) -> SparseRows:
     check_float_array("dx", dx, cache.ids.shape + (dim,), finite=False)
 
     flat_ids = cache.ids.reshape(-1).astype(np.int64, copy=False)  # (N*T,)
-    if flat_ids.size == 0:
-        return SparseRows(np.empty(0, np.int64), np.empty((0, dim), dx.dtype), num_rows)
-    # Sort the positions by id, then sum each run of equal ids (much faster than np.add.at).
-    order = np.argsort(flat_ids, kind="stable")  # stable: a fixed summation order
+    # Sort the positions by id (stable: each row sums its deltas in position order), then sum each run.
+    order = np.argsort(flat_ids, kind="stable")
     sorted_ids = flat_ids[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))  # (R,)
+    if cache.padding_idx is not None:  # padding positions get no gradient: drop them before summing
+        real = sorted_ids != cache.padding_idx
+        order, sorted_ids = order[real], sorted_ids[real]
+    if sorted_ids.size == 0:
+        return SparseRows(np.empty(0, np.int64), np.empty((0, dim), dx.dtype), num_rows)
+    is_start = np.empty(sorted_ids.size, dtype=bool)
+    is_start[0] = True
+    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=is_start[1:])
+    starts = np.flatnonzero(is_start)  # (R,)
     indices = sorted_ids[starts]
-    values = np.add.reduceat(dx.reshape(-1, dim)[order], starts, axis=0)  # (R, E)
-    if cache.padding_idx is not None:
-        keep = indices != cache.padding_idx
-        indices, values = indices[keep], values[keep]
+    values = _sum_runs(dx.reshape(-1, dim)[order], starts)
     return SparseRows(indices=indices, values=values, num_rows=num_rows)
+
+
+LONG_RUN = 32  # runs longer than this are summed one call each; shorter ones in rounds across runs
+
+
+def _sum_runs(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sum each run of consecutive rows: rows (M, E), starts (R,) ascending with starts[0] = 0 -> (R, E).
+
+    ``np.add.reduceat(rows, starts, axis=0)`` computes the same sums, but calls its inner loop once per
+    run *and column* (R·E calls: 8 ms for 8,192 rows of 128, most runs one row long). Here round k adds
+    the k-th row of every run longer than k, one vectorized call over E-wide rows per round; the few runs
+    longer than LONG_RUN (frequent words) are summed one call each. Every run adds its rows in order.
+    """
+    lengths = np.diff(starts, append=rows.shape[0])  # (R,)
+    values = rows[starts]  # (R, E): each run's first row
+    by_length = np.argsort(-lengths, kind="stable")  # runs in decreasing length: each round's runs a prefix
+    long_runs = int(np.count_nonzero(lengths > LONG_RUN))
+    for r in by_length[:long_runs]:
+        begin = starts[r]
+        np.add.reduce(rows[begin : begin + lengths[r]], axis=0, out=values[r])
+    sorted_lengths = lengths[by_length]
+    for k in range(1, int(min(sorted_lengths[long_runs:].max(initial=1), LONG_RUN))):
+        active = by_length[long_runs : long_runs + int(np.count_nonzero(sorted_lengths[long_runs:] > k))]
+        values[active] += rows[starts[active] + k]
+    return values
