@@ -8,7 +8,7 @@ import pytest
 
 from tests.gradcheck import numerical_gradient, rel_error
 from unrolled.nn import gru, lstm, rnn
-from unrolled.nn.recurrence import _flush_subnormals
+from unrolled.nn.recurrence import _flush_subnormals, cell_backward, cell_forward, cell_step_forward, step_backward
 
 N, T, D, H = 3, 5, 4, 3
 
@@ -26,6 +26,33 @@ CELLS = {
     "gru": (gru.gru_forward, gru.gru_backward, gru.gru_step_forward, gru.gru_step_backward, 3, 1),
     "lstm": (lstm.lstm_forward, lstm.lstm_backward, lstm.lstm_step_forward, lstm.lstm_step_backward, 4, 2),
 }
+
+
+def numpy_kernel_cell(kernel, gates, comps):
+    """The cell API on a kernel chosen by hand: gru.py and lstm.py run the fused C kernels when they are
+    built (nn/fused.py), so every test below also runs on the NumPy reference kernels through these."""
+
+    def fwd(x, s0, p, **kw):
+        out, s_t, cache = cell_forward(kernel, x, None if s0 is None else unpack_state(comps, s0), p, **kw)
+        return out, pack_state(comps, s_t), cache
+
+    def bwd(dout, ds, cache):
+        dx, ds0, grads = cell_backward(dout, None if ds is None else unpack_state(comps, ds), cache)
+        return dx, pack_state(comps, ds0), grads
+
+    def step_fwd(x, prev, p):
+        state, cache = cell_step_forward(kernel, x, unpack_state(comps, prev), p)
+        return pack_state(comps, state), cache
+
+    def step_bwd(ds, cache):
+        dx, dprev, grads = step_backward(unpack_state(comps, ds), cache)
+        return dx, pack_state(comps, dprev), grads
+
+    return fwd, bwd, step_fwd, step_bwd, gates, comps
+
+
+CELLS["gru_numpy"] = numpy_kernel_cell(gru.GRU_NUMPY, 3, 1)
+CELLS["lstm_numpy"] = numpy_kernel_cell(lstm.LSTM_NUMPY, 4, 2)
 
 
 def make_params(rng, gates, d=D, h=H, dtype=np.float64):
@@ -172,7 +199,14 @@ def test_masked_sequence_equals_the_unpadded_sequence(cell):
         np.testing.assert_allclose(dx[1, :2], dx1[0], rtol=0, atol=1e-15)
 
 
-TORCH_MODULES = {"rnn_tanh": ("RNN", {}), "rnn_relu": ("RNN", {"nonlinearity": "relu"}), "gru": ("GRU", {}), "lstm": ("LSTM", {})}
+TORCH_MODULES = {
+    "rnn_tanh": ("RNN", {}),
+    "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+    "gru": ("GRU", {}),
+    "lstm": ("LSTM", {}),
+    "gru_numpy": ("GRU", {}),
+    "lstm_numpy": ("LSTM", {}),
+}
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from unrolled.nn.functional import sigmoid
+from unrolled.nn.fused import fused_kernel
 from unrolled.nn.recurrence import (
     CellKernel,
     Params,
@@ -64,7 +65,10 @@ def _gru_backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out)
     return (dh_prev,)
 
 
-GRU = CellKernel("gru", 3, ("h",), ("r", "z", "n", "hn"), _gru_forward, _gru_backward, shared_preactivation=False)
+GRU_NUMPY = CellKernel(
+    "gru", 3, ("h",), ("r", "z", "n", "hn"), _gru_forward, _gru_backward, shared_preactivation=False
+)
+GRU = fused_kernel(GRU_NUMPY)  # the same math in one C pass per step when built (see nn/fused.py)
 
 
 def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, params: Params) -> tuple[np.ndarray, StepCache]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from unrolled.nn.functional import sigmoid
+from unrolled.nn.fused import fused_kernel
 from unrolled.nn.recurrence import (
     CellKernel,
     Params,
@@ -66,9 +67,10 @@ def _lstm_backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out
     return (dh_prev, dc_prev)
 
 
-LSTM = CellKernel(
+LSTM_NUMPY = CellKernel(
     "lstm", 4, ("h", "c"), ("i", "f", "g", "o", "tanh_c"), _lstm_forward, _lstm_backward, shared_preactivation=True
 )
+LSTM = fused_kernel(LSTM_NUMPY)  # the same math in one C pass per step when built (see nn/fused.py)
 
 
 def lstm_step_forward(x: np.ndarray, state_prev: LSTMState, params: Params) -> tuple[LSTMState, StepCache]:

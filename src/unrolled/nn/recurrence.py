@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unrolled.nn._validation import check_float_array, check_mask
+from unrolled.nn.allocator import keep_freed_memory
 
 State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or (h, c)
 Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)
@@ -220,6 +221,7 @@ def sequence_backward(
     splits it into its parts (what ``h_t.grad`` is in an autograd framework). Nothing is recorded when None.
     Returns dx (T, N, D) in the original time order, dstate0 (each (N, H)) and the parameter gradients.
     """
+    keep_freed_memory()  # training: reuse freed pages from step to step (see nn/allocator.py)
     kernel, params, x = cache.kernel, cache.params, cache.x
     t_len, n, d = x.shape
     gh, hidden = params["weight_hh"].shape

@@ -1,0 +1,19 @@
+"""Builds the optional C extension unrolled.nn._fused (fused GRU/LSTM step kernels; see nn/fused.py).
+
+Everything else about the package is in pyproject.toml. ``optional=True``: where no C compiler or Python
+headers are available, the install goes on without the extension and the cells use their NumPy kernels.
+"""
+
+import sys
+
+from setuptools import Extension, setup
+
+# -fno-trapping-math lets GCC turn the kernels' branch-free selects into vector blends (the code never
+# reads floating-point exception flags).
+compile_args = [] if sys.platform == "win32" else ["-O3", "-fno-trapping-math"]
+
+setup(
+    ext_modules=[
+        Extension("unrolled.nn._fused", ["src/unrolled/nn/_fused.c"], extra_compile_args=compile_args, optional=True)
+    ]
+)

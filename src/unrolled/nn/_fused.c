@@ -1,0 +1,339 @@
+/* Fused element-wise step kernels for the GRU and LSTM cells (optional accelerator).
+ *
+ * The NumPy kernels in gru.py and lstm.py are the reference: readable, one array operation per term. Each
+ * of those operations is a separate pass over (N, H) arrays with its own call overhead, and together they
+ * cost about as much as the step's matrix product. The functions here do the same math in one pass per
+ * step, element by element, and are checked against the NumPy kernels by tests/nn/test_fused.py.
+ * The matrix products stay in NumPy (its BLAS); only the element-wise work between them is here.
+ *
+ * Layouts (C-contiguous; N batch, H hidden):
+ *   LSTM  hw = h_prev W_hhᵀ, xw = x W_ihᵀ + b_ih (N, 4H) [i f g o], b_hh (4H,);
+ *         saved (5, N, H) = i, f, g, o, tanh(c)
+ *   GRU   hw = h_prev W_hhᵀ, xw = x W_ihᵀ + b_ih (N, 3H) [r z n], b_hh (3H,); saved (4, N, H) = r, z, n, hn
+ * Each sum is formed in the NumPy kernels' order: LSTM (hw + xw) + b_hh, GRU xw + (hw + b_hh).
+ *
+ * float32 uses a polynomial exp/tanh (Cephes' expf and tanhf, within a few ulp) that the compiler can
+ * vectorise; float64 uses the C library's exp and tanh (gradient checks run in float64).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- float32 math, branch-free so that loops vectorise ---------------------------------------------- */
+
+static inline float exp_f32(float x) {
+    /* Cephes expf: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-6 polynomial, 2^n by exponent bits.
+       Clamped to [-87, 87] so that results (and the sigmoids built on them) stay normal numbers. */
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 87.0f ? 87.0f : x;
+    float n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest: 1.5 * 2^23 */
+    n -= 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return p * scale.f;
+}
+
+static inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
+
+static inline float tanh_f32(float x) {
+    /* Cephes tanhf: an odd polynomial for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1) with x's sign. */
+    float ax = x < 0.0f ? -x : x;
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                    + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    float big = 1.0f - 2.0f / (exp_f32(2.0f * ax) + 1.0f);
+    big = x < 0.0f ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+static inline double tanh_f64(double x) { return tanh(x); }
+
+/* ---- the kernels, once per dtype ------------------------------------------------------------------------ */
+
+#define DEFINE_KERNELS(T, SFX, SIGMOID, TANH)                                                                \
+    static void lstm_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,   \
+                                   const T *restrict b, const T *restrict c_prev, T *restrict saved,         \
+                                   T *restrict c, T *restrict h) {                                           \
+        const Py_ssize_t NH = N * H;                                                                         \
+        T *restrict si = saved, *restrict sf = saved + NH, *restrict sg = saved + 2 * NH;                    \
+        T *restrict so = saved + 3 * NH, *restrict stc = saved + 4 * NH;                                     \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
+            const T *hn_ = hw + n * 4 * H, *xn = xw + n * 4 * H;                                             \
+            const Py_ssize_t o = n * H;                                                                      \
+            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
+                T i_ = SIGMOID((hn_[j] + xn[j]) + b[j]);                                                     \
+                T f_ = SIGMOID((hn_[H + j] + xn[H + j]) + b[H + j]);                                         \
+                T g_ = TANH((hn_[2 * H + j] + xn[2 * H + j]) + b[2 * H + j]);                                \
+                T o_ = SIGMOID((hn_[3 * H + j] + xn[3 * H + j]) + b[3 * H + j]);                             \
+                T c_ = f_ * c_prev[o + j] + i_ * g_;                                                         \
+                T tc = TANH(c_);                                                                             \
+                si[o + j] = i_; sf[o + j] = f_; sg[o + j] = g_; so[o + j] = o_; stc[o + j] = tc;            \
+                c[o + j] = c_;                                                                               \
+                h[o + j] = o_ * tc;                                                                          \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+                                                                                                             \
+    static void lstm_backward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *dh, const T *dc,                    \
+                                    const T *restrict saved, const T *c_prev, T *restrict da, T *dc_prev) {  \
+        const Py_ssize_t NH = N * H;                                                                         \
+        const T *si = saved, *sf = saved + NH, *sg = saved + 2 * NH, *so = saved + 3 * NH;                   \
+        const T *stc = saved + 4 * NH;                                                                       \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
+            T *dan = da + n * 4 * H;                                                                         \
+            const Py_ssize_t o = n * H;                                                                      \
+            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
+                const Py_ssize_t k = o + j;                                                                  \
+                T i_ = si[k], f_ = sf[k], g_ = sg[k], o_ = so[k], tc = stc[k], dh_ = dh[k];                  \
+                T dct = dh_ * o_ * (1 - tc * tc) + dc[k]; /* through h = o tanh(c), plus the carried dc */   \
+                dan[j] = dct * g_ * (i_ * (1 - i_));                                                         \
+                dan[H + j] = dct * c_prev[k] * (f_ * (1 - f_));                                              \
+                dan[2 * H + j] = dct * i_ * (1 - g_ * g_);                                                   \
+                dan[3 * H + j] = dh_ * tc * (o_ * (1 - o_));                                                 \
+                dc_prev[k] = dct * f_;                                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+                                                                                                             \
+    static void gru_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict xw, const T *restrict hw,    \
+                                  const T *restrict b, const T *restrict h_prev, T *restrict saved,          \
+                                  T *restrict h) {                                                           \
+        const Py_ssize_t NH = N * H;                                                                         \
+        T *restrict sr = saved, *restrict sz = saved + NH, *restrict sn = saved + 2 * NH;                    \
+        T *restrict shn = saved + 3 * NH;                                                                    \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
+            const T *xn = xw + n * 3 * H, *hn_ = hw + n * 3 * H;                                             \
+            const Py_ssize_t o = n * H;                                                                      \
+            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
+                T r_ = SIGMOID(xn[j] + (hn_[j] + b[j]));                                                     \
+                T z_ = SIGMOID(xn[H + j] + (hn_[H + j] + b[H + j]));                                         \
+                T hnj = hn_[2 * H + j] + b[2 * H + j];                                                       \
+                T n_ = TANH(r_ * hnj + xn[2 * H + j]);                                                       \
+                sr[o + j] = r_; sz[o + j] = z_; sn[o + j] = n_; shn[o + j] = hnj;                           \
+                h[o + j] = n_ + z_ * (h_prev[o + j] - n_); /* (1 - z) n + z h_prev */                        \
+            }                                                                                                \
+        }                                                                                                    \
+    }                                                                                                        \
+                                                                                                             \
+    static void gru_backward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict dh, const T *restrict saved, \
+                                   const T *restrict h_prev, T *restrict dxw, T *restrict dhw,               \
+                                   T *restrict dhz) {                                                        \
+        const Py_ssize_t NH = N * H;                                                                         \
+        const T *sr = saved, *sz = saved + NH, *sn = saved + 2 * NH, *shn = saved + 3 * NH;                  \
+        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
+            T *dx = dxw + n * 3 * H, *dhh = dhw + n * 3 * H;                                                 \
+            const Py_ssize_t o = n * H;                                                                      \
+            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
+                const Py_ssize_t k = o + j;                                                                  \
+                T r_ = sr[k], z_ = sz[k], n_ = sn[k], dh_ = dh[k];                                           \
+                T da_z = dh_ * (h_prev[k] - n_) * (z_ * (1 - z_));                                           \
+                T da_n = dh_ * (1 - z_) * (1 - n_ * n_);                                                     \
+                T da_r = da_n * shn[k] * (r_ * (1 - r_));                                                    \
+                dx[j] = da_r; dx[H + j] = da_z; dx[2 * H + j] = da_n;                                        \
+                dhh[j] = da_r; dhh[H + j] = da_z; dhh[2 * H + j] = da_n * r_; /* n block scaled by r */      \
+                dhz[k] = dh_ * z_;                                                                           \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+DEFINE_KERNELS(double, f64, sigmoid_f64, tanh_f64)
+DEFINE_KERNELS(float, f32, sigmoid_f32, tanh_f32)
+
+/* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
+   AVX-512, and the module picks the widest the CPU has when it is imported (FMA contracts a*b + c, so
+   results may differ from the baseline build in the last bit). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FUSED_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+DEFINE_KERNELS(float, f32_avx2, sigmoid_f32, tanh_f32)
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma,prefer-vector-width=512")
+DEFINE_KERNELS(float, f32_avx512, sigmoid_f32, tanh_f32)
+#pragma GCC pop_options
+#endif
+
+static void (*lstm_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
+                                     const float *, float *, float *, float *) = lstm_forward_f32;
+static void (*lstm_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
+                                      const float *, float *, float *) = lstm_backward_f32;
+static void (*gru_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
+                                    const float *, float *, float *) = gru_forward_f32;
+static void (*gru_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *, float *,
+                                     float *, float *) = gru_backward_f32;
+static const char *instruction_set = "baseline";
+
+static void pick_kernels(void) {
+#ifdef FUSED_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+        lstm_forward_f32_best = lstm_forward_f32_avx512;
+        lstm_backward_f32_best = lstm_backward_f32_avx512;
+        gru_forward_f32_best = gru_forward_f32_avx512;
+        gru_backward_f32_best = gru_backward_f32_avx512;
+        instruction_set = "avx512f+fma";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        lstm_forward_f32_best = lstm_forward_f32_avx2;
+        lstm_backward_f32_best = lstm_backward_f32_avx2;
+        gru_forward_f32_best = gru_forward_f32_avx2;
+        gru_backward_f32_best = gru_backward_f32_avx2;
+        instruction_set = "avx2+fma";
+    }
+#endif
+}
+
+/* ---- Python bindings ------------------------------------------------------------------------------------ */
+
+/* Get C-contiguous buffers of the expected byte sizes; on failure release what was taken and raise. */
+static int take_buffers(PyObject *const *objs, Py_buffer *views, const Py_ssize_t *items, int count,
+                        int first_writable, Py_ssize_t itemsize, const char *func) {
+    for (int k = 0; k < count; k++) {
+        int flags = PyBUF_C_CONTIGUOUS | (k >= first_writable ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[k], &views[k], flags) < 0) {
+            for (int j = 0; j < k; j++) PyBuffer_Release(&views[j]);
+            return -1;
+        }
+        if (views[k].len != items[k] * itemsize) {
+            for (int j = 0; j <= k; j++) PyBuffer_Release(&views[j]);
+            PyErr_Format(PyExc_ValueError, "%s: argument %d has %zd bytes, expected %zd", func, k,
+                         views[k].len, items[k] * itemsize);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void release_buffers(Py_buffer *views, int count) {
+    for (int k = 0; k < count; k++) PyBuffer_Release(&views[k]);
+}
+
+/* Every function: (arrays..., N, H, is_double). Arrays first, read-only ones before writable ones. */
+static int parse_sizes(PyObject *const *args, Py_ssize_t nargs, int narrays, Py_ssize_t *N, Py_ssize_t *H,
+                       int *is_double, const char *func) {
+    if (nargs != narrays + 3) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %d arguments, got %zd", func, narrays + 3, nargs);
+        return -1;
+    }
+    *N = PyLong_AsSsize_t(args[narrays]);
+    *H = PyLong_AsSsize_t(args[narrays + 1]);
+    *is_double = PyObject_IsTrue(args[narrays + 2]);
+    if (PyErr_Occurred() || *is_double < 0) return -1;
+    if (*N < 0 || *H < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: N and H must be non-negative", func);
+        return -1;
+    }
+    return 0;
+}
+
+#define BINDING(NAME, NARRAYS, FIRST_WRITABLE, ITEMS, CALL_F32, CALL_F64)                                    \
+    static PyObject *py_##NAME(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {                   \
+        Py_ssize_t N, H;                                                                                     \
+        int is_double;                                                                                       \
+        if (parse_sizes(args, nargs, NARRAYS, &N, &H, &is_double, #NAME) < 0) return NULL;                   \
+        const Py_ssize_t NH = N * H;                                                                         \
+        const Py_ssize_t items[NARRAYS] = ITEMS;                                                             \
+        Py_buffer v[NARRAYS];                                                                                \
+        if (take_buffers(args, v, items, NARRAYS, FIRST_WRITABLE, is_double ? 8 : 4, #NAME) < 0) return NULL; \
+        Py_BEGIN_ALLOW_THREADS                                                                               \
+        if (is_double) { CALL_F64; } else { CALL_F32; }                                                      \
+        Py_END_ALLOW_THREADS                                                                                 \
+        release_buffers(v, NARRAYS);                                                                         \
+        Py_RETURN_NONE;                                                                                      \
+    }
+
+#define P(T, k) ((T *)v[k].buf)
+#define ARGS(...) { __VA_ARGS__ }
+
+/* lstm_forward(hw, xw, b_hh, c_prev, saved, c, h, N, H, is_double) */
+BINDING(lstm_forward, 7, 4, ARGS(4 * NH, 4 * NH, 4 * H, NH, 5 * NH, NH, NH),
+        lstm_forward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5),
+                              P(float, 6)),
+        lstm_forward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+                         P(double, 5), P(double, 6)))
+
+/* lstm_backward(dh, dc, saved, c_prev, da, dc_prev, N, H, is_double) */
+BINDING(lstm_backward, 6, 4, ARGS(NH, NH, 5 * NH, NH, 4 * NH, NH),
+        lstm_backward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
+        lstm_backward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+                          P(double, 5)))
+
+/* gru_forward(xw, hw, b_hh, h_prev, saved, h, N, H, is_double) */
+BINDING(gru_forward, 6, 4, ARGS(3 * NH, 3 * NH, 3 * H, NH, 4 * NH, NH),
+        gru_forward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
+        gru_forward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+                        P(double, 5)))
+
+/* gru_backward(dh, saved, h_prev, dxw, dhw, dhz, N, H, is_double) */
+BINDING(gru_backward, 6, 3, ARGS(NH, 4 * NH, NH, 3 * NH, 3 * NH, NH),
+        gru_backward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
+        gru_backward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+                         P(double, 5)))
+
+/* Element-wise float32 sigmoid and tanh over a whole buffer, for the accuracy tests: (x, out, count). */
+static PyObject *py_math_f32(PyObject *const *args, Py_ssize_t nargs, int which) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (x, out)");
+        return NULL;
+    }
+    Py_buffer x, out;
+    if (PyObject_GetBuffer(args[0], &x, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    if (x.len != out.len || x.len % 4) {
+        PyBuffer_Release(&x);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "x and out: float32 buffers of one size expected");
+        return NULL;
+    }
+    const float *xs = x.buf;
+    float *ys = out.buf;
+    for (Py_ssize_t k = 0; k < x.len / 4; k++) ys[k] = which ? tanh_f32(xs[k]) : sigmoid_f32(xs[k]);
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sigmoid_f32(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return py_math_f32(args, nargs, 0);
+}
+static PyObject *py_tanh_f32(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return py_math_f32(args, nargs, 1);
+}
+
+static PyMethodDef methods[] = {
+    {"lstm_forward", (PyCFunction)(void (*)(void))py_lstm_forward, METH_FASTCALL, NULL},
+    {"lstm_backward", (PyCFunction)(void (*)(void))py_lstm_backward, METH_FASTCALL, NULL},
+    {"gru_forward", (PyCFunction)(void (*)(void))py_gru_forward, METH_FASTCALL, NULL},
+    {"gru_backward", (PyCFunction)(void (*)(void))py_gru_backward, METH_FASTCALL, NULL},
+    {"sigmoid_f32", (PyCFunction)(void (*)(void))py_sigmoid_f32, METH_FASTCALL, NULL},
+    {"tanh_f32", (PyCFunction)(void (*)(void))py_tanh_f32, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", "Fused element-wise GRU/LSTM step kernels.",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__fused(void) {
+    pick_kernels();
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddStringConstant(m, "instruction_set", instruction_set) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

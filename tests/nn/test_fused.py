@@ -1,0 +1,144 @@
+"""The fused C kernels (nn/_fused.c via nn/fused.py) against the NumPy reference kernels they replace.
+
+tests/nn/test_cells.py runs the gradient checks, the PyTorch comparison and the padding tests on both
+(gru/lstm are the fused kernels when built, gru_numpy/lstm_numpy the references); this file compares the
+two directly on awkward shapes and values, checks the float32 exp/tanh accuracy, and the fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from unrolled.nn import fused, gru, lstm
+from unrolled.nn.recurrence import cell_backward, cell_forward
+
+needs_fused = pytest.mark.skipif(not fused.ACTIVE, reason="the C extension unrolled.nn._fused is not built")
+
+# name -> (fused kernel, NumPy kernel, gates)
+KERNELS = {"gru": (gru.GRU, gru.GRU_NUMPY, 3), "lstm": (lstm.LSTM, lstm.LSTM_NUMPY, 4)}
+
+
+def test_the_extension_is_built_wherever_a_c_compiler_is():
+    if os.environ.get("UNROLLED_FUSED", "1").strip() == "0":
+        pytest.skip("UNROLLED_FUSED=0 turns the extension off")
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler on this machine: the NumPy kernels are the ones in use")
+    assert fused.ACTIVE, "pip install builds unrolled.nn._fused when a compiler exists; it is missing"
+    assert fused.INSTRUCTION_SET in ("baseline", "avx2+fma", "avx512f+fma")
+    assert gru.GRU is not gru.GRU_NUMPY and lstm.LSTM is not lstm.LSTM_NUMPY
+
+
+def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reverse=False, seed=0):
+    """Forward and backward of one sequence with the fused and with the NumPy kernel, same inputs."""
+    fused_kernel, numpy_kernel, gates = KERNELS[cell]
+    rng = np.random.default_rng(seed)
+    params = {
+        "weight_ih": (rng.uniform(-0.5, 0.5, (gates * h, d)) * scale).astype(dtype),
+        "weight_hh": (rng.uniform(-0.5, 0.5, (gates * h, h)) * scale).astype(dtype),
+        "bias_ih": rng.uniform(-0.3, 0.3, gates * h).astype(dtype),
+        "bias_hh": rng.uniform(-0.3, 0.3, gates * h).astype(dtype),
+    }
+    x = (rng.standard_normal((n, t_len, d)) * scale).astype(dtype)
+    # A strided initial state (every other column of a wider array): the C code must not read it raw.
+    wide = [rng.standard_normal((n, 2 * h)).astype(dtype) for _ in fused_kernel.state_names]
+    state0 = tuple(w[:, ::2] for w in wide)
+    dout = rng.standard_normal((n, t_len, h)).astype(dtype)
+    dfinal = tuple(rng.standard_normal((n, h)).astype(dtype) for _ in fused_kernel.state_names)
+    results = []
+    for kernel in (fused_kernel, numpy_kernel):
+        out, final, cache = cell_forward(kernel, x, state0, params, mask=mask, reverse=reverse)
+        dx, dstate0, grads = cell_backward(dout, dfinal, cache)
+        results.append({"out": out, "saved": cache.saved, "dx": dx, **grads}
+                       | {f"final{k}": s for k, s in enumerate(final)}
+                       | {f"dstate0_{k}": s for k, s in enumerate(dstate0)})
+    return results
+
+
+def max_rel_diff(a, b):
+    scale = max(np.abs(b).max(), 1e-30)
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max() / scale)
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", KERNELS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+@pytest.mark.parametrize("masked,reverse", [(False, False), (True, False), (True, True)])
+def test_fused_kernels_equal_the_numpy_kernels(cell, dtype, tol, masked, reverse):
+    mask = (np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None]) if masked else None
+    fast, reference = run_both(cell, dtype, mask=mask, reverse=reverse)
+    assert fast.keys() == reference.keys()
+    for key in reference:
+        assert fast[key].dtype == dtype
+        assert max_rel_diff(fast[key], reference[key]) <= tol, key
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", KERNELS)
+def test_saturated_gates_stay_finite_and_as_accurate_as_numpy(cell):
+    """Pre-activations in the hundreds: gates at 0 or 1, tanh at ±1, no overflow or NaN, and float32 results
+    as close to the float64 computation as the NumPy kernels' float32 results are. (Some gradients are
+    ill-conditioned here, off by 10 % in both; the two kernels round the gate tails differently.)"""
+    fast, reference = run_both(cell, np.float32, scale=60.0, seed=1)
+    exact = run_both(cell, np.float64, scale=60.0, seed=1)[1]
+    for key in reference:
+        assert np.all(np.isfinite(fast[key])), key
+        assert max_rel_diff(fast[key], exact[key]) <= 1.5 * max_rel_diff(reference[key], exact[key]) + 1e-6, key
+
+
+@needs_fused
+def test_float32_tanh_is_within_two_ulp_and_sigmoid_within_three():
+    from unrolled.nn import _fused
+
+    x = np.concatenate(
+        [np.linspace(-100, 100, 400_001), np.geomspace(1e-30, 100, 20_001), -np.geomspace(1e-30, 100, 20_001), [0.0]]
+    ).astype(np.float32)
+    exact64 = x.astype(np.float64)
+    for name, compute, exact, region in [
+        ("tanh", _fused.tanh_f32, np.tanh(exact64), np.ones(x.shape, bool)),
+        ("sigmoid", _fused.sigmoid_f32, 1.0 / (1.0 + np.exp(-exact64)), x >= -80),
+        ]:
+        y = np.empty_like(x)
+        compute(x, y)
+        ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+        ulps = np.abs(y - exact) / ulp
+        assert ulps[region].max() <= (2.0 if name == "tanh" else 3.0), name
+        assert np.abs(y - exact).max() <= 1e-7, name  # everywhere, the clamped tail included
+    y = np.empty_like(x)
+    _fused.sigmoid_f32(x, y)
+    assert np.all(y[x < -87] == y[x < -87].min()) and np.finfo(np.float32).tiny <= y.min() < 2e-38  # stays normal
+    assert y[x == 0][0] == 0.5 and np.all(np.diff(y[:400_001]) >= 0)  # exact at 0, monotone
+
+
+@needs_fused
+def test_wrong_buffer_sizes_raise_instead_of_writing_past_the_end():
+    from unrolled.nn import _fused
+
+    n, h = 2, 3
+    a = np.zeros((n, 4 * h), np.float32)
+    small = np.zeros((n, h - 1), np.float32)
+    with pytest.raises(ValueError, match="argument 3 has 16 bytes, expected 24"):
+        _fused.lstm_forward(a, a, np.zeros(4 * h, np.float32), small, np.zeros((5, n, h), np.float32),
+                            np.zeros((n, h), np.float32), np.zeros((n, h), np.float32), n, h, False)
+    with pytest.raises(ValueError, match="not C-contiguous"):  # a strided view is refused, not misread
+        _fused.gru_backward(np.zeros((n, 2 * h))[:, ::2], np.zeros((4, n, h)), np.zeros((n, h)),
+                            np.zeros((n, 3 * h)), np.zeros((n, 3 * h)), np.zeros((n, h)), n, h, True)
+    with pytest.raises(TypeError, match="expected 9 arguments"):
+        _fused.lstm_backward(a, n, h)
+
+
+def test_unrolled_fused_0_selects_the_numpy_kernels():
+    code = (
+        "from unrolled.nn import fused, gru, lstm;"
+        "assert not fused.ACTIVE and fused.INSTRUCTION_SET is None;"
+        "assert gru.GRU is gru.GRU_NUMPY and lstm.LSTM is lstm.LSTM_NUMPY; print('numpy kernels')"
+    )
+    env = dict(os.environ, UNROLLED_FUSED="0")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy kernels"
