@@ -526,3 +526,15 @@ def test_check_tensors_wrong_shape_with_a_plain_dict():
     assert str(info.value) == "model.safetensors: tensor 'head.weight' has shape (2, 5), expected (2, 4)"
     with pytest.raises(CheckpointError, match=r"^run/weights: tensor 'head.weight'"):
         check_tensors(tensors, {"head.weight": (2, 4), "head.bias": (2,)}, source="run/weights")
+
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_tensors_refuses_non_finite_values_by_name(bad):
+    """Models run their forward pass without a pass over every weight, so loading checks the values."""
+    tensors = {"head.weight": np.zeros((2, 4), np.float32), "head.bias": np.zeros(2)}
+    tensors["head.weight"][1, 3] = bad
+    with pytest.raises(CheckpointError) as info:
+        check_tensors(tensors, {"head.weight": (2, 4), "head.bias": (2,)})
+    assert str(info.value) == "model.safetensors: tensor 'head.weight' contains NaN or infinity"
+    assert info.value.field == "head.weight"

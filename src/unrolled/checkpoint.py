@@ -544,7 +544,8 @@ def check_tensors(
     expected: Mapping[str, tuple[int, ...]],
     source: str | os.PathLike[str] = MODEL_FILE,
 ) -> dict[str, np.ndarray]:
-    """Check that the tensors are exactly the ``expected`` names with the expected shapes; return them.
+    """Check that the tensors are exactly the ``expected`` names with the expected shapes and finite
+    values; return them.
 
     A model calls this after rebuilding its config from a checkpoint. With a :class:`Checkpoint` and the
     default ``source``, messages name the checkpoint's model.safetensors path.
@@ -552,7 +553,8 @@ def check_tensors(
     Raises
     ------
     CheckpointError
-        For missing tensors, unexpected tensors, or a shape mismatch (name, expected and found shapes).
+        For missing tensors, unexpected tensors, a shape mismatch (name, expected and found shapes), or a
+        tensor holding NaN or infinity.
     """
     if isinstance(checkpoint_or_tensors, Checkpoint):
         tensors = checkpoint_or_tensors.tensors
@@ -574,4 +576,8 @@ def check_tensors(
         found = tuple(np.shape(tensors[name]))
         if found != tuple(shape):
             raise _error(source, f"tensor {name!r} has shape {found}, expected {tuple(shape)}", field=name)
+    for name in expected:  # a model's forward pass checks shapes and dtypes, not values: check them here
+        a = np.asarray(tensors[name])
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise _error(source, f"tensor {name!r} contains NaN or infinity", field=name)
     return dict(tensors)

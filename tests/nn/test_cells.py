@@ -29,8 +29,9 @@ CELLS = {
 
 
 def numpy_kernel_cell(kernel, gates, comps):
-    """The cell API on a kernel chosen by hand: gru.py and lstm.py run the fused C kernels when they are
-    built (nn/fused.py), so every test below also runs on the NumPy reference kernels through these."""
+    """The cell API on a kernel chosen by hand. The cells run the fused C code when it is built (nn/fused.py:
+    GRU/LSTM steps, and the whole loop for batches up to SMALL_BATCH rows, as here), so every test below
+    also runs on the NumPy reference kernels and the Python time loop through these."""
 
     def fwd(x, s0, p, **kw):
         out, s_t, cache = cell_forward(kernel, x, None if s0 is None else unpack_state(comps, s0), p, **kw)
@@ -51,6 +52,8 @@ def numpy_kernel_cell(kernel, gates, comps):
     return fwd, bwd, step_fwd, step_bwd, gates, comps
 
 
+CELLS["rnn_tanh_numpy"] = numpy_kernel_cell(rnn.RNN_TANH_NUMPY, 1, 1)
+CELLS["rnn_relu_numpy"] = numpy_kernel_cell(rnn.RNN_RELU_NUMPY, 1, 1)
 CELLS["gru_numpy"] = numpy_kernel_cell(gru.GRU_NUMPY, 3, 1)
 CELLS["lstm_numpy"] = numpy_kernel_cell(lstm.LSTM_NUMPY, 4, 2)
 
@@ -204,6 +207,8 @@ TORCH_MODULES = {
     "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
     "gru": ("GRU", {}),
     "lstm": ("LSTM", {}),
+    "rnn_tanh_numpy": ("RNN", {}),
+    "rnn_relu_numpy": ("RNN", {"nonlinearity": "relu"}),
     "gru_numpy": ("GRU", {}),
     "lstm_numpy": ("LSTM", {}),
 }

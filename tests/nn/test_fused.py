@@ -7,6 +7,7 @@ two directly on awkward shapes and values, checks the float32 exp/tanh accuracy,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,13 +16,19 @@ import sys
 import numpy as np
 import pytest
 
-from unrolled.nn import fused, gru, lstm
+from unrolled.nn import fused, gru, lstm, recurrence, rnn
 from unrolled.nn.recurrence import cell_backward, cell_forward
 
 needs_fused = pytest.mark.skipif(not fused.ACTIVE, reason="the C extension unrolled.nn._fused is not built")
 
 # name -> (fused kernel, NumPy kernel, gates)
 KERNELS = {"gru": (gru.GRU, gru.GRU_NUMPY, 3), "lstm": (lstm.LSTM, lstm.LSTM_NUMPY, 4)}
+# the Elman cells have NumPy step kernels only; fused, they run small batches' whole loop in C
+ALL_KERNELS = {
+    "rnn_tanh": (rnn.RNN_TANH, rnn.RNN_TANH_NUMPY, 1),
+    "rnn_relu": (rnn.RNN_RELU, rnn.RNN_RELU_NUMPY, 1),
+    **KERNELS,
+}
 
 
 def test_the_extension_is_built_wherever_a_c_compiler_is():
@@ -32,11 +39,12 @@ def test_the_extension_is_built_wherever_a_c_compiler_is():
     assert fused.ACTIVE, "pip install builds unrolled.nn._fused when a compiler exists; it is missing"
     assert fused.INSTRUCTION_SET in ("baseline", "avx2+fma", "avx512f+fma")
     assert gru.GRU is not gru.GRU_NUMPY and lstm.LSTM is not lstm.LSTM_NUMPY
+    assert all(fast.sequence is not None and slow.sequence is None for fast, slow, _ in ALL_KERNELS.values())
 
 
 def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reverse=False, seed=0):
     """Forward and backward of one sequence with the fused and with the NumPy kernel, same inputs."""
-    fused_kernel, numpy_kernel, gates = KERNELS[cell]
+    fused_kernel, numpy_kernel, gates = ALL_KERNELS[cell]
     rng = np.random.default_rng(seed)
     params = {
         "weight_ih": (rng.uniform(-0.5, 0.5, (gates * h, d)) * scale).astype(dtype),
@@ -61,6 +69,9 @@ def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reve
 
 
 def max_rel_diff(a, b):
+    assert a.shape == b.shape
+    if a.size == 0:  # the Elman cells save no activations
+        return 0.0
     scale = max(np.abs(b).max(), 1e-30)
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max() / scale)
 
@@ -76,6 +87,31 @@ def test_fused_kernels_equal_the_numpy_kernels(cell, dtype, tol, masked, reverse
     for key in reference:
         assert fast[key].dtype == dtype
         assert max_rel_diff(fast[key], reference[key]) <= tol, key
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", ALL_KERNELS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n,masked,reverse", [(1, False, False), (3, True, False), (3, True, True), (7, True, False)])
+def test_small_batch_loop_in_c_equals_the_python_loop(cell, dtype, tol, n, masked, reverse, monkeypatch):
+    """Up to SMALL_BATCH rows the whole forward loop runs in C (recurrent product included); here also
+    for 7 rows, by raising the threshold."""
+    monkeypatch.setattr(recurrence, "SMALL_BATCH", 8)
+    lengths = np.array([9, 1, 4, 0, 9, 6, 2])[:n] if masked else np.full(n, 9)
+    mask = np.arange(9)[None, :] < lengths[:, None]
+    fast, reference = run_both(cell, dtype, n=n, mask=mask if masked else None, reverse=reverse, seed=n)
+    for key in reference:
+        assert fast[key].dtype == dtype
+        assert max_rel_diff(fast[key], reference[key]) <= tol, key
+
+
+def test_the_c_loop_runs_only_for_small_batches(monkeypatch):
+    calls = []
+    kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape))
+    params = {k: np.zeros(s) for k, s in [("weight_ih", (6, 3)), ("weight_hh", (6, 2)), ("bias_ih", (6,)), ("bias_hh", (6,))]}
+    for n in (recurrence.SMALL_BATCH, recurrence.SMALL_BATCH + 1):
+        cell_forward(kernel, np.zeros((n, 5, 3)), None, params)
+    assert calls == [(5, recurrence.SMALL_BATCH, 6)]
 
 
 @needs_fused
@@ -130,6 +166,15 @@ def test_wrong_buffer_sizes_raise_instead_of_writing_past_the_end():
                             np.zeros((n, 3 * h)), np.zeros((n, 3 * h)), np.zeros((n, h)), n, h, True)
     with pytest.raises(TypeError, match="expected 9 arguments"):
         _fused.lstm_backward(a, n, h)
+    xw = np.zeros((4, n, h), np.float32)
+    w, b, h0, hs = np.zeros((h, h), np.float32), np.zeros(h, np.float32), np.zeros((n, h), np.float32), np.zeros((4, n, h), np.float32)
+    with pytest.raises(ValueError, match="argument 6 has 7 bytes, expected 8"):  # the (T, N) mask
+        _fused.sequence(0, xw, w, b, h0, None, np.ones(7, bool), hs, None, None, 4, n, h, False)
+    with pytest.raises(ValueError, match="argument 8 must be None for this cell"):
+        _fused.sequence(0, xw, w, b, h0, None, None, hs, hs, None, 4, n, h, False)
+    with pytest.raises(ValueError, match="argument 5 is required for this cell"):
+        _fused.sequence(3, np.zeros((4, n, 4 * h), np.float32), np.zeros((4 * h, h), np.float32),
+                        np.zeros(4 * h, np.float32), h0, None, None, hs, hs, np.zeros((4, 5, n, h), np.float32), 4, n, h, False)
 
 
 def test_unrolled_fused_0_selects_the_numpy_kernels():

@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- float32 math, branch-free so that loops vectorise ---------------------------------------------- */
@@ -59,6 +60,13 @@ static inline float tanh_f32(float x) {
 
 static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 static inline double tanh_f64(double x) { return tanh(x); }
+
+/* Vector width of the small-batch matrix-vector product (GCC vector extensions, lowered to what the target
+   has): eight floats. Sixteen halve the loop but double each row's final horizontal sum, which measured
+   slower at H = 128. */
+#define VEC_BYTES 32
+
+enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
 
 /* ---- the kernels, once per dtype ------------------------------------------------------------------------ */
 
@@ -146,6 +154,78 @@ static inline double tanh_f64(double x) { return tanh(x); }
                 dhz[k] = dh_ * z_;                                                                           \
             }                                                                                                \
         }                                                                                                    \
+    }                                                                                                        \
+                                                                                                             \
+    /* out[j] = W[j] · x for the rows of W (rows, H): eight rows at a time, each with its partial sums in    \
+       one vector (a fixed summation order) and x loaded once for the eight. */                              \
+    static void matvec_##SFX(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, const T *restrict x,        \
+                             T *restrict out) {                                                              \
+        typedef T vec __attribute__((vector_size(VEC_BYTES)));                                               \
+        enum { L = VEC_BYTES / sizeof(T), R = 8 };                                                           \
+        Py_ssize_t j = 0;                                                                                    \
+        for (; j + R <= rows; j += R) {                                                                      \
+            vec acc[R] = {{0}}, xv, wv;                                                                      \
+            Py_ssize_t k = 0;                                                                                \
+            for (; k + L <= H; k += L) {                                                                     \
+                memcpy(&xv, x + k, sizeof xv);                                                               \
+                for (int r = 0; r < R; r++) {                                                                \
+                    memcpy(&wv, W + (j + r) * H + k, sizeof wv);                                             \
+                    acc[r] += wv * xv;                                                                       \
+                }                                                                                            \
+            }                                                                                                \
+            for (int r = 0; r < R; r++) {                                                                    \
+                T sum = 0;                                                                                   \
+                for (int l = 0; l < L; l++) sum += acc[r][l];                                                \
+                for (Py_ssize_t kk = k; kk < H; kk++) sum += W[(j + r) * H + kk] * x[kk];                    \
+                out[j + r] = sum;                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+        for (; j < rows; j++) {                                                                              \
+            T sum = 0;                                                                                       \
+            for (Py_ssize_t k = 0; k < H; k++) sum += W[j * H + k] * x[k];                                   \
+            out[j] = sum;                                                                                    \
+        }                                                                                                    \
+    }                                                                                                        \
+                                                                                                             \
+    /* The whole forward time loop for a small batch, the recurrent product included (h_prev W_hhᵀ as     \
+       dot products, row by row, then the step kernels above): for N of a few rows, a call into BLAS per    \
+       step costs more than the arithmetic. Same outputs as recurrence.sequence_forward's loop; hw is       \
+       scratch of N·G·H. */                                                                                  \
+    static void sequence_##SFX(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, const T *restrict xw,   \
+                               const T *restrict W, const T *restrict b, const T *restrict h0,               \
+                               const T *restrict c0, const unsigned char *restrict mask, T *restrict hs,     \
+                               T *restrict cs, T *restrict saved, T *restrict hw) {                          \
+        const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, NH = N * H;       \
+        const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);                             \
+        for (Py_ssize_t t = 0; t < T_; t++) {                                                                \
+            const T *hp = t ? hs + (t - 1) * NH : h0, *x = xw + t * N * GH;                                  \
+            const T *cp = cell == CELL_LSTM ? (t ? cs + (t - 1) * NH : c0) : NULL;                           \
+            T *h = hs + t * NH;                                                                              \
+            for (Py_ssize_t n = 0; n < N; n++) matvec_##SFX(GH, H, W, hp + n * H, hw + n * GH);              \
+            if (cell == CELL_GRU) {                                                                          \
+                gru_forward_##SFX(N, H, x, hw, b, hp, saved + t * S * NH, h);                                \
+            } else if (cell == CELL_LSTM) {                                                                  \
+                lstm_forward_##SFX(N, H, hw, x, b, cp, saved + t * S * NH, cs + t * NH, h);                  \
+            } else {                                                                                         \
+                for (Py_ssize_t n = 0; n < N; n++) {                                                         \
+                    const T *hn_ = hw + n * H, *xn = x + n * H;                                              \
+                    T *hrow = h + n * H;                                                                     \
+                    if (cell == CELL_RNN_TANH)                                                               \
+                        for (Py_ssize_t j = 0; j < H; j++) hrow[j] = TANH((hn_[j] + xn[j]) + b[j]);          \
+                    else                                                                                     \
+                        for (Py_ssize_t j = 0; j < H; j++) {                                                 \
+                            T a = (hn_[j] + xn[j]) + b[j];                                                   \
+                            hrow[j] = a > 0 ? a : 0;                                                         \
+                        }                                                                                    \
+                }                                                                                            \
+            }                                                                                                \
+            if (mask)                                                                                        \
+                for (Py_ssize_t n = 0; n < N; n++)                                                           \
+                    if (!mask[t * N + n]) { /* padding keeps the state */                                   \
+                        memcpy(h + n * H, hp + n * H, H * sizeof(T));                                        \
+                        if (cell == CELL_LSTM) memcpy(cs + t * NH + n * H, cp + n * H, H * sizeof(T));       \
+                    }                                                                                        \
+        }                                                                                                    \
     }
 
 DEFINE_KERNELS(double, f64, sigmoid_f64, tanh_f64)
@@ -174,6 +254,9 @@ static void (*gru_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const
                                     const float *, float *, float *) = gru_forward_f32;
 static void (*gru_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *, float *,
                                      float *, float *) = gru_backward_f32;
+static void (*sequence_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
+                                 const float *, const float *, const float *, const unsigned char *, float *,
+                                 float *, float *, float *) = sequence_f32;
 static const char *instruction_set = "baseline";
 
 static void pick_kernels(void) {
@@ -184,12 +267,14 @@ static void pick_kernels(void) {
         lstm_backward_f32_best = lstm_backward_f32_avx512;
         gru_forward_f32_best = gru_forward_f32_avx512;
         gru_backward_f32_best = gru_backward_f32_avx512;
+        sequence_f32_best = sequence_f32_avx512;
         instruction_set = "avx512f+fma";
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         lstm_forward_f32_best = lstm_forward_f32_avx2;
         lstm_backward_f32_best = lstm_backward_f32_avx2;
         gru_forward_f32_best = gru_forward_f32_avx2;
         gru_backward_f32_best = gru_backward_f32_avx2;
+        sequence_f32_best = sequence_f32_avx2;
         instruction_set = "avx2+fma";
     }
 #endif
@@ -282,6 +367,76 @@ BINDING(gru_backward, 6, 3, ARGS(NH, 4 * NH, NH, 3 * NH, 3 * NH, NH),
         gru_backward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
                          P(double, 5)))
 
+/* sequence(cell, xw, w_hh, b_hh, h0, c0, mask, hs, cs, saved, T, N, H, is_double): the whole forward loop.
+   cell 0 tanh RNN, 1 ReLU RNN, 2 GRU, 3 LSTM; c0, cs (LSTM) and saved (GRU, LSTM) are None otherwise;
+   mask is None or a (T, N) bool array (False: padding). */
+static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 14) {
+        PyErr_Format(PyExc_TypeError, "sequence: expected 14 arguments, got %zd", nargs);
+        return NULL;
+    }
+    int cell = (int)PyLong_AsLong(args[0]);
+    Py_ssize_t T_ = PyLong_AsSsize_t(args[10]), N = PyLong_AsSsize_t(args[11]), H = PyLong_AsSsize_t(args[12]);
+    int is_double = PyObject_IsTrue(args[13]);
+    if (PyErr_Occurred() || is_double < 0) return NULL;
+    if (cell < 0 || cell > 3 || T_ < 0 || N < 0 || H < 0) {
+        PyErr_SetString(PyExc_ValueError, "sequence: bad cell code or negative size");
+        return NULL;
+    }
+    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
+    const Py_ssize_t size = is_double ? 8 : 4;
+    /* argument index, expected items (0: must be None), writable, element size */
+    const Py_ssize_t items[9] = {T_ * N * G * H, G * H * H, G * H, N * H, cell == CELL_LSTM ? N * H : 0,
+                                 args[6] == Py_None ? 0 : T_ * N, T_ * N * H, cell == CELL_LSTM ? T_ * N * H : 0,
+                                 S ? T_ * S * N * H : 0};
+    Py_buffer v[9];
+    int taken[9] = {0};
+    PyObject *result = NULL;
+    for (int k = 0; k < 9; k++) {
+        PyObject *obj = args[k + 1];
+        int is_mask = k == 5;
+        if (obj == Py_None) {
+            if (items[k] && !is_mask) {
+                PyErr_Format(PyExc_ValueError, "sequence: argument %d is required for this cell", k + 1);
+                goto done;
+            }
+            continue;
+        }
+        if (!items[k]) {
+            PyErr_Format(PyExc_ValueError, "sequence: argument %d must be None for this cell", k + 1);
+            goto done;
+        }
+        if (PyObject_GetBuffer(obj, &v[k], PyBUF_C_CONTIGUOUS | (k >= 6 ? PyBUF_WRITABLE : 0)) < 0) goto done;
+        taken[k] = 1;
+        if (v[k].len != items[k] * (is_mask ? 1 : size)) {
+            PyErr_Format(PyExc_ValueError, "sequence: argument %d has %zd bytes, expected %zd", k + 1, v[k].len,
+                         items[k] * (is_mask ? 1 : size));
+            goto done;
+        }
+    }
+    void *scratch = malloc((size_t)(N * G * H + 1) * (size_t)size); /* hw (N, G·H) */
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+#define BUF(k) (taken[k] ? v[k].buf : NULL)
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        sequence_f64(cell, T_, N, H, BUF(0), BUF(1), BUF(2), BUF(3), BUF(4), BUF(5), BUF(6), BUF(7), BUF(8), scratch);
+    else
+        sequence_f32_best(cell, T_, N, H, BUF(0), BUF(1), BUF(2), BUF(3), BUF(4), BUF(5), BUF(6), BUF(7), BUF(8),
+                          scratch);
+    Py_END_ALLOW_THREADS
+#undef BUF
+    free(scratch);
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    for (int k = 0; k < 9; k++)
+        if (taken[k]) PyBuffer_Release(&v[k]);
+    return result;
+}
+
 /* Element-wise float32 sigmoid and tanh over a whole buffer, for the accuracy tests: (x, out, count). */
 static PyObject *py_math_f32(PyObject *const *args, Py_ssize_t nargs, int which) {
     if (nargs != 2) {
@@ -320,6 +475,7 @@ static PyMethodDef methods[] = {
     {"lstm_backward", (PyCFunction)(void (*)(void))py_lstm_backward, METH_FASTCALL, NULL},
     {"gru_forward", (PyCFunction)(void (*)(void))py_gru_forward, METH_FASTCALL, NULL},
     {"gru_backward", (PyCFunction)(void (*)(void))py_gru_backward, METH_FASTCALL, NULL},
+    {"sequence", (PyCFunction)(void (*)(void))py_sequence, METH_FASTCALL, NULL},
     {"sigmoid_f32", (PyCFunction)(void (*)(void))py_sigmoid_f32, METH_FASTCALL, NULL},
     {"tanh_f32", (PyCFunction)(void (*)(void))py_tanh_f32, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},

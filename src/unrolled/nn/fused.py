@@ -39,14 +39,48 @@ def _c(a: np.ndarray) -> np.ndarray:
 
 
 def fused_kernel(numpy_kernel):
-    """The fused twin of a NumPy ``CellKernel`` ("gru" or "lstm"), or the NumPy kernel itself when the
-    extension is not available. (The cells accept float32 and float64 only; the C code has both.)"""
+    """The fused twin of a NumPy ``CellKernel``, or the NumPy kernel itself when the extension is not built.
+
+    GRU and LSTM get fused step kernels; every cell (the Elman RNN too) gets ``sequence``, the whole forward
+    loop in C for small batches. (The cells accept float32 and float64 only; the C code has both.)
+    """
     if not ACTIVE:
         return numpy_kernel
-    forward, backward = {"gru": (_gru_forward, _gru_backward), "lstm": (_lstm_forward, _lstm_backward)}[
-        numpy_kernel.name
-    ]
-    return dataclasses.replace(numpy_kernel, forward=forward, backward=backward)
+    forward, backward = {"gru": (_gru_forward, _gru_backward), "lstm": (_lstm_forward, _lstm_backward)}.get(
+        numpy_kernel.name, (numpy_kernel.forward, numpy_kernel.backward)
+    )
+    return dataclasses.replace(
+        numpy_kernel, forward=forward, backward=backward, sequence=_sequence_of(_CELL_CODES[numpy_kernel.name])
+    )
+
+
+_CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "gru": 2, "lstm": 3}  # as in _fused.c
+
+
+def _sequence_of(cell_code: int):
+    lstm = cell_code == _CELL_CODES["lstm"]
+
+    def sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None:
+        t_len, n, _ = xw.shape
+        hidden = weight_hh.shape[1]
+        _fused.sequence(
+            cell_code,
+            xw,
+            _c(weight_hh),
+            _c(bias_hh),
+            _c(state0[0]),
+            _c(state0[1]) if lstm else None,
+            None if mask is None else _c(mask),
+            states_out[0],
+            states_out[1] if lstm else None,
+            saved_out if saved_out.size else None,
+            t_len,
+            n,
+            hidden,
+            xw.dtype == np.float64,
+        )
+
+    return sequence
 
 
 # Each kernel keeps the CellKernel contract (see recurrence.CellKernel); the buffers the recurrence hands

@@ -44,6 +44,8 @@ State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or 
 Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 FLUSH_EVERY = 8  # steps between flushes of subnormal carried gradients (see the module docstring)
+SMALL_BATCH = 4  # up to this many rows, a kernel's ``sequence`` (if any) runs the loop: per-step BLAS calls
+# and Python overhead cost more than the arithmetic of a few rows (B = 1 inference above all)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class CellKernel:
     forward: Callable[..., None]
     backward: Callable[..., State]
     shared_preactivation: bool  # dhw_t == dxw_t (RNN, LSTM); False for GRU
+    # Optional: the whole forward loop in one call, for small batches (see SMALL_BATCH):
+    # sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None, arguments as in
+    # sequence_forward's loop (mask (T, N) bool or None). nn/fused.py supplies it when the extension is built.
+    sequence: Callable[..., None] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,15 +193,18 @@ def sequence_forward(
     states = tuple(np.empty((t_len, n, hidden), dtype=dtype) for _ in kernel.state_names)
     saved = np.empty((t_len, len(kernel.saved_names), n, hidden), dtype=dtype)
     weight_hh, bias_hh = params["weight_hh"], params["bias_hh"]
-    state_prev = state0
-    for t in range(t_len):
-        state_t = tuple(s[t] for s in states)
-        kernel.forward(xw[t], state_prev, weight_hh, bias_hh, state_t, saved[t])
-        if mask is not None:
-            keep = ~mask[t][:, None]  # (N, 1): padded rows keep their previous state
-            for new, old in zip(state_t, state_prev):
-                np.copyto(new, old, where=keep)
-        state_prev = state_t
+    if kernel.sequence is not None and n <= SMALL_BATCH:
+        kernel.sequence(xw, weight_hh, bias_hh, state0, mask, states, saved)  # the loop below, in one call
+    else:
+        state_prev = state0
+        for t in range(t_len):
+            state_t = tuple(s[t] for s in states)
+            kernel.forward(xw[t], state_prev, weight_hh, bias_hh, state_t, saved[t])
+            if mask is not None:
+                keep = ~mask[t][:, None]  # (N, 1): padded rows keep their previous state
+                for new, old in zip(state_t, state_prev):
+                    np.copyto(new, old, where=keep)
+            state_prev = state_t
 
     out = states[0] if step_mask is None else states[0] * step_mask
     if reverse:

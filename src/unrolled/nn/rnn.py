@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from unrolled.nn.fused import fused_kernel
 from unrolled.nn.recurrence import (
     CellKernel,
     Params,
@@ -56,8 +57,11 @@ def _relu_backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out
     return (dxw_out @ weight_hh,)
 
 
-RNN_TANH = CellKernel("rnn_tanh", 1, ("h",), (), _tanh_forward, _tanh_backward, shared_preactivation=True)
-RNN_RELU = CellKernel("rnn_relu", 1, ("h",), (), _relu_forward, _relu_backward, shared_preactivation=True)
+RNN_TANH_NUMPY = CellKernel("rnn_tanh", 1, ("h",), (), _tanh_forward, _tanh_backward, shared_preactivation=True)
+RNN_RELU_NUMPY = CellKernel("rnn_relu", 1, ("h",), (), _relu_forward, _relu_backward, shared_preactivation=True)
+# The same kernels, plus the whole forward loop in C for small batches when built (see nn/fused.py).
+RNN_TANH = fused_kernel(RNN_TANH_NUMPY)
+RNN_RELU = fused_kernel(RNN_RELU_NUMPY)
 KERNELS = {"tanh": RNN_TANH, "relu": RNN_RELU}
 
 
