@@ -958,6 +958,26 @@ def floor_table(rows: Sequence[Row]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def ceiling_table(train: Sequence[Row], floor: Sequence[Row]) -> str:
+    """How fast unrolled could be at best against torch-default: its step at the GEMM floor alone (no
+    element-wise work, embedding, loss or optimizer), from the same run's rows at the floor's thread count."""
+    floors = {(r.threads, r.shape.label, r.cell): r.timings["GEMM floor"].median for r in floor}
+    head = (
+        "| threads | B·T·D·H | cell | torch-default ms | GEMM floor ms | ceiling (torch-default / floor) "
+        f"| {TARGET_VS_DEFAULT}× reachable at the floor |\n|---:|---|---|---:|---:|---:|---|\n"
+    )
+    lines = []
+    for r in train:
+        key = (r.threads, r.shape.label, r.cell)
+        if key not in floors:
+            continue
+        default = r.timings["torch-default"].median
+        ceiling = default / floors[key]
+        lines.append(f"| {r.threads} | {r.shape.label} | {r.cell} | {default * 1e3:.1f} | {floors[key] * 1e3:.1f} "
+                     f"| {ceiling:.2f} | {'yes' if ceiling >= TARGET_VS_DEFAULT else '**no**'} |")
+    return head + "\n".join(lines) + "\n" if lines else ""
+
+
 def _latency_target(r: Row) -> tuple[bool, str]:
     u, t = r.timings["unrolled"].median, r.timings["torch"].median
     if r.cell == "rnn":
@@ -1196,7 +1216,12 @@ def machine_info() -> dict[str, str]:
     with contextlib.suppress(Exception):
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         numpy_blas = f"{blas.get('name')} {blas.get('version')}"
+    from unrolled.nn import fused
+
+    kernels = (f"fused C step kernels for GRU and LSTM and the C small-batch loop ({fused.INSTRUCTION_SET} build)"
+               if fused.ACTIVE else "NumPy kernels (the C extension is not built or UNROLLED_FUSED=0)")
     return {
+        "unrolled_kernels": kernels,
         "cpu": model,
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
@@ -1249,6 +1274,10 @@ unless a column says otherwise.
 - **unrolled**: float32; `classifier_forward(..., training=True)`, `classifier_backward` (the embedding
   gradient is `SparseRows`, the batch's distinct rows only), `unrolled.optim.Adam(params, lr=1e-3).step(grads)`
   (lazy, SparseAdam-style rows for the embedding, dense Adam for the rest). Pooling: the last state(s).
+  Kernels: {info['unrolled_kernels']}. The matrix products are NumPy's (OpenBLAS). The first backward pass
+  sets glibc's `M_MMAP_MAX = 0` and `M_TRIM_THRESHOLD = 1 GiB` (`unrolled/nn/allocator.py`): freed memory
+  is kept for the next step instead of being returned and page-faulted in again. The setting is
+  process-wide, so the torch steps of this run, in the same process, run with it too.
 - **torch-default** (PyTorch as users write it): {TORCH_DEFAULT_CONFIG}.
 - **torch-best** (PyTorch's best CPU settings for this step): {TORCH_BEST_CONFIG}.
 
@@ -1296,6 +1325,18 @@ alternate as above ({args.repeats} timed runs each, {_threads_of(rows)} thread(s
 the products' FLOPs / floor time. Target: fwd+bwd / floor ≤ {TARGET_FLOOR}.
 
 {floor_table(rows)}""")
+        ceilings = ceiling_table(results.get("train") or [], rows)
+        if ceilings:
+            parts.append(f"""
+### What the GEMM floor leaves for the torch-default target
+
+The same matrix products in PyTorch's step run on MKL/oneDNN; unrolled's run on NumPy's OpenBLAS. Were
+unrolled's training step nothing but its GEMM floor (no element-wise work, embedding, loss or optimizer),
+it would be *ceiling* times as fast as torch-default's whole step (the training table's torch-default
+median over this table's floor, both from this run). Where the ceiling is below {TARGET_VS_DEFAULT}, the
+target cannot be met with these matrix products on this BLAS, whatever the code around them does.
+
+{ceilings}""")
     if results.get("latency"):
         rows = results["latency"]
         shape = rows[0].shape

@@ -84,15 +84,16 @@ def lengths_mask(lengths, t_len=T):
 @pytest.mark.parametrize("use_mask", [False, True])
 @pytest.mark.parametrize("use_state0", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_sequence_gradients_match_finite_differences(cell, use_mask, use_state0, reverse):
+@pytest.mark.parametrize("n", [N, 6])  # up to SMALL_BATCH rows the fused cells loop in C; above, in Python
+def test_sequence_gradients_match_finite_differences(cell, use_mask, use_state0, reverse, n):
     fwd, bwd, _, _, gates, comps = CELLS[cell]
     rng = np.random.default_rng(0)
     params = make_params(rng, gates)
-    x = rng.standard_normal((N, T, D))
-    state0 = [rng.standard_normal((N, H)) for _ in range(comps)] if use_state0 else None
-    mask = lengths_mask([5, 2, 4]) if use_mask else None
-    r_out = rng.standard_normal((N, T, H))
-    r_state = [rng.standard_normal((N, H)) for _ in range(comps)]
+    x = rng.standard_normal((n, T, D))
+    state0 = [rng.standard_normal((n, H)) for _ in range(comps)] if use_state0 else None
+    mask = lengths_mask([5, 2, 4, 0, 1, 5][:n]) if use_mask else None
+    r_out = rng.standard_normal((n, T, H))
+    r_state = [rng.standard_normal((n, H)) for _ in range(comps)]
 
     def loss():
         s0 = None if state0 is None else pack_state(comps, state0)
@@ -136,16 +137,23 @@ def test_step_gradients_match_finite_differences(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("use_mask", [False, True])
-def test_step_level_and_sequence_level_agree(cell, use_mask):
-    """Composing the readable step level by hand gives the sequence level's outputs and gradients."""
+@pytest.mark.parametrize("use_mask", [False, "right-padded", "holes"])
+@pytest.mark.parametrize("n", [N, 6])
+def test_step_level_and_sequence_level_agree(cell, use_mask, n):
+    """Composing the readable step level by hand gives the sequence level's outputs and gradients, for
+    right-padded masks (the rows sorted by length, each step on its real rows) and masks with holes."""
     fwd, bwd, step_fwd, step_bwd, gates, comps = CELLS[cell]
     rng = np.random.default_rng(2)
     params = make_params(rng, gates)
-    x = rng.standard_normal((N, T, D))
-    state0 = [rng.standard_normal((N, H)) for _ in range(comps)]
-    mask = lengths_mask([5, 3, 1]) if use_mask else np.ones((N, T), dtype=bool)
-    dout = rng.standard_normal((N, T, H))
+    x = rng.standard_normal((n, T, D))
+    state0 = [rng.standard_normal((n, H)) for _ in range(comps)]
+    if use_mask == "right-padded":
+        mask = lengths_mask([5, 3, 1, 0, 4, 5][:n])
+    elif use_mask == "holes":
+        mask = rng.random((n, T)) < 0.6
+    else:
+        mask = np.ones((n, T), dtype=bool)
+    dout = rng.standard_normal((n, T, H))
 
     out, s_t, cache = fwd(x, pack_state(comps, state0), params, mask=mask if use_mask else None)
     dx, dstate0, grads = bwd(dout, None, cache)
@@ -162,7 +170,7 @@ def test_step_level_and_sequence_level_agree(cell, use_mask):
     for a, b in zip(unpack_state(comps, s_t), state):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
 
-    dstate = [np.zeros((N, H)) for _ in range(comps)]
+    dstate = [np.zeros((n, H)) for _ in range(comps)]
     dx_steps = np.zeros_like(x)
     grads_steps = {k: np.zeros_like(v) for k, v in params.items()}
     for t in range(T - 1, -1, -1):

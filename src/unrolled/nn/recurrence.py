@@ -91,13 +91,19 @@ class SequenceCache:
     (a reversed direction stores its inputs flipped in time)."""
 
     kernel: CellKernel
-    x: np.ndarray  # (T, N, D) inputs in processing order
+    x: np.ndarray  # (T, N, D) inputs in processing order; right-padded (active not None): the real steps'
+    # inputs only, packed (R, D) (step t's rows are R-offsets cumsum(active)[t-1] onward, active[t] of them)
     state0: State  # each (N, H) initial state
     states: State  # each (T, N, H): the state after each processing step (carried through masked steps)
     saved: np.ndarray  # (T, S, N, H) per-step activations named by kernel.saved_names
     step_mask: np.ndarray | None  # (T, N, 1) 1.0 for a real step, 0.0 for padding, in x's dtype
     params: Params
     reverse: bool
+    # Right-padded batches (see sequence_forward): the arrays above hold the rows in the order ``rows`` (the
+    # batch sorted by length, longest first) and step t ran on the first ``active[t]`` rows only; both None
+    # for a batch without padding or with another mask.
+    rows: np.ndarray | None = None  # (N,) original row of each stored row
+    active: np.ndarray | None = None  # (T,) real rows at each processing step
 
 
 def check_params(params: Params, num_gates: int, input_size: int | None = None, prefix: str = "") -> np.dtype:
@@ -180,27 +186,52 @@ def sequence_forward(
     t_len, n, d = x.shape
     hidden = params["weight_hh"].shape[1]
     dtype = x.dtype
+    small = kernel.sequence is not None and n <= SMALL_BATCH
+    rows, active = (None, None) if mask is None or small else _length_order(mask)
     if reverse:
         x = x[::-1]
         mask = None if mask is None else mask[::-1]
-    x = np.ascontiguousarray(x)
+        active = None if active is None else active[::-1]
+    if rows is None:
+        x = np.ascontiguousarray(x)
+    else:  # longest sequences first: the real rows of every step are then a prefix of the batch
+        x, mask, state0 = x[:, rows], mask[:, rows], tuple(s[rows] for s in state0)
     step_mask = None if mask is None else mask[:, :, None].astype(dtype)
 
-    # The input projection of every step at once: (T·N, D) @ (D, G·H).
-    xw = (x.reshape(t_len * n, d) @ params["weight_ih"].T).reshape(t_len, n, -1)
+    # The input projection of every step at once: (T·N, D) @ (D, G·H); right-padded, of the real steps only:
+    # step t's real rows are a prefix, so packing them step after step is x[mask] ((R, D), R real steps).
+    if active is None:
+        xw = (x.reshape(t_len * n, d) @ params["weight_ih"].T).reshape(t_len, n, -1)
+        step_xw = xw.__getitem__
+    else:
+        x = x[mask]  # (R, D)
+        xw = x @ params["weight_ih"].T  # (R, G·H)
+        offsets = _offsets(active)
+        step_xw = lambda t: xw[offsets[t] : offsets[t + 1]]  # noqa: E731  (active[t], G·H)
     xw += params["bias_ih"]
 
     states = tuple(np.empty((t_len, n, hidden), dtype=dtype) for _ in kernel.state_names)
     saved = np.empty((t_len, len(kernel.saved_names), n, hidden), dtype=dtype)
     weight_hh, bias_hh = params["weight_hh"], params["bias_hh"]
-    if kernel.sequence is not None and n <= SMALL_BATCH:
+    if small:
         kernel.sequence(xw, weight_hh, bias_hh, state0, mask, states, saved)  # the loop below, in one call
     else:
         state_prev = state0
         for t in range(t_len):
             state_t = tuple(s[t] for s in states)
-            kernel.forward(xw[t], state_prev, weight_hh, bias_hh, state_t, saved[t])
-            if mask is not None:
+            real = n if active is None else int(active[t])
+            if real == n:
+                kernel.forward(step_xw(t), state_prev, weight_hh, bias_hh, state_t, saved[t])
+            elif real:  # only the first `real` rows step; the C kernels want their own (S, real, H) block
+                part = np.empty((saved.shape[1], real, hidden), dtype=dtype)
+                kernel.forward(step_xw(t), tuple(p[:real] for p in state_prev), weight_hh, bias_hh,
+                               tuple(p[:real] for p in state_t), part)
+                saved[t, :, :real] = part
+            if real < n:
+                saved[t, :, real:] = 0.0
+                for new, old in zip(state_t, state_prev):
+                    new[real:] = old[real:]  # padded rows keep their previous state
+            if mask is not None and active is None:
                 keep = ~mask[t][:, None]  # (N, 1): padded rows keep their previous state
                 for new, old in zip(state_t, state_prev):
                     np.copyto(new, old, where=keep)
@@ -210,8 +241,31 @@ def sequence_forward(
     if reverse:
         out = out[::-1]
     state_final = tuple(s[-1].copy() for s in states) if t_len else tuple(s.copy() for s in state0)
-    cache = SequenceCache(kernel, x, state0, states, saved, step_mask, params, reverse)
+    if rows is not None:  # back to the caller's row order
+        order = np.argsort(rows)
+        out, state_final = out[:, order], tuple(s[order] for s in state_final)
+    cache = SequenceCache(kernel, x, state0, states, saved, step_mask, params, reverse, rows, active)
     return out, state_final, cache
+
+
+def _offsets(active: np.ndarray) -> np.ndarray:
+    """(T + 1,) where each step's rows start in the packed (R, ...) arrays of a right-padded batch."""
+    return np.concatenate(([0], np.cumsum(active)))
+
+
+def _length_order(mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """For a right-padded mask (T, N) (each row's real steps first): the rows sorted by length, longest
+    first, and the number of real rows at each step; (None, None) for any other mask.
+
+    In that order the rows a step runs on are a prefix of the batch, in either direction, so each step's
+    kernel and matrix product run on the real rows only, and the big products before and after the loop on
+    the real steps packed one after another (as a PyTorch PackedSequence holds them): no padded step costs
+    arithmetic.
+    """
+    lengths = mask.sum(axis=0)  # (N,)
+    if not np.array_equal(mask, np.arange(mask.shape[0])[:, None] < lengths[None, :]):
+        return None, None
+    return np.argsort(-lengths, kind="stable"), mask.sum(axis=1)
 
 
 def sequence_backward(
@@ -232,16 +286,21 @@ def sequence_backward(
     """
     keep_freed_memory()  # training: reuse freed pages from step to step (see nn/allocator.py)
     kernel, params, x = cache.kernel, cache.params, cache.x
-    t_len, n, d = x.shape
+    t_len, n = cache.states[0].shape[:2]
+    d = x.shape[-1]
     gh, hidden = params["weight_hh"].shape
     dtype = x.dtype
     weight_hh = params["weight_hh"]
     tiny = np.finfo(dtype).tiny
     step_mask = cache.step_mask
+    rows, active = cache.rows, cache.active
+    order = None if rows is None else np.argsort(rows)  # stored row -> caller's row
     if dout is not None:
         check_float_array("dout", dout, (t_len, n, hidden), dtype=dtype)
         if cache.reverse:
             dout = dout[::-1]
+        if rows is not None:
+            dout = dout[:, rows]
     if dstates_out is not None and dstates_out.shape != (t_len, n, hidden):
         raise ValueError(f"dstates_out: expected shape {(t_len, n, hidden)}, got {dstates_out.shape}")
 
@@ -250,45 +309,70 @@ def sequence_backward(
     for k, g in enumerate(dstate_final or ()):
         if g is not None:
             check_float_array(f"dstate_final[{k}]", g, (n, hidden), dtype=dtype)
-            dcarry[k] += g
+            dcarry[k] += g if rows is None else g[rows]
 
-    dxw = np.empty((t_len, n, gh), dtype=dtype)
+    # Per-step deltas, stacked (T, N, G·H); right-padded, packed (R, G·H) like the cache's inputs.
+    dxw = np.empty((t_len, n, gh) if active is None else (x.shape[0], gh), dtype=dtype)
     dhw = dxw if kernel.shared_preactivation else np.empty_like(dxw)
+    offsets = None if active is None else _offsets(active)
     for t in range(t_len - 1, -1, -1):
         if dout is not None:
             dcarry[0] += dout[t] if step_mask is None else dout[t] * step_mask[t]
         if dstates_out is not None:
-            dstates_out[t_len - 1 - t if cache.reverse else t] = dcarry[0]
-        if step_mask is None:
-            dnew = dcarry
-        else:
-            # A real step takes the whole gradient; a padded step passes it straight to the previous state.
-            dnew = [dc * step_mask[t] for dc in dcarry]
-            for dc in dcarry:
-                dc *= 1.0 - step_mask[t]
+            dstates_out[t_len - 1 - t if cache.reverse else t] = dcarry[0] if order is None else dcarry[0][order]
         state = tuple(s[t] for s in cache.states)
         state_prev = tuple(s[t - 1] for s in cache.states) if t > 0 else cache.state0
-        dprev = kernel.backward(tuple(dnew), cache.saved[t], state, state_prev, weight_hh, dxw[t], dhw[t])
-        for k, dp in enumerate(dprev):
+        if active is not None:
+            # Right-padded: the first `real` rows take their whole gradient, the others pass it straight on.
+            real, begin = int(active[t]), offsets[t]
+            if real:
+                part = (lambda a: a[:real]) if real < n else (lambda a: a)
+                saved_t = cache.saved[t] if real == n else np.ascontiguousarray(cache.saved[t, :, :real])
+                dprev = kernel.backward(tuple(part(dc) for dc in dcarry), saved_t, tuple(map(part, state)),
+                                        tuple(map(part, state_prev)), weight_hh, dxw[begin : begin + real],
+                                        dhw[begin : begin + real])
+                for k, dp in enumerate(dprev):
+                    dcarry[k][:real] = dp
+        else:
             if step_mask is None:
-                dcarry[k] = dp
+                dnew = dcarry
             else:
-                dcarry[k] += dp
-            if t % FLUSH_EVERY == 0:
-                _flush_subnormals(dcarry[k], tiny)
+                # A real step takes the whole gradient; a padded step passes it straight to the previous state.
+                dnew = [dc * step_mask[t] for dc in dcarry]
+                for dc in dcarry:
+                    dc *= 1.0 - step_mask[t]
+            dprev = kernel.backward(tuple(dnew), cache.saved[t], state, state_prev, weight_hh, dxw[t], dhw[t])
+            for k, dp in enumerate(dprev):
+                if step_mask is None:
+                    dcarry[k] = dp
+                else:
+                    dcarry[k] += dp
+        if t % FLUSH_EVERY == 0:
+            for dc in dcarry:
+                _flush_subnormals(dc, tiny)
 
     # Weight gradients: one GEMM each over the stacked per-step deltas.
-    dxw2 = dxw.reshape(t_len * n, gh)
-    dhw2 = dhw.reshape(t_len * n, gh)
+    dxw2 = dxw.reshape(-1, gh)
+    dhw2 = dhw.reshape(-1, gh)
     grads = {
-        "weight_ih": dxw2.T @ x.reshape(t_len * n, d),
-        "weight_hh": _weight_hh_grad(dhw, cache.state0[0], cache.states[0]),
+        "weight_ih": dxw2.T @ x.reshape(-1, d),
+        "weight_hh": (
+            _weight_hh_grad(dhw, cache.state0[0], cache.states[0])
+            if active is None
+            else _packed_weight_hh_grad(dhw, cache.state0[0], cache.states[0], step_mask[:, :, 0] > 0)
+        ),
         "bias_ih": dxw2.sum(axis=0),
         "bias_hh": dhw2.sum(axis=0),
     }
-    dx = (dxw2 @ params["weight_ih"]).reshape(t_len, n, d)
+    if active is None:
+        dx = (dxw2 @ params["weight_ih"]).reshape(t_len, n, d)
+    else:
+        dx = np.zeros((t_len, n, d), dtype=dtype)
+        dx[step_mask[:, :, 0] > 0] = dxw2 @ params["weight_ih"]  # back from packed; padded steps get none
     if cache.reverse:
         dx = dx[::-1]
+    if order is not None:
+        dx, dcarry = dx[:, order], [dc[order] for dc in dcarry]
     return dx, tuple(dcarry), grads
 
 
@@ -298,6 +382,16 @@ def _weight_hh_grad(dhw: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarr
     grad = dhw[0].T @ h0
     if t_len > 1:
         grad += dhw[1:].reshape((t_len - 1) * n, gh).T @ hs[:-1].reshape((t_len - 1) * n, -1)
+    return grad
+
+
+def _packed_weight_hh_grad(dhw: np.ndarray, h0: np.ndarray, hs: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """:func:`_weight_hh_grad` for packed deltas dhw (R, G·H) of a right-padded batch whose real steps are
+    ``real`` (T, N) bool: the previous states of the real steps packed alike, two GEMMs."""
+    first = int(real[0].sum()) if real.shape[0] else 0
+    grad = dhw[:first].T @ h0[:first]
+    if real.shape[0] > 1:
+        grad += dhw[first:].T @ hs[:-1][real[1:]]
     return grad
 
 
