@@ -17,23 +17,27 @@ from unrolled.nn.embedding import SparseRows
 
 IDS = np.array([[1, 2, 3, 5, 2], [4, 5, 0, 0, 0], [6, 1, 1, 2, 0], [3, 0, 0, 0, 0]])
 TARGETS = np.array([0, 2, 1, 2])
+# Six rows: above SMALL_BATCH, so the Python time loop runs, on the rows sorted by length.
+IDS6 = np.array([[1, 2, 3, 5, 2], [4, 5, 0, 0, 0], [6, 1, 1, 2, 0], [3, 0, 0, 0, 0], [2, 2, 0, 0, 0], [5, 6, 4, 1, 3]])
+TARGETS6 = np.array([0, 2, 1, 2, 1, 0])
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
 @pytest.mark.parametrize("pooling", ["last", "max", "mean"])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_loss_gradients_match_finite_differences(cell, layers, bidirectional, pooling, dropout):
+@pytest.mark.parametrize("ids,targets", [(IDS, TARGETS), (IDS6, TARGETS6)], ids=["4 rows", "6 rows"])
+def test_loss_gradients_match_finite_differences(cell, layers, bidirectional, pooling, dropout, ids, targets):
     config = ClassifierNetConfig(
         vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell,
         num_layers=layers, bidirectional=bidirectional, pooling=pooling, dropout=dropout,
     )
     params = init_classifier_params(config, np.random.default_rng(0), dtype=np.float64)
-    mask = IDS != 0
+    mask = ids != 0
 
     def run():  # the same dropout masks in every evaluation
         rng = np.random.default_rng(5)
-        return classifier_forward(params, config, IDS, mask=mask, targets=TARGETS, training=True, rng=rng)
+        return classifier_forward(params, config, ids, mask=mask, targets=targets, training=True, rng=rng)
 
     def loss():
         return run()[1]

@@ -22,12 +22,11 @@ from unrolled.nn.recurrence import cell_backward, cell_forward
 needs_fused = pytest.mark.skipif(not fused.ACTIVE, reason="the C extension unrolled.nn._fused is not built")
 
 # name -> (fused kernel, NumPy kernel, gates)
-KERNELS = {"gru": (gru.GRU, gru.GRU_NUMPY, 3), "lstm": (lstm.LSTM, lstm.LSTM_NUMPY, 4)}
-# the Elman cells have NumPy step kernels only; fused, they run small batches' whole loop in C
-ALL_KERNELS = {
+KERNELS = {
     "rnn_tanh": (rnn.RNN_TANH, rnn.RNN_TANH_NUMPY, 1),
     "rnn_relu": (rnn.RNN_RELU, rnn.RNN_RELU_NUMPY, 1),
-    **KERNELS,
+    "gru": (gru.GRU, gru.GRU_NUMPY, 3),
+    "lstm": (lstm.LSTM, lstm.LSTM_NUMPY, 4),
 }
 
 
@@ -38,13 +37,12 @@ def test_the_extension_is_built_wherever_a_c_compiler_is():
         pytest.skip("no C compiler on this machine: the NumPy kernels are the ones in use")
     assert fused.ACTIVE, "pip install builds unrolled.nn._fused when a compiler exists; it is missing"
     assert fused.INSTRUCTION_SET in ("baseline", "avx2+fma", "avx512f+fma")
-    assert gru.GRU is not gru.GRU_NUMPY and lstm.LSTM is not lstm.LSTM_NUMPY
-    assert all(fast.sequence is not None and slow.sequence is None for fast, slow, _ in ALL_KERNELS.values())
+    assert all(fast.sequence is not None and slow.sequence is None for fast, slow, _ in KERNELS.values())
 
 
 def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reverse=False, seed=0):
     """Forward and backward of one sequence with the fused and with the NumPy kernel, same inputs."""
-    fused_kernel, numpy_kernel, gates = ALL_KERNELS[cell]
+    fused_kernel, numpy_kernel, gates = KERNELS[cell]
     rng = np.random.default_rng(seed)
     params = {
         "weight_ih": (rng.uniform(-0.5, 0.5, (gates * h, d)) * scale).astype(dtype),
@@ -93,7 +91,7 @@ def test_fused_kernels_equal_the_numpy_kernels(cell, dtype, tol, masked, reverse
 
 
 @needs_fused
-@pytest.mark.parametrize("cell", ALL_KERNELS)
+@pytest.mark.parametrize("cell", KERNELS)
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-5)])
 @pytest.mark.parametrize("n,masked,reverse", [(1, False, False), (3, True, False), (3, True, True), (7, True, False)])
 def test_small_batch_loop_in_c_equals_the_python_loop(cell, dtype, tol, n, masked, reverse, monkeypatch):
@@ -182,9 +180,10 @@ def test_wrong_buffer_sizes_raise_instead_of_writing_past_the_end():
 
 def test_unrolled_fused_0_selects_the_numpy_kernels():
     code = (
-        "from unrolled.nn import fused, gru, lstm;"
+        "from unrolled.nn import fused, gru, lstm, rnn;"
         "assert not fused.ACTIVE and fused.INSTRUCTION_SET is None;"
-        "assert gru.GRU is gru.GRU_NUMPY and lstm.LSTM is lstm.LSTM_NUMPY; print('numpy kernels')"
+        "assert gru.GRU is gru.GRU_NUMPY and lstm.LSTM is lstm.LSTM_NUMPY and rnn.RNN_TANH is rnn.RNN_TANH_NUMPY;"
+        "print('numpy kernels')"
     )
     env = dict(os.environ, UNROLLED_FUSED="0")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)

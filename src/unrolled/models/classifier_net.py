@@ -153,10 +153,26 @@ def classifier_backward(cache: ClassifierCache) -> Grads:
     dlogits = softmax_cross_entropy_backward(cache.loss)
     ddropped, head_grads = linear_backward(dlogits, cache.head)
     dfeatures = dropout_backward(ddropped, cache.feature_dropout)
-    dout = pool_backward(dfeatures, cache.pool)
-    dx, _, rec_grads = recurrent_backward(dout, None, cache.recurrent)
+    if cache.pool.mode == "last":
+        # What 'last' pools is each direction's final state (padded steps carry the state through), so the
+        # gradient enters as the final state's: no (N, T, F) array of zeros to check and add step by step.
+        dx, _, rec_grads = recurrent_backward(None, _final_state_gradient(dfeatures, cache.config), cache.recurrent)
+    else:
+        dx, _, rec_grads = recurrent_backward(pool_backward(dfeatures, cache.pool), None, cache.recurrent)
     dx = dropout_backward(dx, cache.embedding_dropout)
     grads: Grads = {"embedding.weight": embedding_backward(dx, cache.embedding)}
     grads.update({"rnn." + name: value for name, value in rec_grads.items()})
     grads.update({"head." + name: value for name, value in head_grads.items()})
     return grads
+
+
+def _final_state_gradient(dfeatures: np.ndarray, config: ClassifierNetConfig):
+    """dfeatures (N, dirs·H) of 'last' pooling -> the gradient of the recurrent layer's final state, in its
+    layout ((L·dirs, N, H); for an LSTM the pair (h, None): the final c feeds nothing)."""
+    rec = config.recurrent
+    n, hidden = dfeatures.shape[0], rec.hidden_size
+    dh = np.zeros((rec.num_layers * rec.num_directions, n, hidden), dtype=dfeatures.dtype)
+    top = (rec.num_layers - 1) * rec.num_directions
+    for direction in range(rec.num_directions):
+        dh[top + direction] = dfeatures[:, direction * hidden : (direction + 1) * hidden]
+    return (dh, None) if rec.cell == "lstm" else dh

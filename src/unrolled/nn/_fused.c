@@ -1,6 +1,6 @@
-/* Fused element-wise step kernels for the GRU and LSTM cells (optional accelerator).
+/* Fused element-wise step kernels for the Elman RNN, GRU and LSTM cells (optional accelerator).
  *
- * The NumPy kernels in gru.py and lstm.py are the reference: readable, one array operation per term. Each
+ * The NumPy kernels in rnn.py, gru.py and lstm.py are the reference: readable, one array operation per term. Each
  * of those operations is a separate pass over (N, H) arrays with its own call overhead, and together they
  * cost about as much as the step's matrix product. The functions here do the same math in one pass per
  * step, element by element, and are checked against the NumPy kernels by tests/nn/test_fused.py.
@@ -10,7 +10,8 @@
  *   LSTM  hw = h_prev W_hhᵀ, xw = x W_ihᵀ + b_ih (N, 4H) [i f g o], b_hh (4H,);
  *         saved (5, N, H) = i, f, g, o, tanh(c)
  *   GRU   hw = h_prev W_hhᵀ, xw = x W_ihᵀ + b_ih (N, 3H) [r z n], b_hh (3H,); saved (4, N, H) = r, z, n, hn
- * Each sum is formed in the NumPy kernels' order: LSTM (hw + xw) + b_hh, GRU xw + (hw + b_hh).
+ *   RNN   hw, xw (N, H), b_hh (H,); h (N, H); backward da (N, H) from dh and h
+ * Each sum is formed in the NumPy kernels' order: RNN and LSTM (hw + xw) + b_hh, GRU xw + (hw + b_hh).
  *
  * float32 uses a polynomial exp/tanh (Cephes' expf and tanhf, within a few ulp) that the compiler can
  * vectorise; float64 uses the C library's exp and tanh (gradient checks run in float64).
@@ -71,6 +72,22 @@ enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
 /* ---- the kernels, once per dtype ------------------------------------------------------------------------ */
 
 #define DEFINE_KERNELS(T, SFX, SIGMOID, TANH)                                                                \
+    static void rnn_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,    \
+                                  const T *restrict b, int relu, T *restrict h) {                            \
+        for (Py_ssize_t n = 0; n < N; n++)                                                                   \
+            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
+                const Py_ssize_t k = n * H + j;                                                              \
+                T a = (hw[k] + xw[k]) + b[j];                                                                \
+                h[k] = relu ? (a > 0 ? a : 0) : TANH(a);                                                     \
+            }                                                                                                \
+    }                                                                                                        \
+                                                                                                             \
+    static void rnn_backward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict dh, const T *restrict h,    \
+                                   int relu, T *restrict da) {                                               \
+        for (Py_ssize_t k = 0; k < N * H; k++)                                                               \
+            da[k] = relu ? (h[k] > 0 ? dh[k] : 0) : (1 - h[k] * h[k]) * dh[k];                              \
+    }                                                                                                        \
+                                                                                                             \
     static void lstm_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,   \
                                    const T *restrict b, const T *restrict c_prev, T *restrict saved,         \
                                    T *restrict c, T *restrict h) {                                           \
@@ -257,6 +274,10 @@ static void (*gru_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, cons
 static void (*sequence_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
                                  const float *, const float *, const float *, const unsigned char *, float *,
                                  float *, float *, float *) = sequence_f32;
+static void (*rnn_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *, int,
+                                    float *) = rnn_forward_f32;
+static void (*rnn_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, int,
+                                     float *) = rnn_backward_f32;
 static const char *instruction_set = "baseline";
 
 static void pick_kernels(void) {
@@ -268,6 +289,8 @@ static void pick_kernels(void) {
         gru_forward_f32_best = gru_forward_f32_avx512;
         gru_backward_f32_best = gru_backward_f32_avx512;
         sequence_f32_best = sequence_f32_avx512;
+        rnn_forward_f32_best = rnn_forward_f32_avx512;
+        rnn_backward_f32_best = rnn_backward_f32_avx512;
         instruction_set = "avx512f+fma";
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         lstm_forward_f32_best = lstm_forward_f32_avx2;
@@ -275,6 +298,8 @@ static void pick_kernels(void) {
         gru_forward_f32_best = gru_forward_f32_avx2;
         gru_backward_f32_best = gru_backward_f32_avx2;
         sequence_f32_best = sequence_f32_avx2;
+        rnn_forward_f32_best = rnn_forward_f32_avx2;
+        rnn_backward_f32_best = rnn_backward_f32_avx2;
         instruction_set = "avx2+fma";
     }
 #endif
@@ -354,6 +379,22 @@ BINDING(lstm_backward, 6, 4, ARGS(NH, NH, 5 * NH, NH, 4 * NH, NH),
         lstm_backward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
         lstm_backward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
                           P(double, 5)))
+
+/* rnn_tanh_forward / rnn_relu_forward(hw, xw, b_hh, h, N, H, is_double) */
+BINDING(rnn_tanh_forward, 4, 3, ARGS(NH, NH, H, NH),
+        rnn_forward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), 0, P(float, 3)),
+        rnn_forward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), 0, P(double, 3)))
+BINDING(rnn_relu_forward, 4, 3, ARGS(NH, NH, H, NH),
+        rnn_forward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), 1, P(float, 3)),
+        rnn_forward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), 1, P(double, 3)))
+
+/* rnn_tanh_backward / rnn_relu_backward(dh, h, da, N, H, is_double) */
+BINDING(rnn_tanh_backward, 3, 2, ARGS(NH, NH, NH),
+        rnn_backward_f32_best(N, H, P(float, 0), P(float, 1), 0, P(float, 2)),
+        rnn_backward_f64(N, H, P(double, 0), P(double, 1), 0, P(double, 2)))
+BINDING(rnn_relu_backward, 3, 2, ARGS(NH, NH, NH),
+        rnn_backward_f32_best(N, H, P(float, 0), P(float, 1), 1, P(float, 2)),
+        rnn_backward_f64(N, H, P(double, 0), P(double, 1), 1, P(double, 2)))
 
 /* gru_forward(xw, hw, b_hh, h_prev, saved, h, N, H, is_double) */
 BINDING(gru_forward, 6, 4, ARGS(3 * NH, 3 * NH, 3 * H, NH, 4 * NH, NH),
@@ -471,6 +512,10 @@ static PyObject *py_tanh_f32(PyObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 static PyMethodDef methods[] = {
+    {"rnn_tanh_forward", (PyCFunction)(void (*)(void))py_rnn_tanh_forward, METH_FASTCALL, NULL},
+    {"rnn_relu_forward", (PyCFunction)(void (*)(void))py_rnn_relu_forward, METH_FASTCALL, NULL},
+    {"rnn_tanh_backward", (PyCFunction)(void (*)(void))py_rnn_tanh_backward, METH_FASTCALL, NULL},
+    {"rnn_relu_backward", (PyCFunction)(void (*)(void))py_rnn_relu_backward, METH_FASTCALL, NULL},
     {"lstm_forward", (PyCFunction)(void (*)(void))py_lstm_forward, METH_FASTCALL, NULL},
     {"lstm_backward", (PyCFunction)(void (*)(void))py_lstm_backward, METH_FASTCALL, NULL},
     {"gru_forward", (PyCFunction)(void (*)(void))py_gru_forward, METH_FASTCALL, NULL},

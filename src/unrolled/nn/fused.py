@@ -1,6 +1,6 @@
-"""Fused element-wise step kernels for GRU and LSTM: the same math as the NumPy kernels, one pass per step.
+"""Fused element-wise step kernels for the three cells: the same math as the NumPy kernels, one pass per step.
 
-The NumPy kernels in ``gru.py`` and ``lstm.py`` are the reference: each term of the gate equations is one
+The NumPy kernels in ``rnn.py``, ``gru.py`` and ``lstm.py`` are the reference: each term of the gate equations is one
 array operation, readable next to the equations. At the sizes RNNs train at (N·H of a few thousand), each
 of those ~20 operations costs a call and a pass over memory, and together they cost as much as the step's
 matrix product. ``_fused.c`` does the same element-wise math in one C loop per step (float32 vectorised for
@@ -41,14 +41,17 @@ def _c(a: np.ndarray) -> np.ndarray:
 def fused_kernel(numpy_kernel):
     """The fused twin of a NumPy ``CellKernel``, or the NumPy kernel itself when the extension is not built.
 
-    GRU and LSTM get fused step kernels; every cell (the Elman RNN too) gets ``sequence``, the whole forward
-    loop in C for small batches. (The cells accept float32 and float64 only; the C code has both.)
+    Every cell gets fused step kernels and ``sequence``, the whole forward loop in C for small batches.
+    (The cells accept float32 and float64 only; the C code has both.)
     """
     if not ACTIVE:
         return numpy_kernel
-    forward, backward = {"gru": (_gru_forward, _gru_backward), "lstm": (_lstm_forward, _lstm_backward)}.get(
-        numpy_kernel.name, (numpy_kernel.forward, numpy_kernel.backward)
-    )
+    forward, backward = {
+        "rnn_tanh": (_rnn_forward(_fused.rnn_tanh_forward), _rnn_backward(_fused.rnn_tanh_backward)),
+        "rnn_relu": (_rnn_forward(_fused.rnn_relu_forward), _rnn_backward(_fused.rnn_relu_backward)),
+        "gru": (_gru_forward, _gru_backward),
+        "lstm": (_lstm_forward, _lstm_backward),
+    }[numpy_kernel.name]
     return dataclasses.replace(
         numpy_kernel, forward=forward, backward=backward, sequence=_sequence_of(_CELL_CODES[numpy_kernel.name])
     )
@@ -85,6 +88,26 @@ def _sequence_of(cell_code: int):
 
 # Each kernel keeps the CellKernel contract (see recurrence.CellKernel); the buffers the recurrence hands
 # them (xw_t, saved_t, state_t, dxw_t) are C-contiguous rows of its stacked (T, ...) arrays.
+
+
+def _rnn_forward(step):
+    def forward(xw, state_prev, weight_hh, bias_hh, state_out, saved_out) -> None:
+        (h_prev,), (h,) = state_prev, state_out
+        n, hidden = h.shape
+        hw = h_prev @ weight_hh.T  # (N, H); + xw + b_hh and the nonlinearity in C
+        step(hw, _c(xw), _c(bias_hh), h, n, hidden, h.dtype == np.float64)
+
+    return forward
+
+
+def _rnn_backward(step):
+    def backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out):
+        (dh,), (h,) = dstate, state
+        n, hidden = dh.shape
+        step(_c(dh), _c(h), dxw_out, n, hidden, dh.dtype == np.float64)  # da = dh ⊙ act'(a)
+        return (dxw_out @ weight_hh,)
+
+    return backward
 
 
 def _gru_forward(xw, state_prev, weight_hh, bias_hh, state_out, saved_out) -> None:
