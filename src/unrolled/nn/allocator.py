@@ -18,7 +18,6 @@ the first backward pass to leave malloc alone.
 from __future__ import annotations
 
 import os
-import platform
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 _M_MMAP_MAX = -4
@@ -32,6 +31,8 @@ def keep_freed_memory() -> bool:
     global _applied
     if _applied is None:
         _applied = False
+        import platform  # here, not at import: every CLI command imports the engine
+
         if os.environ.get("UNROLLED_KEEP_FREED_MEMORY", "1").strip() != "0" and platform.libc_ver()[0] == "glibc":
             import ctypes
 
