@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from unrolled import optim as optim_module
 from unrolled.nn.embedding import SparseRows
 from unrolled.optim import (
     SGD,
@@ -189,7 +190,10 @@ def run_sparse_adam_reference(w0, grad_seq, lrs, *, betas=(0.9, 0.999), eps=1e-8
         (AdamW, {"weight_decay": 0.1}),
     ],
 )
-def test_lazy_sparse_adam_matches_torch_sparse_adam(cls, kwargs):
+@pytest.mark.parametrize("rows_per_block", [None, 2])  # the default, and blocks smaller than a gradient's rows
+def test_lazy_sparse_adam_matches_torch_sparse_adam(cls, kwargs, rows_per_block, monkeypatch):
+    if rows_per_block is not None:
+        monkeypatch.setattr(optim_module, "ROWS_PER_BLOCK", rows_per_block)
     rng = np.random.default_rng(4)
     w0 = rng.standard_normal((9, 3))
     grad_seq = [random_rows(rng, rows) for rows in ROW_SETS]

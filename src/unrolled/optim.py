@@ -73,6 +73,7 @@ __all__ = [
 ]
 
 Grad = np.ndarray | SparseRows
+ROWS_PER_BLOCK = 512  # sparse Adam updates this many embedding rows at a time (see Adam._update_rows)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -477,13 +478,22 @@ class Adam(_Optimizer):
         p += tmp
 
     def _update_rows(self, key: str, p: np.ndarray, g: SparseRows, lr: float) -> None:
-        # torch.optim.SparseAdam's sequence of operations, on the gathered (R, E) block, in scratch buffers.
+        # torch.optim.SparseAdam's sequence of operations on the gathered rows, ROWS_PER_BLOCK at a time:
+        # each block's temporaries stay in cache between its dozen passes (rows are independent).
         st = self._param_state(key, p)
         st["step"] += 1
-        idx, dw = g.indices, g.values  # (R,), (R, E)
-        if idx.size == 0:
-            return
         t = st["step"]
+        b1, b2 = self.betas
+        bias_correction1 = 1 - b1**t
+        bias_correction2 = 1 - b2**t
+        step_size = lr * math.sqrt(bias_correction2) / bias_correction1
+        for start in range(0, g.indices.size, ROWS_PER_BLOCK):
+            stop = start + ROWS_PER_BLOCK
+            self._adam_rows(p, st["exp_avg"], st["exp_avg_sq"], g.indices[start:stop], g.values[start:stop],
+                            lr, step_size)
+
+    def _adam_rows(self, p, m, v, idx: np.ndarray, dw: np.ndarray, lr: float, step_size: float) -> None:
+        """One block of rows idx (R,) with gradient dw (R, E), in scratch buffers."""
         b1, b2 = self.betas
         wd = self.weight_decay
         block = (idx.size, p.shape[1])
@@ -493,7 +503,6 @@ class Adam(_Optimizer):
                 w *= 1 - lr * wd
             else:
                 dw = dw + wd * w
-        m, v = st["exp_avg"], st["exp_avg_sq"]
         old = np.take(m, idx, axis=0, out=self._buffer(4, p, block))  # m_R
         numer = np.subtract(dw, old, out=self._buffer(5, p, block))
         numer *= 1 - b1
@@ -507,9 +516,6 @@ class Adam(_Optimizer):
         v[idx] = denom
         np.sqrt(denom, out=denom)
         denom += self.eps
-        bias_correction1 = 1 - b1**t
-        bias_correction2 = 1 - b2**t
-        step_size = lr * math.sqrt(bias_correction2) / bias_correction1
         np.divide(numer, denom, out=numer)
         numer *= -step_size
         w += numer

@@ -144,3 +144,23 @@ def test_a_batch_of_padding_only_has_no_rows():
     _, cache = embedding_forward(np.zeros((2, 3), dtype=np.int64), np.ones((4, 2)), padding_idx=0)
     dweight = embedding_backward(np.ones((2, 3, 2)), cache)
     assert dweight.indices.shape == (0,) and dweight.values.shape == (0, 2)
+
+
+def test_2d_ids_are_gathered_time_major_and_a_time_major_dx_summed_in_that_order():
+    """(N, T) ids give an (N, T, E) view of (T, N, E) memory (what the recurrent layer walks); a dx laid out
+    the same way is summed over positions in time-major order, without a copy of dx."""
+    rng = np.random.default_rng(12)
+    ids = rng.integers(0, 6, (5, 7))
+    weight = rng.standard_normal((6, 3))
+    x, cache = embedding_forward(ids, weight)
+    np.testing.assert_array_equal(x, weight[ids])
+    assert x.transpose(1, 0, 2).flags.c_contiguous
+    dx = rng.standard_normal((7, 5, 3)).transpose(1, 0, 2)  # (N, T, E), time-major in memory
+    dweight = embedding_backward(dx, cache)
+    expected = {}
+    for t in range(7):  # time-major position order, one addition at a time
+        for n in range(5):
+            v = ids[n, t]
+            expected[v] = expected[v] + dx[n, t] if v in expected else dx[n, t].copy()
+    np.testing.assert_array_equal(dweight.indices, sorted(expected))
+    np.testing.assert_array_equal(dweight.values, np.array([expected[v] for v in sorted(expected)]))

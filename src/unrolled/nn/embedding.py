@@ -61,7 +61,7 @@ def embedding_forward(
 
     Returns
     -------
-    x : (N, T, E), a fresh array in weight's dtype
+    x : (N, T, E), a fresh array in weight's dtype (for 2-D ids laid out time-major in memory)
     cache : EmbeddingCache
     """
     # Finiteness of the (V, E) table is not checked here: that would cost O(V E) per batch.
@@ -72,7 +72,12 @@ def embedding_forward(
     if padding_idx is not None and not (is_int and 0 <= padding_idx < num_rows):
         raise ValueError(f"padding_idx: expected None or an integer in [0, {num_rows}), got {padding_idx!r}")
 
-    x = weight[ids]
+    if ids.ndim == 2:
+        # Gathered time-major, (T, N, E) in memory, returned as its (N, T, E) view: the recurrent layer walks
+        # time-major and would otherwise copy the whole batch once more.
+        x = weight[ids.T].transpose(1, 0, 2)
+    else:
+        x = weight[ids]
     return x, EmbeddingCache(ids=ids, weight_shape=weight.shape, padding_idx=padding_idx)
 
 
@@ -91,7 +96,10 @@ def embedding_backward(dx: np.ndarray, cache: EmbeddingCache) -> SparseRows:
     num_rows, dim = cache.weight_shape
     check_float_array("dx", dx, cache.ids.shape + (dim,), finite=False)
 
-    flat_ids = cache.ids.reshape(-1).astype(np.int64, copy=False)  # (N*T,)
+    ids = cache.ids
+    if dx.ndim == 3 and not dx.flags.c_contiguous and dx.transpose(1, 0, 2).flags.c_contiguous:
+        ids, dx = ids.T, dx.transpose(1, 0, 2)  # time-major in memory: walk the positions in that order
+    flat_ids = ids.reshape(-1).astype(np.int64, copy=False)  # (N*T,)
     # Sort the positions by id (stable: each row sums its deltas in position order), then sum each run.
     order = np.argsort(flat_ids, kind="stable")
     sorted_ids = flat_ids[order]

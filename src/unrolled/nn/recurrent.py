@@ -322,7 +322,7 @@ def recurrent_backward(
             s = config.suffix(layer, direction)
             grads.update({name + s: g[name] for name in PARAM_NAMES})
         d_layer_out = d_input
-    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))
+    dx = d_layer_out.transpose(1, 0, 2)  # (N, T, D), time-major in memory like the layer's input
     ordered = {name: grads[name] for name in config.param_shapes()}
     return dx, _join_state(config, drows0), ordered
 
