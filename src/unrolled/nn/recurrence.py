@@ -20,6 +20,14 @@ n gate), which are stacked in (T, N, G·H) buffers, so every weight gradient is 
 A reversed direction is the same recurrence over time-flipped inputs: with right-padded masks it starts at
 each sequence's own last real token, because the padded steps it meets first keep the initial state.
 
+Right-padded batches (each row's real steps first, the usual case) pay nothing for their padding: the rows
+are sorted by length, longest first, so that the rows a step runs on are a prefix of the batch (in either
+direction); each step's kernel and product run on those rows only, and the GEMMs before and after the loop
+run on the real steps packed one after another, as a PyTorch PackedSequence holds them. Other masks take
+the general path above. Batches of up to SMALL_BATCH rows run the whole loop in one call of the kernel's
+``sequence`` when it has one (the C extension, nn/fused.py): a BLAS call per step costs more than a few
+rows' arithmetic.
+
 Subnormal numbers: gradients that vanish over many steps decay into float subnormals, and on many x86
 CPUs (Intel's above all) every operation on one takes a slow microcode path. Every FLUSH_EVERY steps and at
 the end, the backward pass sets carried gradients below the dtype's smallest normal number to zero — what
@@ -186,6 +194,8 @@ def sequence_forward(
     t_len, n, d = x.shape
     hidden = params["weight_hh"].shape[1]
     dtype = x.dtype
+    if mask is not None and mask.all():
+        mask = None  # no padding: the same computation without a mask
     small = kernel.sequence is not None and n <= SMALL_BATCH
     rows, active = (None, None) if mask is None or small else _length_order(mask)
     if reverse:
