@@ -189,3 +189,24 @@ def test_unrolled_fused_0_selects_the_numpy_kernels():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "numpy kernels"
+
+
+@needs_fused
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_every_float32_build_equals_the_numpy_kernels(isa):
+    """The float32 kernels are compiled three times (baseline, AVX2 + FMA, AVX-512); UNROLLED_FUSED_ISA caps
+    the one picked at import, so each build this CPU can run is checked, in its own process."""
+    code = (
+        "import numpy as np; from unrolled.nn import fused; from tests.nn.test_fused import run_both, max_rel_diff, KERNELS;"
+        "mask = np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None];"
+        "worst = max(max_rel_diff(f[k], r[k]) for cell in KERNELS for f, r in [run_both(cell, np.float32, mask=mask)] for k in r);"
+        "print(fused.INSTRUCTION_SET, worst)"
+    )
+    env = dict(os.environ, UNROLLED_FUSED_ISA=isa)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=root)
+    assert result.returncode == 0, result.stderr
+    picked, worst = result.stdout.split()
+    widest = {"baseline": ["baseline"], "avx2": ["baseline", "avx2+fma"], "avx512": ["baseline", "avx2+fma", "avx512f+fma"]}
+    assert picked in widest[isa]  # never wider than the cap (narrower where the CPU lacks it)
+    assert float(worst) <= 2e-5

@@ -280,28 +280,30 @@ static void (*rnn_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, cons
                                      float *) = rnn_backward_f32;
 static const char *instruction_set = "baseline";
 
+/* Point every float32 kernel at the build SFX (f32_avx2, f32_avx512) of the same code. */
+#define USE_KERNELS(SFX, NAME)                                                                               \
+    do {                                                                                                     \
+        lstm_forward_f32_best = lstm_forward_##SFX;                                                          \
+        lstm_backward_f32_best = lstm_backward_##SFX;                                                        \
+        gru_forward_f32_best = gru_forward_##SFX;                                                            \
+        gru_backward_f32_best = gru_backward_##SFX;                                                          \
+        sequence_f32_best = sequence_##SFX;                                                                  \
+        rnn_forward_f32_best = rnn_forward_##SFX;                                                            \
+        rnn_backward_f32_best = rnn_backward_##SFX;                                                          \
+        instruction_set = NAME;                                                                              \
+    } while (0)
+
+/* The widest build the CPU runs; UNROLLED_FUSED_ISA=baseline or avx2 caps it (the tests run every build). */
 static void pick_kernels(void) {
 #ifdef FUSED_DISPATCH
+    const char *cap = getenv("UNROLLED_FUSED_ISA");
+    int allow_avx512 = !cap || !*cap || strcmp(cap, "avx512") == 0;
+    int allow_avx2 = allow_avx512 || strcmp(cap, "avx2") == 0;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
-        lstm_forward_f32_best = lstm_forward_f32_avx512;
-        lstm_backward_f32_best = lstm_backward_f32_avx512;
-        gru_forward_f32_best = gru_forward_f32_avx512;
-        gru_backward_f32_best = gru_backward_f32_avx512;
-        sequence_f32_best = sequence_f32_avx512;
-        rnn_forward_f32_best = rnn_forward_f32_avx512;
-        rnn_backward_f32_best = rnn_backward_f32_avx512;
-        instruction_set = "avx512f+fma";
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        lstm_forward_f32_best = lstm_forward_f32_avx2;
-        lstm_backward_f32_best = lstm_backward_f32_avx2;
-        gru_forward_f32_best = gru_forward_f32_avx2;
-        gru_backward_f32_best = gru_backward_f32_avx2;
-        sequence_f32_best = sequence_f32_avx2;
-        rnn_forward_f32_best = rnn_forward_f32_avx2;
-        rnn_backward_f32_best = rnn_backward_f32_avx2;
-        instruction_set = "avx2+fma";
-    }
+    if (allow_avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+        USE_KERNELS(f32_avx512, "avx512f+fma");
+    else if (allow_avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        USE_KERNELS(f32_avx2, "avx2+fma");
 #endif
 }
 

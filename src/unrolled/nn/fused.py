@@ -8,7 +8,9 @@ AVX2/AVX-512 when the CPU has it, float64 with the C library's exp and tanh); th
 NumPy. tests/nn/test_fused.py checks every fused kernel against its NumPy twin.
 
 The extension is built by ``pip install`` when a C compiler is present; without it, or with the environment
-variable ``UNROLLED_FUSED=0`` set before import, every cell runs its NumPy kernels. ``ACTIVE`` says which.
+variable ``UNROLLED_FUSED=0`` set before import, every cell runs its NumPy kernels. ``ACTIVE`` says which,
+``INSTRUCTION_SET`` which float32 build runs (the widest the CPU has; ``UNROLLED_FUSED_ISA=baseline`` or
+``avx2`` caps it).
 
 Float32 results differ from the NumPy kernels' in the last bits: exp and tanh are Cephes' polynomials
 (within a few ulp) and FMA fuses a·b + c. Float64 forward results agree to ~1e-15, backward to the last bit
