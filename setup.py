@@ -1,4 +1,4 @@
-"""Builds the optional C extension unrolled.nn._fused (fused GRU/LSTM step kernels; see nn/fused.py).
+"""Builds the optional C extension unrolled.nn._fused (the cells' fused step kernels; see nn/fused.py).
 
 Everything else about the package is in pyproject.toml. ``optional=True``: where no C compiler or Python
 headers are available, the install goes on without the extension and the cells use their NumPy kernels.

@@ -109,7 +109,8 @@ def test_small_batch_loop_in_c_equals_the_python_loop(cell, dtype, tol, n, maske
 def test_the_c_loop_runs_only_for_small_batches(monkeypatch):
     calls = []
     kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape))
-    params = {k: np.zeros(s) for k, s in [("weight_ih", (6, 3)), ("weight_hh", (6, 2)), ("bias_ih", (6,)), ("bias_hh", (6,))]}
+    shapes = {"weight_ih": (6, 3), "weight_hh": (6, 2), "bias_ih": (6,), "bias_hh": (6,)}
+    params = {name: np.zeros(shape) for name, shape in shapes.items()}
     for n in (recurrence.SMALL_BATCH, recurrence.SMALL_BATCH + 1):
         cell_forward(kernel, np.zeros((n, 5, 3)), None, params)
     assert calls == [(5, recurrence.SMALL_BATCH, 6)]
@@ -150,6 +151,12 @@ def test_float32_tanh_is_within_two_ulp_and_sigmoid_within_three():
     _fused.sigmoid_f32(x, y)
     assert np.all(y[x < -87] == y[x < -87].min()) and np.finfo(np.float32).tiny <= y.min() < 2e-38  # stays normal
     assert y[x == 0][0] == 0.5 and np.all(np.diff(y[:400_001]) >= 0)  # exact at 0, monotone
+    special = np.array([np.nan, np.inf, -np.inf], np.float32)  # NaN propagates (a diverged run must show)
+    out = np.empty_like(special)
+    _fused.sigmoid_f32(special, out)
+    assert np.isnan(out[0]) and out[1] == 1.0 and 0.0 < out[2] < 2e-38
+    _fused.tanh_f32(special, out)
+    assert np.isnan(out[0]) and out[1] == 1.0 and out[2] == -1.0
 
 
 @needs_fused
@@ -168,14 +175,16 @@ def test_wrong_buffer_sizes_raise_instead_of_writing_past_the_end():
     with pytest.raises(TypeError, match="expected 9 arguments"):
         _fused.lstm_backward(a, n, h)
     xw = np.zeros((4, n, h), np.float32)
-    w, b, h0, hs = np.zeros((h, h), np.float32), np.zeros(h, np.float32), np.zeros((n, h), np.float32), np.zeros((4, n, h), np.float32)
+    w, b = np.zeros((h, h), np.float32), np.zeros(h, np.float32)
+    h0, hs = np.zeros((n, h), np.float32), np.zeros((4, n, h), np.float32)
     with pytest.raises(ValueError, match="argument 6 has 7 bytes, expected 8"):  # the (T, N) mask
         _fused.sequence(0, xw, w, b, h0, None, np.ones(7, bool), hs, None, None, 4, n, h, False)
     with pytest.raises(ValueError, match="argument 8 must be None for this cell"):
         _fused.sequence(0, xw, w, b, h0, None, None, hs, hs, None, 4, n, h, False)
     with pytest.raises(ValueError, match="argument 5 is required for this cell"):
-        _fused.sequence(3, np.zeros((4, n, 4 * h), np.float32), np.zeros((4 * h, h), np.float32),
-                        np.zeros(4 * h, np.float32), h0, None, None, hs, hs, np.zeros((4, 5, n, h), np.float32), 4, n, h, False)
+        lstm_xw, lstm_w, lstm_b = (np.zeros(s, np.float32) for s in [(4, n, 4 * h), (4 * h, h), (4 * h,)])
+        _fused.sequence(3, lstm_xw, lstm_w, lstm_b, h0, None, None, hs, hs, np.zeros((4, 5, n, h), np.float32),
+                        4, n, h, False)
 
 
 def test_unrolled_fused_0_selects_the_numpy_kernels():
@@ -197,16 +206,21 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
     """The float32 kernels are compiled three times (baseline, AVX2 + FMA, AVX-512); UNROLLED_FUSED_ISA caps
     the one picked at import, so each build this CPU can run is checked, in its own process."""
     code = (
-        "import numpy as np; from unrolled.nn import fused; from tests.nn.test_fused import run_both, max_rel_diff, KERNELS;"
-        "mask = np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None];"
-        "worst = max(max_rel_diff(f[k], r[k]) for cell in KERNELS for f, r in [run_both(cell, np.float32, mask=mask)] for k in r);"
-        "print(fused.INSTRUCTION_SET, worst)"
+        "import numpy as np\n"
+        "from unrolled.nn import fused\n"
+        "from tests.nn.test_fused import KERNELS, max_rel_diff, run_both\n"
+        "mask = np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None]\n"
+        "runs = [run_both(cell, np.float32, mask=mask) for cell in KERNELS]\n"
+        "print(fused.INSTRUCTION_SET, max(max_rel_diff(fast[k], ref[k]) for fast, ref in runs for k in ref))\n"
     )
     env = dict(os.environ, UNROLLED_FUSED_ISA=isa)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=root)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=root
+    )
     assert result.returncode == 0, result.stderr
     picked, worst = result.stdout.split()
-    widest = {"baseline": ["baseline"], "avx2": ["baseline", "avx2+fma"], "avx512": ["baseline", "avx2+fma", "avx512f+fma"]}
+    builds = ["baseline", "avx2+fma", "avx512f+fma"]
+    widest = {"baseline": builds[:1], "avx2": builds[:2], "avx512": builds}
     assert picked in widest[isa]  # never wider than the cap (narrower where the CPU lacks it)
     assert float(worst) <= 2e-5

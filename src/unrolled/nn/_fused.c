@@ -1,8 +1,8 @@
 /* Fused element-wise step kernels for the Elman RNN, GRU and LSTM cells (optional accelerator).
  *
- * The NumPy kernels in rnn.py, gru.py and lstm.py are the reference: readable, one array operation per term. Each
- * of those operations is a separate pass over (N, H) arrays with its own call overhead, and together they
- * cost about as much as the step's matrix product. The functions here do the same math in one pass per
+ * The NumPy kernels in rnn.py, gru.py and lstm.py are the reference: readable, one array operation per
+ * term. Each of those operations is a separate pass over (N, H) arrays with its own call overhead, and
+ * together they cost about as much as the step's matrix product. The functions here do the same math in one pass per
  * step, element by element, and are checked against the NumPy kernels by tests/nn/test_fused.py.
  * The matrix products stay in NumPy (its BLAS); only the element-wise work between them is here.
  *
@@ -41,8 +41,8 @@ static inline float exp_f32(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } scale;
-    scale.i = ((int32_t)n + 127) << 23;
+    union { uint32_t i; float f; } scale;
+    scale.i = (uint32_t)((int32_t)n + 127) << 23; /* n in [-126, 126] here; a NaN x stays NaN through p */
     return p * scale.f;
 }
 
@@ -426,7 +426,8 @@ static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_ValueError, "sequence: bad cell code or negative size");
         return NULL;
     }
-    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
+    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1);
+    const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
     const Py_ssize_t size = is_double ? 8 : 4;
     /* argument index, expected items (0: must be None), writable, element size */
     const Py_ssize_t items[9] = {T_ * N * G * H, G * H * H, G * H, N * H, cell == CELL_LSTM ? N * H : 0,

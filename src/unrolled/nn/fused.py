@@ -1,8 +1,8 @@
 """Fused element-wise step kernels for the three cells: the same math as the NumPy kernels, one pass per step.
 
-The NumPy kernels in ``rnn.py``, ``gru.py`` and ``lstm.py`` are the reference: each term of the gate equations is one
-array operation, readable next to the equations. At the sizes RNNs train at (N·H of a few thousand), each
-of those ~20 operations costs a call and a pass over memory, and together they cost as much as the step's
+The NumPy kernels in ``rnn.py``, ``gru.py`` and ``lstm.py`` are the reference: each term of the gate equations
+is one array operation, readable next to the equations. At the sizes RNNs train at (N·H of a few thousand),
+each of those ~20 operations costs a call and a pass over memory, and together they cost as much as the step's
 matrix product. ``_fused.c`` does the same element-wise math in one C loop per step (float32 vectorised for
 AVX2/AVX-512 when the CPU has it, float64 with the C library's exp and tanh); the matrix products stay in
 NumPy. tests/nn/test_fused.py checks every fused kernel against its NumPy twin.
