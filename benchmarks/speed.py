@@ -420,13 +420,13 @@ def make_gemm_floor(shape: Shape, cell: str, seed: int = 0) -> tuple[Callable[[i
 
 
 def make_unrolled_infer(shape: Shape, cell: str, batches: Sequence[Batch], seed: int = 0) -> Callable[[int], object]:
-    """unrolled inference: ``classifier_forward(params, config, ids, training=False)`` -> logits."""
-    from unrolled.models.classifier_net import classifier_forward
+    """unrolled inference: ``classifier_logits(params, config, ids)`` -> logits (what prediction calls)."""
+    from unrolled.models.classifier_net import classifier_logits
 
     config, params, _ = _unrolled_model(shape, cell, seed=seed)
 
     def infer(i: int) -> np.ndarray:
-        return classifier_forward(params, config, batches[i % len(batches)].ids, training=False)[0]
+        return classifier_logits(params, config, batches[i % len(batches)].ids)
 
     return infer
 
@@ -1345,8 +1345,11 @@ target cannot be met with these matrix products on this BLAS, whatever the code 
 
 Forward pass only, one sequence of T = {shape.seq_len} tokens, E = {shape.embed_dim}, H = {shape.hidden},
 vocabulary {shape.vocab:,}, one layer, last state → linear → logits. unrolled:
-`classifier_forward(params, config, ids, training=False)`; torch: the torch-default module in `eval()` mode,
-each call inside `with torch.inference_mode():`. Four random id sequences cycled; blocks of {args.latency_block} calls,
+`classifier_logits(params, config, ids)`, the inference entry point that `RNNClassifier.predict` calls (the
+same logits as `classifier_forward(..., training=False)`, bit for bit, without the caches that backward and
+`explain` need; batches of up to 4 rows run the whole time loop in C when the extension is built); torch:
+the torch-default module in `eval()` mode, each call inside `with torch.inference_mode():` (no autograd
+record either). Four random id sequences cycled; blocks of {args.latency_block} calls,
 {len(rows[0].timings['unrolled'].times)} timed calls each, {_threads_of(rows)} thread(s). Target: Elman RNN
 ≤ {TARGET_RNN_LATENCY_US:.0f} µs, GRU and LSTM under torch's time.
 

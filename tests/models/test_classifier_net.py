@@ -11,6 +11,7 @@ from unrolled.models.classifier_net import (
     ClassifierNetConfig,
     classifier_backward,
     classifier_forward,
+    classifier_logits,
     init_classifier_params,
 )
 from unrolled.nn.embedding import SparseRows
@@ -113,3 +114,33 @@ def test_matches_the_same_network_in_torch(cell):
     for name, p in module.named_parameters():
         ours = grads[name].to_dense() if isinstance(grads[name], SparseRows) else grads[name]
         assert rel_error(ours, p.grad.numpy()) <= 1e-10, name
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("ids", [IDS[:1], IDS, IDS6], ids=["1 row", "4 rows", "6 rows"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inference_logits_equal_the_forward_pass(cell, layers, bidirectional, pooling, ids, dtype):
+    """classifier_logits (what prediction calls) gives classifier_forward's logits, bit for bit."""
+    config = ClassifierNetConfig(
+        vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell,
+        num_layers=layers, bidirectional=bidirectional, pooling=pooling, dropout=0.3,
+    )
+    params = init_classifier_params(config, np.random.default_rng(1), dtype=dtype)
+    for mask in (ids != 0, None):
+        expected, _, _ = classifier_forward(params, config, ids, mask=mask)
+        logits = classifier_logits(params, config, ids, mask=mask)
+        assert logits.dtype == dtype
+        np.testing.assert_array_equal(logits, expected)
+
+
+def test_inference_logits_check_ids_and_mask():
+    config = ClassifierNetConfig(vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3)
+    params = init_classifier_params(config, np.random.default_rng(1))
+    with pytest.raises(ValueError, match=r"ids: expected values in \[0, 7\), got 9"):
+        classifier_logits(params, config, np.array([[1, 9]]))
+    with pytest.raises(ValueError, match=r"mask: expected shape \(1, 2\)"):
+        classifier_logits(params, config, np.array([[1, 2]]), mask=np.ones((1, 3), bool))
+    with pytest.raises(ValueError, match="mask: sequence 1 has no real step to pool"):
+        classifier_logits(params, config, np.array([[1, 2], [0, 0]]), mask=np.array([[True, True], [False, False]]))

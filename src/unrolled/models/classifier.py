@@ -26,6 +26,7 @@ from unrolled.models.classifier_net import (
     ClassifierNetConfig,
     classifier_backward,
     classifier_forward,
+    classifier_logits,
     init_classifier_params,
 )
 from unrolled.nn.losses import softmax
@@ -271,7 +272,7 @@ class RNNClassifier(Estimator):
         lengths = [len(ids) for ids in encoded]
         for batch in length_bucketed_batches(lengths, PREDICT_BATCH, shuffle=False):
             ids, mask = pad_batch([encoded[i] for i in batch], pad_id=pad_id)
-            logits, _, _ = classifier_forward(self.params_, self.net_config_, ids, mask=mask)
+            logits = classifier_logits(self.params_, self.net_config_, ids, mask=mask)
             probs[batch] = softmax(logits.astype(np.float64))
         return probs
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unrolled.nn._validation import check_index_array, check_mask
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward, embedding_forward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
+from unrolled.nn.recurrence import PARAM_NAMES, sequence_forward, zero_state
 from unrolled.nn.recurrent import (
     RecurrentCache,
     RecurrentConfig,
@@ -144,6 +146,46 @@ def classifier_forward(
         config, emb_cache, emb_drop, rec_cache, pool_cache, feat_drop, head_cache, loss_cache, out, features
     )
     return logits, loss, cache
+
+
+def classifier_logits(
+    params: Params, config: ClassifierNetConfig, ids: np.ndarray, *, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Inference: ids (N, T) int, mask (N, T) bool or None -> the logits (N, C) of
+    ``classifier_forward(params, config, ids, mask=mask)``, the same numbers, without its caches.
+
+    What prediction calls: the ids and mask are checked, the parameters are taken as a model's own (names,
+    shapes and values checked where they came in); the layers run as in the forward pass, without dropout,
+    and 'last' pooling reads the final states. For one short sentence the caches and per-layer checks of
+    ``classifier_forward`` cost twice the arithmetic.
+    """
+    rec = config.recurrent
+    check_index_array("ids", ids, config.vocab_size, (None, None))
+    n, t_len = ids.shape
+    if mask is not None:
+        check_mask("mask", mask, (n, t_len))
+        if not mask.any(axis=1).all():
+            raise ValueError(f"mask: sequence {int(np.argmin(mask.any(axis=1)))} has no real step to pool")
+    layer_input = params["embedding.weight"][ids.T]  # (T, N, E), time-major
+    mask_tm = None if mask is None else mask.T
+    for layer in range(rec.num_layers):
+        outs, finals = [], []
+        for direction in range(rec.num_directions):
+            state0 = zero_state(rec.kernel, n, rec.hidden_size, layer_input.dtype)
+            suffix = rec.suffix(layer, direction)
+            direction_weights = {name: params[f"rnn.{name}{suffix}"] for name in PARAM_NAMES}
+            out, final, _ = sequence_forward(
+                rec.kernel, layer_input, state0, direction_weights, mask=mask_tm, reverse=direction == 1
+            )
+            outs.append(out)
+            finals.append(final[0])
+        layer_input = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, N, dirs·H)
+    if config.pooling == "last":
+        features = finals[0] if len(finals) == 1 else np.concatenate(finals, axis=1)
+    else:
+        features, _ = pool_forward(layer_input.transpose(1, 0, 2), mask, config.pooling,
+                                   num_directions=rec.num_directions)
+    return features @ params["head.weight"].T + params["head.bias"]
 
 
 def classifier_backward(cache: ClassifierCache) -> Grads:

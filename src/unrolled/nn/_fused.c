@@ -69,6 +69,66 @@ static inline double tanh_f64(double x) { return tanh(x); }
 
 enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
 
+/* out[j] = W[j] · x for the rows of W (rows, H): eight rows at a time, each with its partial sums in one
+   vector (a fixed summation order) and x loaded once for the eight; REDUCE8 turns the eight vectors into
+   the eight sums. */
+#define DEFINE_MATVEC(T, SFX, REDUCE8)                                                                       \
+    static void matvec_##SFX(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, const T *restrict x,        \
+                             T *restrict out) {                                                              \
+        typedef T vec __attribute__((vector_size(VEC_BYTES)));                                               \
+        enum { L = VEC_BYTES / sizeof(T), R = 8 };                                                           \
+        Py_ssize_t j = 0;                                                                                    \
+        for (; j + R <= rows; j += R) {                                                                      \
+            vec acc[R] = {{0}}, xv, wv;                                                                      \
+            Py_ssize_t k = 0;                                                                                \
+            for (; k + L <= H; k += L) {                                                                     \
+                memcpy(&xv, x + k, sizeof xv);                                                               \
+                for (int r = 0; r < R; r++) {                                                                \
+                    memcpy(&wv, W + (j + r) * H + k, sizeof wv);                                             \
+                    acc[r] += wv * xv;                                                                       \
+                }                                                                                            \
+            }                                                                                                \
+            REDUCE8(acc, out + j);                                                                           \
+            for (int r = 0; r < R; r++)                                                                      \
+                for (Py_ssize_t kk = k; kk < H; kk++) out[j + r] += W[(j + r) * H + kk] * x[kk];             \
+        }                                                                                                    \
+        for (; j < rows; j++) {                                                                              \
+            T sum = 0;                                                                                       \
+            for (Py_ssize_t k = 0; k < H; k++) sum += W[j * H + k] * x[k];                                   \
+            out[j] = sum;                                                                                    \
+        }                                                                                                    \
+    }
+
+/* The lane sums of eight vectors, one loop each (any vector width). */
+#define REDUCE8_SCALAR(acc, out)                                                                             \
+    for (int r_ = 0; r_ < 8; r_++) {                                                                         \
+        (out)[r_] = 0;                                                                                       \
+        for (int l_ = 0; l_ < (int)(sizeof(acc[0]) / sizeof((out)[0])); l_++) (out)[r_] += acc[r_][l_];      \
+    }
+
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+typedef float v8sf __attribute__((vector_size(32)));
+/* The lane sums of eight 8-float vectors by a transposing tree of shuffles and adds (a horizontal sum per
+   vector costs more than the dot product at H = 128). */
+static inline void reduce8_f32(const v8sf *acc, float *out) {
+#define PAIRS(a, b) (__builtin_shufflevector(a, b, 0, 8, 2, 10, 4, 12, 6, 14) + \
+                     __builtin_shufflevector(a, b, 1, 9, 3, 11, 5, 13, 7, 15))
+#define QUADS(a, b) (__builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13) + \
+                     __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15))
+    v8sf p01 = PAIRS(acc[0], acc[1]), p23 = PAIRS(acc[2], acc[3]);
+    v8sf p45 = PAIRS(acc[4], acc[5]), p67 = PAIRS(acc[6], acc[7]);
+    v8sf q0 = QUADS(p01, p23), q1 = QUADS(p45, p67); /* rows 0-3 then 4-7, two halves each */
+    v8sf sums = __builtin_shufflevector(q0, q1, 0, 1, 2, 3, 8, 9, 10, 11) +
+                __builtin_shufflevector(q0, q1, 4, 5, 6, 7, 12, 13, 14, 15);
+#undef PAIRS
+#undef QUADS
+    memcpy(out, &sums, sizeof sums);
+}
+#define REDUCE8_F32(acc, out) reduce8_f32(acc, out)
+#else
+#define REDUCE8_F32 REDUCE8_SCALAR
+#endif
+
 /* ---- the kernels, once per dtype ------------------------------------------------------------------------ */
 
 #define DEFINE_KERNELS(T, SFX, SIGMOID, TANH)                                                                \
@@ -173,37 +233,6 @@ enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
         }                                                                                                    \
     }                                                                                                        \
                                                                                                              \
-    /* out[j] = W[j] · x for the rows of W (rows, H): eight rows at a time, each with its partial sums in    \
-       one vector (a fixed summation order) and x loaded once for the eight. */                              \
-    static void matvec_##SFX(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, const T *restrict x,        \
-                             T *restrict out) {                                                              \
-        typedef T vec __attribute__((vector_size(VEC_BYTES)));                                               \
-        enum { L = VEC_BYTES / sizeof(T), R = 8 };                                                           \
-        Py_ssize_t j = 0;                                                                                    \
-        for (; j + R <= rows; j += R) {                                                                      \
-            vec acc[R] = {{0}}, xv, wv;                                                                      \
-            Py_ssize_t k = 0;                                                                                \
-            for (; k + L <= H; k += L) {                                                                     \
-                memcpy(&xv, x + k, sizeof xv);                                                               \
-                for (int r = 0; r < R; r++) {                                                                \
-                    memcpy(&wv, W + (j + r) * H + k, sizeof wv);                                             \
-                    acc[r] += wv * xv;                                                                       \
-                }                                                                                            \
-            }                                                                                                \
-            for (int r = 0; r < R; r++) {                                                                    \
-                T sum = 0;                                                                                   \
-                for (int l = 0; l < L; l++) sum += acc[r][l];                                                \
-                for (Py_ssize_t kk = k; kk < H; kk++) sum += W[(j + r) * H + kk] * x[kk];                    \
-                out[j + r] = sum;                                                                            \
-            }                                                                                                \
-        }                                                                                                    \
-        for (; j < rows; j++) {                                                                              \
-            T sum = 0;                                                                                       \
-            for (Py_ssize_t k = 0; k < H; k++) sum += W[j * H + k] * x[k];                                   \
-            out[j] = sum;                                                                                    \
-        }                                                                                                    \
-    }                                                                                                        \
-                                                                                                             \
     /* The whole forward time loop for a small batch, the recurrent product included (h_prev W_hhᵀ as     \
        dot products, row by row, then the step kernels above): for N of a few rows, a call into BLAS per    \
        step costs more than the arithmetic. Same outputs as recurrence.sequence_forward's loop; hw is       \
@@ -245,7 +274,9 @@ enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
         }                                                                                                    \
     }
 
+DEFINE_MATVEC(double, f64, REDUCE8_SCALAR)
 DEFINE_KERNELS(double, f64, sigmoid_f64, tanh_f64)
+DEFINE_MATVEC(float, f32, REDUCE8_F32)
 DEFINE_KERNELS(float, f32, sigmoid_f32, tanh_f32)
 
 /* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
@@ -255,10 +286,12 @@ DEFINE_KERNELS(float, f32, sigmoid_f32, tanh_f32)
 #define FUSED_DISPATCH 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+DEFINE_MATVEC(float, f32_avx2, REDUCE8_F32)
 DEFINE_KERNELS(float, f32_avx2, sigmoid_f32, tanh_f32)
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,prefer-vector-width=512")
+DEFINE_MATVEC(float, f32_avx512, REDUCE8_F32)
 DEFINE_KERNELS(float, f32_avx512, sigmoid_f32, tanh_f32)
 #pragma GCC pop_options
 #endif

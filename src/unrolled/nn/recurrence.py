@@ -210,7 +210,11 @@ def sequence_forward(
 
     # The input projection of every step at once: (T·N, D) @ (D, G·H); right-padded, of the real steps only:
     # step t's real rows are a prefix, so packing them step after step is x[mask] ((R, D), R real steps).
-    if active is None:
+    if active is None and small:
+        # A few rows: W_ih x (no transposed operand) is the faster BLAS call at this size, then made C-order.
+        xw = np.ascontiguousarray((params["weight_ih"] @ x.reshape(t_len * n, d).T).T).reshape(t_len, n, -1)
+        step_xw = xw.__getitem__
+    elif active is None:
         xw = (x.reshape(t_len * n, d) @ params["weight_ih"].T).reshape(t_len, n, -1)
         step_xw = xw.__getitem__
     else:
@@ -226,6 +230,9 @@ def sequence_forward(
     if small:
         kernel.sequence(xw, weight_hh, bias_hh, state0, mask, states, saved)  # the loop below, in one call
     else:
+        # The kernels multiply by weight_hh.T; handed W_hh laid out column-major, that transpose is a plain
+        # C-contiguous matrix, which OpenBLAS multiplies ~20 % faster at these small per-step sizes.
+        weight_hh = np.asfortranarray(weight_hh)
         state_prev = state0
         for t in range(t_len):
             state_t = tuple(s[t] for s in states)
