@@ -1380,8 +1380,9 @@ right-padded (id 0) to its own longest sequence (T_max {', '.join(map(str, row.e
 final state of each direction, concatenated (the forward direction's at each sequence's last real token, the
 reverse direction's after reading from that token back to the first) → linear → 2 classes.
 
-- **unrolled**: masks (`classifier_forward(..., mask=mask)`): the time loop runs to T_max over the whole
-  batch and padded steps keep their state; unsorted batches, no bucketing.
+- **unrolled**: masks (`classifier_forward(..., mask=mask)`), batches as they come (unsorted, no
+  bucketing): the engine sorts the rows by length, steps only each step's real rows and runs the big
+  products on the real steps packed (unrolled/nn/recurrence.py), so padding costs no arithmetic.
 - **torch packed**: `nn.Embedding(V, E, padding_idx=0)` → `pack_padded_sequence(x, lengths,
   batch_first=True, enforce_sorted=False)` → `nn.GRU(E, H, batch_first=True, bidirectional=True)` →
   `torch.cat(list(h_n), 1)` → `nn.Linear(2H, 2)`; torch-default Adam. Exact.
