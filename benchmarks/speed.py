@@ -1218,7 +1218,7 @@ def machine_info() -> dict[str, str]:
         numpy_blas = f"{blas.get('name')} {blas.get('version')}"
     from unrolled.nn import fused
 
-    kernels = (f"fused C step kernels for GRU and LSTM and the C small-batch loop ({fused.INSTRUCTION_SET} build)"
+    kernels = (f"fused C step kernels for the three cells and the C small-batch loop ({fused.INSTRUCTION_SET} build)"
                if fused.ACTIVE else "NumPy kernels (the C extension is not built or UNROLLED_FUSED=0)")
     return {
         "unrolled_kernels": kernels,
