@@ -104,3 +104,16 @@ def test_sst2_ptb_tokens_mostly_survive():
         assert "".join(tokens) == sentence.replace(" ", "")  # nothing lost, nothing added
     for ptb_token in ["``", "''", "--", "...", "'s", "n't", "'re"]:
         assert any(ptb_token in tokenize(s) for s in sentences), ptb_token
+
+
+def test_the_precomputed_combining_marks_equal_a_scan_of_this_pythons_unicode():
+    """text/_combining_marks.py spares every import a 20 ms scan; its entry must be what the scan finds."""
+    import unicodedata
+
+    from unrolled.text import _combining_marks
+
+    version = unicodedata.unidata_version
+    if version not in _combining_marks.RANGES:
+        pytest.skip(f"no precomputed table for Unicode {version}: the tokenizer scans (same result)")
+    scan = importlib.import_module("unrolled.text.tokenize")._scan_combining_marks()
+    assert list(_combining_marks.RANGES[version]) == scan

@@ -38,15 +38,15 @@ import re
 import sys
 import unicodedata
 
+from unrolled.text._combining_marks import RANGES
+
 __all__ = ["tokenize"]
 
 
-def _combining_mark_class() -> str:
-    """A regex character-class body with every combining mark (categories Mn, Mc, Me).
-
-    Python's ``\\w`` excludes them, which would cut words of Indic and other scripts at every vowel sign.
-    Scans the BMP, the SMP and the variation-selector block (a few ms, once at import).
-    """
+def _scan_combining_marks() -> list[tuple[int, int]]:
+    """(first, last) code-point ranges of every combining mark (categories Mn, Mc, Me): Python's ``\\w``
+    excludes them, which would cut words of Indic and other scripts at every vowel sign. Scans the BMP,
+    the SMP and the variation-selector block (~20 ms)."""
     ranges: list[tuple[int, int]] = []
     scan = list(range(0x20000)) + list(range(0xE0100, min(0xE01F0, sys.maxunicode + 1)))
     for cp in scan:
@@ -55,6 +55,13 @@ def _combining_mark_class() -> str:
                 ranges[-1] = (ranges[-1][0], cp)
             else:
                 ranges.append((cp, cp))
+    return ranges
+
+
+def _combining_mark_class() -> str:
+    """A regex character-class body with every combining mark: the precomputed ranges for this Python's
+    Unicode version (text/_combining_marks.py), or a scan where there are none."""
+    ranges = RANGES.get(unicodedata.unidata_version) or _scan_combining_marks()
     return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 
