@@ -27,10 +27,10 @@ from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
-from unrolled.nn.recurrence import PARAM_NAMES, sequence_forward, zero_state
 from unrolled.nn.recurrent import (
     RecurrentCache,
     RecurrentConfig,
+    forward_layers,
     init_recurrent_params,
     recurrent_backward,
     recurrent_forward,
@@ -166,24 +166,15 @@ def classifier_logits(
         check_mask("mask", mask, (n, t_len))
         if not mask.any(axis=1).all():
             raise ValueError(f"mask: sequence {int(np.argmin(mask.any(axis=1)))} has no real step to pool")
-    layer_input = params["embedding.weight"][ids.T]  # (T, N, E), time-major
-    mask_tm = None if mask is None else mask.T
-    for layer in range(rec.num_layers):
-        outs, finals = [], []
-        for direction in range(rec.num_directions):
-            state0 = zero_state(rec.kernel, n, rec.hidden_size, layer_input.dtype)
-            suffix = rec.suffix(layer, direction)
-            direction_weights = {name: params[f"rnn.{name}{suffix}"] for name in PARAM_NAMES}
-            out, final, _ = sequence_forward(
-                rec.kernel, layer_input, state0, direction_weights, mask=mask_tm, reverse=direction == 1
-            )
-            outs.append(out)
-            finals.append(final[0])
-        layer_input = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)  # (T, N, dirs·H)
-    if config.pooling == "last":
-        features = finals[0] if len(finals) == 1 else np.concatenate(finals, axis=1)
+    x_tm = params["embedding.weight"][ids.T]  # (T, N, E), time-major
+    outputs, final_rows, _, _ = forward_layers(
+        rec, params, x_tm, mask_tm=None if mask is None else mask.T, prefix="rnn."
+    )
+    if config.pooling == "last":  # the top layer's final state of each direction (see classifier_backward)
+        top = final_rows[(rec.num_layers - 1) * rec.num_directions :]
+        features = top[0][0] if len(top) == 1 else np.concatenate([row[0] for row in top], axis=1)
     else:
-        features, _ = pool_forward(layer_input.transpose(1, 0, 2), mask, config.pooling,
+        features, _ = pool_forward(outputs.transpose(1, 0, 2), mask, config.pooling,
                                    num_directions=rec.num_directions)
     return features @ params["head.weight"].T + params["head.bias"]
 

@@ -99,10 +99,11 @@ class RecurrentConfig:
                 shapes["bias_hh" + s] = (gh,)
         return shapes
 
-    def direction_params(self, params: Params, layer: int, direction: int) -> Params:
-        """One (layer, direction)'s four arrays under the cell-level names (weight_ih, …)."""
+    def direction_params(self, params: Params, layer: int, direction: int, prefix: str = "") -> Params:
+        """One (layer, direction)'s four arrays under the cell-level names (weight_ih, …); ``prefix`` is the
+        layer's name in a model's params (``"rnn."``), if they are looked up there."""
         s = self.suffix(layer, direction)
-        return {name: params[name + s] for name in PARAM_NAMES}
+        return {name: params[prefix + name + s] for name in PARAM_NAMES}
 
 
 def init_recurrent_params(
@@ -248,8 +249,35 @@ def recurrent_forward(
     if training and config.dropout > 0 and config.num_layers > 1 and rng is None:
         raise ValueError("rng: dropout between layers needs a numpy.random.Generator in training")
 
+    layer_input, final_rows, caches, dropouts = forward_layers(
+        config, params, x.transpose(1, 0, 2), mask_tm=mask_tm, rows0=rows0, training=training, rng=rng
+    )
+    out = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (N, T, dirs·H)
+    cache = RecurrentCache(config, tuple(caches), tuple(dropouts), (n, t_len, config.input_size))
+    return out, _join_state(config, final_rows), cache
+
+
+def forward_layers(
+    config: RecurrentConfig,
+    params: Params,
+    x_tm: np.ndarray,
+    *,
+    mask_tm: np.ndarray | None = None,
+    rows0: list | None = None,
+    training: bool = False,
+    rng: np.random.Generator | None = None,
+    prefix: str = "",
+) -> tuple[np.ndarray, list, list, list]:
+    """The layers and directions of :func:`recurrent_forward`, on arguments it has checked.
+
+    x_tm (T, N, D) time-major; mask_tm (T, N) or None; rows0: per (layer, direction) initial states (see
+    ``_split_state``) or None for zeros; params looked up as ``prefix + name`` (``"rnn."`` in a model's
+    params). Returns the last layer's outputs (T, N, dirs·H), the final state of each (layer, direction)
+    row, the per-layer tuples of sequence caches and the dropout caches between layers.
+    """
     kernel = config.kernel
-    layer_input = x.transpose(1, 0, 2)  # (T, N, D) time-major, a view
+    n, dtype = x_tm.shape[1], x_tm.dtype
+    layer_input = x_tm
     caches, dropouts, final_rows = [], [], []
     for layer in range(config.num_layers):
         outs, layer_caches = [], []
@@ -259,7 +287,7 @@ def recurrent_forward(
                 kernel,
                 layer_input,
                 _with_zeros(rows0[row] if rows0 is not None else None, kernel, n, config.hidden_size, dtype),
-                config.direction_params(params, layer, direction),
+                config.direction_params(params, layer, direction, prefix),
                 mask=mask_tm,
                 reverse=direction == 1,
             )
@@ -271,10 +299,7 @@ def recurrent_forward(
         if layer < config.num_layers - 1 and training and config.dropout > 0:
             layer_input, dropout_cache = dropout_forward(layer_input, config.dropout, training=True, rng=rng)
             dropouts.append(dropout_cache)
-
-    out = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (N, T, dirs·H)
-    cache = RecurrentCache(config, tuple(caches), tuple(dropouts), (n, t_len, config.input_size))
-    return out, _join_state(config, final_rows), cache
+    return layer_input, final_rows, caches, dropouts
 
 
 def recurrent_backward(
@@ -332,6 +357,7 @@ __all__ = [
     "RecurrentCache",
     "RecurrentConfig",
     "check_recurrent_params",
+    "forward_layers",
     "init_recurrent_params",
     "load_state_dict",
     "recurrent_backward",
