@@ -343,11 +343,12 @@ def sequence_backward(
             # Right-padded: the first `real` rows take their whole gradient, the others pass it straight on.
             real, begin = int(active[t]), offsets[t]
             if real:
-                part = (lambda a: a[:real]) if real < n else (lambda a: a)
-                saved_t = cache.saved[t] if real == n else np.ascontiguousarray(cache.saved[t, :, :real])
-                dprev = kernel.backward(tuple(part(dc) for dc in dcarry), saved_t, tuple(map(part, state)),
-                                        tuple(map(part, state_prev)), weight_hh, dxw[begin : begin + real],
-                                        dhw[begin : begin + real])
+                saved_t = np.ascontiguousarray(cache.saved[t, :, :real])  # a copy only when real < n
+                dprev = kernel.backward(
+                    tuple(dc[:real] for dc in dcarry), saved_t, tuple(s[:real] for s in state),
+                    tuple(s[:real] for s in state_prev), weight_hh, dxw[begin : begin + real],
+                    dhw[begin : begin + real],
+                )
                 for k, dp in enumerate(dprev):
                     dcarry[k][:real] = dp
         else:
