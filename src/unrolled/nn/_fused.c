@@ -342,27 +342,27 @@ static void pick_kernels(void) {
 
 /* ---- Python bindings ------------------------------------------------------------------------------------ */
 
+static void release_buffers(Py_buffer *views, int count) {
+    for (int k = 0; k < count; k++) PyBuffer_Release(&views[k]);
+}
+
 /* Get C-contiguous buffers of the expected byte sizes; on failure release what was taken and raise. */
 static int take_buffers(PyObject *const *objs, Py_buffer *views, const Py_ssize_t *items, int count,
                         int first_writable, Py_ssize_t itemsize, const char *func) {
     for (int k = 0; k < count; k++) {
         int flags = PyBUF_C_CONTIGUOUS | (k >= first_writable ? PyBUF_WRITABLE : 0);
         if (PyObject_GetBuffer(objs[k], &views[k], flags) < 0) {
-            for (int j = 0; j < k; j++) PyBuffer_Release(&views[j]);
+            release_buffers(views, k);
             return -1;
         }
         if (views[k].len != items[k] * itemsize) {
-            for (int j = 0; j <= k; j++) PyBuffer_Release(&views[j]);
             PyErr_Format(PyExc_ValueError, "%s: argument %d has %zd bytes, expected %zd", func, k,
                          views[k].len, items[k] * itemsize);
+            release_buffers(views, k + 1);
             return -1;
         }
     }
     return 0;
-}
-
-static void release_buffers(Py_buffer *views, int count) {
-    for (int k = 0; k < count; k++) PyBuffer_Release(&views[k]);
 }
 
 /* Every function: (arrays..., N, H, is_double). Arrays first, read-only ones before writable ones. */
@@ -462,7 +462,7 @@ static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t n
     const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1);
     const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
     const Py_ssize_t size = is_double ? 8 : 4;
-    /* argument index, expected items (0: must be None), writable, element size */
+    /* expected items of arguments 1..9 (0: must be None; the mask counts bytes); 7..9 are written */
     const Py_ssize_t items[9] = {T_ * N * G * H, G * H * H, G * H, N * H, cell == CELL_LSTM ? N * H : 0,
                                  args[6] == Py_None ? 0 : T_ * N, T_ * N * H, cell == CELL_LSTM ? T_ * N * H : 0,
                                  S ? T_ * S * N * H : 0};
