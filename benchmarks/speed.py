@@ -367,7 +367,7 @@ TORCH_BEST_CONFIG = (
 
 def make_gemm_floor(shape: Shape, cell: str, seed: int = 0) -> tuple[Callable[[int], None], float]:
     """The GEMM floor of unrolled's forward + backward: exactly the matrix products that
-    ``classifier_forward`` + ``classifier_backward`` run (unrolled.nn.recurrence, unrolled.nn.linear), with
+    ``classifier_forward`` + ``classifier_backward`` run (unrolled.nn.time_loop, unrolled.nn.linear), with
     the same shapes and transposes, into preallocated outputs; nothing else. G = gates (1, 3, 4), N = B:
 
     forward     X W_ihᵀ                    (T·N, E) × (E, G·H)     input projection of all steps, once
@@ -841,7 +841,7 @@ def run_subnormal_benchmark(repeats: int, threads: int, shape: Shape = SUBNORMAL
     as it shrinks going back in time it spends a long stretch of the T steps subnormal — the state that
     vanishing gradients reach on long inputs, without the hundreds of steps it takes them to get there.
     """
-    from unrolled.nn import recurrence
+    from unrolled.nn import time_loop
     from unrolled.nn.rnn import rnn_backward, rnn_forward
 
     rng = np.random.default_rng(0)
@@ -855,10 +855,10 @@ def run_subnormal_benchmark(repeats: int, threads: int, shape: Shape = SUBNORMAL
     x = rng.standard_normal((shape.batch, shape.seq_len, d)).astype(np.float32)
     dh_t = np.full((shape.batch, h), 1e-33, np.float32)
     _, _, cache = rnn_forward(x, None, params)
-    flush = recurrence._flush_subnormals
+    flush = time_loop._flush_subnormals
 
     def backward_time(flushing: bool) -> float:
-        recurrence._flush_subnormals = flush if flushing else (lambda a, tiny: None)
+        time_loop._flush_subnormals = flush if flushing else (lambda a, tiny: None)
         try:
             times = []
             for _ in range(repeats):
@@ -867,14 +867,14 @@ def run_subnormal_benchmark(repeats: int, threads: int, shape: Shape = SUBNORMAL
                 times.append(time.perf_counter() - t0)
             return statistics.median(times)
         finally:
-            recurrence._flush_subnormals = flush
+            time_loop._flush_subnormals = flush
 
     with thread_limit(threads):
-        recurrence._flush_subnormals = lambda a, tiny: None
+        time_loop._flush_subnormals = lambda a, tiny: None
         try:
             dx, _, _ = rnn_backward(None, dh_t, cache)
         finally:
-            recurrence._flush_subnormals = flush
+            time_loop._flush_subnormals = flush
         tiny = np.finfo(np.float32).tiny
         subnormal_steps = float(np.mean(np.any((dx != 0) & (np.abs(dx) < tiny), axis=(0, 2))))
         backward_time(True)  # warm-up
@@ -1382,7 +1382,7 @@ reverse direction's after reading from that token back to the first) → linear 
 
 - **unrolled**: masks (`classifier_forward(..., mask=mask)`), batches as they come (unsorted, no
   bucketing): the engine sorts the rows by length, steps only each step's real rows and runs the big
-  products on the real steps packed (unrolled/nn/recurrence.py), so padding costs no arithmetic.
+  products on the real steps packed (unrolled/nn/time_loop.py), so padding costs no arithmetic.
 - **torch packed**: `nn.Embedding(V, E, padding_idx=0)` → `pack_padded_sequence(x, lengths,
   batch_first=True, enforce_sorted=False)` → `nn.GRU(E, H, batch_first=True, bidirectional=True)` →
   `torch.cat(list(h_n), 1)` → `nn.Linear(2H, 2)`; torch-default Adam. Exact.

@@ -1,5 +1,5 @@
 """explain.py: per-step traces of a classifier, against predict_proba, finite differences and torch autograd;
-the recorded carried gradients of nn/recurrent.py and nn/recurrence.py (dstates_out)."""
+the recorded carried gradients of nn/recurrent_layer.py and nn/time_loop.py (dstates_out)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import unrolled.explain as explain_module
 from tests.gradcheck import numerical_gradient, rel_error
 from unrolled.explain import TRACE_SCHEMA, NotAClassifierError, Trace, explain, render_text
 from unrolled.models.classifier import NotFittedError, RNNClassifier
-from unrolled.nn.recurrent import RecurrentConfig, init_recurrent_params, recurrent_backward, recurrent_forward
+from unrolled.nn.recurrent_layer import RecurrentConfig, init_recurrent_params, recurrent_backward, recurrent_forward
 
 POSITIVE = ["i love this", "great movie", "what a joy", "so good", "a wonderful film", "truly great"]
 NEGATIVE = ["i hate this", "awful movie", "what a bore", "so bad", "a dreadful film", "truly awful"]

@@ -51,7 +51,7 @@ from unrolled.nn.dropout import dropout_backward
 from unrolled.nn.linear import linear_backward, linear_forward
 from unrolled.nn.losses import softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from unrolled.nn.pooling import pool_backward
-from unrolled.nn.recurrent import recurrent_backward
+from unrolled.nn.recurrent_layer import recurrent_backward
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
 

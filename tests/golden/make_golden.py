@@ -61,13 +61,13 @@ def flat_grads(prefix: str, grads: dict, out: dict) -> None:
             out[f"{prefix}/{name}"] = np.asarray(value)
 
 
-def main() -> None:
+def compute() -> dict[str, np.ndarray]:
+    """Every golden array under its name (the names say network/case/quantity)."""
     from unrolled.explain import explain
     from unrolled.models.classifier import RNNClassifier
     from unrolled.models.classifier_net import ClassifierNetConfig, classifier_backward, classifier_forward, init_classifier_params
     from unrolled.models.forecaster_net import ForecasterNetConfig, forecaster_backward, forecaster_forward, init_forecaster_params
     from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
-    from unrolled.nn import fused
     from unrolled.pretrained import model_path
 
     out: dict[str, np.ndarray] = {}
@@ -129,20 +129,30 @@ def main() -> None:
             for gate, values in trace.gates.items():
                 out[f"explain/{model_name}/{i}/gate_{gate}"] = values
             out[f"explain/{model_name}/{i}/loss"] = np.array(trace.loss)
+    return out
 
-    kernels = "fused" if fused.ACTIVE else "numpy"
-    np.savez_compressed(HERE / f"golden_{kernels}.npz", **out)
-    import threadpoolctl  # noqa: F401  (present in the dev environment through scikit-learn)
-    from threadpoolctl import threadpool_info
 
-    fingerprint = {
-        "kernels": kernels,
+def fingerprint() -> dict:
+    """What the bits depend on: the kernel set and build, NumPy and its BLAS."""
+    from threadpoolctl import threadpool_info  # in the dev environment through scikit-learn
+
+    from unrolled.nn import fused
+
+    return {
+        "kernels": "fused" if fused.ACTIVE else "numpy",
         "instruction_set": fused.INSTRUCTION_SET,
         "numpy": np.__version__,
         "machine": platform.machine(),
-        "blas": sorted({(i.get("internal_api"), i.get("architecture")) for i in threadpool_info()}, key=str),
+        "blas": [[i.get("internal_api"), i.get("architecture")] for i in threadpool_info()],
     }
-    (HERE / f"golden_{kernels}.json").write_text(json.dumps(fingerprint, indent=2, default=str) + "\n")
+
+
+def main() -> None:
+    out = compute()
+    info = fingerprint()
+    kernels = info["kernels"]
+    np.savez_compressed(HERE / f"golden_{kernels}.npz", **out)
+    (HERE / f"golden_{kernels}.json").write_text(json.dumps(info, indent=2) + "\n")
     sys.stdout.write(f"wrote {len(out)} arrays for the {kernels} kernels\n")
 
 

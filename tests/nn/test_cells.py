@@ -1,4 +1,4 @@
-"""The three cells (nn/rnn.py, nn/gru.py, nn/lstm.py) and the time loop they share (nn/recurrence.py):
+"""The three cells (nn/rnn.py, nn/gru.py, nn/lstm.py) and the time loop they share (nn/time_loop.py):
 finite-difference gradients, step level == sequence level, PyTorch equivalence, argument checks."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 from tests.gradcheck import numerical_gradient, rel_error
 from unrolled.nn import gru, lstm, rnn
-from unrolled.nn.recurrence import _flush_subnormals, cell_backward, cell_forward, cell_step_forward, step_backward
+from unrolled.nn.time_loop import _flush_subnormals, cell_backward, cell_forward, cell_step_forward, step_backward
 
 N, T, D, H = 3, 5, 4, 3
 
@@ -279,10 +279,10 @@ def longest_subnormal_run(carried: np.ndarray, tiny: float) -> int:
 def test_long_backward_keeps_subnormal_gradients_short_lived(flush, monkeypatch):
     """A carried gradient entry that decays into the subnormal range is flushed to zero within
     FLUSH_EVERY steps, so the time loop never computes on it for long; without the flush it lingers."""
-    from unrolled.nn import recurrence
+    from unrolled.nn import time_loop
 
     if not flush:
-        monkeypatch.setattr(recurrence, "_flush_subnormals", lambda a, tiny: None)
+        monkeypatch.setattr(time_loop, "_flush_subnormals", lambda a, tiny: None)
     rng = np.random.default_rng(6)
     n, t_len, d, h = 8, 200, 4, 16
     for dtype, start in ((np.float32, 1e-33), (np.float64, 1e-303)):
@@ -291,16 +291,16 @@ def test_long_backward_keeps_subnormal_gradients_short_lived(flush, monkeypatch)
         x = rng.standard_normal((n, t_len, d)).astype(dtype)
         _, _, cache = rnn.rnn_forward(x, None, params)
         carried = np.empty((t_len, n, h), dtype=dtype)
-        _, (dh0,), _ = recurrence.sequence_backward(
+        _, (dh0,), _ = time_loop.sequence_backward(
             None, (np.full((n, h), start, dtype=dtype),), cache, dstates_out=carried
         )
         tiny = np.finfo(dtype).tiny
         longest = longest_subnormal_run(carried[::-1], tiny)  # in the order BPTT visits the steps
         if flush:
-            assert longest <= recurrence.FLUSH_EVERY
+            assert longest <= time_loop.FLUSH_EVERY
             assert not np.any((dh0 != 0) & (np.abs(dh0) < tiny))  # flushed at the end
         else:
-            assert longest > 2 * recurrence.FLUSH_EVERY  # the situation the flush exists for
+            assert longest > 2 * time_loop.FLUSH_EVERY  # the situation the flush exists for
 
 
 def test_flush_subnormals_zeroes_only_subnormals():

@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from unrolled.nn import fused, gru, lstm, recurrence, rnn
-from unrolled.nn.recurrence import cell_backward, cell_forward
+from unrolled.nn import fused, gru, lstm, time_loop, rnn
+from unrolled.nn.time_loop import cell_backward, cell_forward
 
 needs_fused = pytest.mark.skipif(not fused.ACTIVE, reason="the C extension unrolled.nn._fused is not built")
 
@@ -97,7 +97,7 @@ def test_fused_kernels_equal_the_numpy_kernels(cell, dtype, tol, masked, reverse
 def test_small_batch_loop_in_c_equals_the_python_loop(cell, dtype, tol, n, masked, reverse, monkeypatch):
     """Up to SMALL_BATCH rows the whole forward loop runs in C (recurrent product included); here also
     for 7 rows, by raising the threshold."""
-    monkeypatch.setattr(recurrence, "SMALL_BATCH", 8)
+    monkeypatch.setattr(time_loop, "SMALL_BATCH", 8)
     lengths = np.array([9, 1, 4, 0, 9, 6, 2])[:n] if masked else np.full(n, 9)
     mask = np.arange(9)[None, :] < lengths[:, None]
     fast, reference = run_both(cell, dtype, n=n, mask=mask if masked else None, reverse=reverse, seed=n)
@@ -111,9 +111,9 @@ def test_the_c_loop_runs_only_for_small_batches(monkeypatch):
     kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape))
     shapes = {"weight_ih": (6, 3), "weight_hh": (6, 2), "bias_ih": (6,), "bias_hh": (6,)}
     params = {name: np.zeros(shape) for name, shape in shapes.items()}
-    for n in (recurrence.SMALL_BATCH, recurrence.SMALL_BATCH + 1):
+    for n in (time_loop.SMALL_BATCH, time_loop.SMALL_BATCH + 1):
         cell_forward(kernel, np.zeros((n, 5, 3)), None, params)
-    assert calls == [(5, recurrence.SMALL_BATCH, 6)]
+    assert calls == [(5, time_loop.SMALL_BATCH, 6)]
 
 
 @needs_fused

@@ -27,7 +27,7 @@ from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
-from unrolled.nn.recurrent import (
+from unrolled.nn.recurrent_layer import (
     RecurrentCache,
     RecurrentConfig,
     forward_layers,

@@ -22,7 +22,7 @@ import numpy as np
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import MSECache, mse_backward, mse_forward
-from unrolled.nn.recurrent import (
+from unrolled.nn.recurrent_layer import (
     RecurrentCache,
     RecurrentConfig,
     init_recurrent_params,

@@ -31,7 +31,7 @@ from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward, embedding_forward
 from unrolled.nn.linear import LinearCache, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from unrolled.nn.recurrent import (
+from unrolled.nn.recurrent_layer import (
     RecurrentCache,
     RecurrentConfig,
     RecurrentState,

@@ -17,7 +17,7 @@ from unrolled.nn.losses import (
     softmax_cross_entropy_forward,
 )
 from unrolled.nn.lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
-from unrolled.nn.recurrent import (
+from unrolled.nn.recurrent_layer import (
     RecurrentConfig,
     init_recurrent_params,
     load_state_dict,

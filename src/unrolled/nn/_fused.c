@@ -235,7 +235,7 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
                                                                                                              \
     /* The whole forward time loop for a small batch, the recurrent product included (h_prev W_hhᵀ as     \
        dot products, row by row, then the step kernels above): for N of a few rows, a call into BLAS per    \
-       step costs more than the arithmetic. Same outputs as recurrence.sequence_forward's loop; hw is       \
+       step costs more than the arithmetic. Same outputs as time_loop.sequence_forward's loop; hw is       \
        scratch of N·G·H. */                                                                                  \
     static void sequence_##SFX(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, const T *restrict xw,   \
                                const T *restrict W, const T *restrict b, const T *restrict h0,               \

@@ -88,7 +88,7 @@ def _sequence_of(cell_code: int):
     return sequence
 
 
-# Each kernel keeps the CellKernel contract (see recurrence.CellKernel); the buffers the recurrence hands
+# Each kernel keeps the CellKernel contract (see time_loop.CellKernel); the buffers the recurrence hands
 # them (xw_t, saved_t, state_t, dxw_t) are C-contiguous rows of its stacked (T, ...) arrays.
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from unrolled.nn.functional import sigmoid
 from unrolled.nn.fused import fused_kernel
-from unrolled.nn.recurrence import (
+from unrolled.nn.time_loop import (
     CellKernel,
     Params,
     SequenceCache,

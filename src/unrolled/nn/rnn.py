@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from unrolled.nn.fused import fused_kernel
-from unrolled.nn.recurrence import (
+from unrolled.nn.time_loop import (
     CellKernel,
     Params,
     SequenceCache,

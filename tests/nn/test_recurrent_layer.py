@@ -1,4 +1,4 @@
-"""The recurrent layer (nn/recurrent.py): layers × directions × masks × initial states, by finite
+"""The recurrent layer (nn/recurrent_layer.py): layers × directions × masks × initial states, by finite
 differences and against torch.nn.RNN/GRU/LSTM (packed variable-length batches included)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.gradcheck import numerical_gradient, rel_error
-from unrolled.nn.recurrent import (
+from unrolled.nn.recurrent_layer import (
     RecurrentConfig,
     init_recurrent_params,
     load_state_dict,

@@ -2,7 +2,7 @@
 an initial state in and the final state out, and masks for variable-length batches.
 
 Layer l reads the outputs of layer l−1 (concatenated over directions when bidirectional); layer 0 reads x.
-Each (layer, direction) runs :func:`unrolled.nn.recurrence.sequence_forward` with its own parameters,
+Each (layer, direction) runs :func:`unrolled.nn.time_loop.sequence_forward` with its own parameters,
 named as PyTorch names them: ``weight_ih_l{l}``, ``weight_hh_l{l}``, ``bias_ih_l{l}``, ``bias_hh_l{l}``,
 with the suffix ``_reverse`` for the backward direction, so ``torch.nn.LSTM.load_state_dict`` accepts them.
 
@@ -24,7 +24,7 @@ from unrolled.nn._validation import check_float_array, check_mask
 from unrolled.nn.dropout import dropout_backward, dropout_forward
 from unrolled.nn.gru import GRU
 from unrolled.nn.lstm import LSTM
-from unrolled.nn.recurrence import (
+from unrolled.nn.time_loop import (
     PARAM_NAMES,
     CellKernel,
     Params,
@@ -314,7 +314,7 @@ def recurrent_backward(
     dout (N, T, dirs·H) or None; dstate_final in the layout of the final state, or None.
     dstates_out: an optional dict that receives, for every ``(layer, direction)``, a (T, N, H) array in
     the original time order: the total gradient reaching that direction's hidden state h at each step
-    (see :func:`unrolled.nn.recurrence.sequence_backward`). Nothing is recorded when None.
+    (see :func:`unrolled.nn.time_loop.sequence_backward`). Nothing is recorded when None.
     Returns dx (N, T, D), dstate0 (layout of state0) and the gradients of every parameter (PyTorch names).
     """
     config = cache.config
