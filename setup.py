@@ -14,6 +14,12 @@ compile_args = [] if sys.platform == "win32" else ["-O3", "-fno-trapping-math"]
 
 setup(
     ext_modules=[
-        Extension("unrolled.nn._fused", ["src/unrolled/nn/_fused.c"], extra_compile_args=compile_args, optional=True)
+        Extension(
+            "unrolled.nn._fused",
+            ["src/unrolled/nn/_fused.c"],
+            depends=["src/unrolled/nn/_fused_kernels.h"],  # the kernels, included by _fused.c
+            extra_compile_args=compile_args,
+            optional=True,
+        )
     ]
 )

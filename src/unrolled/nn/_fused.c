@@ -2,8 +2,9 @@
  *
  * The NumPy kernels in rnn.py, gru.py and lstm.py are the reference: readable, one array operation per
  * term. Each of those operations is a separate pass over (N, H) arrays with its own call overhead, and
- * together they cost about as much as the step's matrix product. The functions here do the same math in one pass per
- * step, element by element, and are checked against the NumPy kernels by tests/nn/test_fused.py.
+ * together they cost about as much as the step's matrix product. The kernels in _fused_kernels.h (a template
+ * this file includes once per build: f64, f32, and f32 again for AVX2 and AVX-512) do the same math in one pass
+ * per step, element by element, and are checked against the NumPy kernels by tests/nn/test_fused.py.
  * The matrix products stay in NumPy (its BLAS); only the element-wise work between them is here.
  *
  * Layouts (C-contiguous; N batch, H hidden):
@@ -69,36 +70,6 @@ static inline double tanh_f64(double x) { return tanh(x); }
 
 enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
 
-/* out[j] = W[j] · x for the rows of W (rows, H): eight rows at a time, each with its partial sums in one
-   vector (a fixed summation order) and x loaded once for the eight; REDUCE8 turns the eight vectors into
-   the eight sums. */
-#define DEFINE_MATVEC(T, SFX, REDUCE8)                                                                       \
-    static void matvec_##SFX(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, const T *restrict x,        \
-                             T *restrict out) {                                                              \
-        typedef T vec __attribute__((vector_size(VEC_BYTES)));                                               \
-        enum { L = VEC_BYTES / sizeof(T), R = 8 };                                                           \
-        Py_ssize_t j = 0;                                                                                    \
-        for (; j + R <= rows; j += R) {                                                                      \
-            vec acc[R] = {{0}}, xv, wv;                                                                      \
-            Py_ssize_t k = 0;                                                                                \
-            for (; k + L <= H; k += L) {                                                                     \
-                memcpy(&xv, x + k, sizeof xv);                                                               \
-                for (int r = 0; r < R; r++) {                                                                \
-                    memcpy(&wv, W + (j + r) * H + k, sizeof wv);                                             \
-                    acc[r] += wv * xv;                                                                       \
-                }                                                                                            \
-            }                                                                                                \
-            REDUCE8(acc, out + j);                                                                           \
-            for (int r = 0; r < R; r++)                                                                      \
-                for (Py_ssize_t kk = k; kk < H; kk++) out[j + r] += W[(j + r) * H + kk] * x[kk];             \
-        }                                                                                                    \
-        for (; j < rows; j++) {                                                                              \
-            T sum = 0;                                                                                       \
-            for (Py_ssize_t k = 0; k < H; k++) sum += W[j * H + k] * x[k];                                   \
-            out[j] = sum;                                                                                    \
-        }                                                                                                    \
-    }
-
 /* The lane sums of eight vectors, one loop each (any vector width). */
 #define REDUCE8_SCALAR(acc, out)                                                                             \
     for (int r_ = 0; r_ < 8; r_++) {                                                                         \
@@ -129,155 +100,23 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
 #define REDUCE8_F32 REDUCE8_SCALAR
 #endif
 
-/* ---- the kernels, once per dtype ------------------------------------------------------------------------ */
+/* ---- the kernels, once per build ------------------------------------------------------------------------ */
 
-#define DEFINE_KERNELS(T, SFX, SIGMOID, TANH)                                                                \
-    static void rnn_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,    \
-                                  const T *restrict b, int relu, T *restrict h) {                            \
-        for (Py_ssize_t n = 0; n < N; n++)                                                                   \
-            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
-                const Py_ssize_t k = n * H + j;                                                              \
-                T a = (hw[k] + xw[k]) + b[j];                                                                \
-                h[k] = relu ? (a > 0 ? a : 0) : TANH(a);                                                     \
-            }                                                                                                \
-    }                                                                                                        \
-                                                                                                             \
-    static void rnn_backward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict dh, const T *restrict h,    \
-                                   int relu, T *restrict da) {                                               \
-        for (Py_ssize_t k = 0; k < N * H; k++)                                                               \
-            da[k] = relu ? (h[k] > 0 ? dh[k] : 0) : (1 - h[k] * h[k]) * dh[k];                              \
-    }                                                                                                        \
-                                                                                                             \
-    static void lstm_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,   \
-                                   const T *restrict b, const T *restrict c_prev, T *restrict saved,         \
-                                   T *restrict c, T *restrict h) {                                           \
-        const Py_ssize_t NH = N * H;                                                                         \
-        T *restrict si = saved, *restrict sf = saved + NH, *restrict sg = saved + 2 * NH;                    \
-        T *restrict so = saved + 3 * NH, *restrict stc = saved + 4 * NH;                                     \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
-            const T *hn_ = hw + n * 4 * H, *xn = xw + n * 4 * H;                                             \
-            const Py_ssize_t o = n * H;                                                                      \
-            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
-                T i_ = SIGMOID((hn_[j] + xn[j]) + b[j]);                                                     \
-                T f_ = SIGMOID((hn_[H + j] + xn[H + j]) + b[H + j]);                                         \
-                T g_ = TANH((hn_[2 * H + j] + xn[2 * H + j]) + b[2 * H + j]);                                \
-                T o_ = SIGMOID((hn_[3 * H + j] + xn[3 * H + j]) + b[3 * H + j]);                             \
-                T c_ = f_ * c_prev[o + j] + i_ * g_;                                                         \
-                T tc = TANH(c_);                                                                             \
-                si[o + j] = i_; sf[o + j] = f_; sg[o + j] = g_; so[o + j] = o_; stc[o + j] = tc;            \
-                c[o + j] = c_;                                                                               \
-                h[o + j] = o_ * tc;                                                                          \
-            }                                                                                                \
-        }                                                                                                    \
-    }                                                                                                        \
-                                                                                                             \
-    static void lstm_backward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *dh, const T *dc,                    \
-                                    const T *restrict saved, const T *c_prev, T *restrict da, T *dc_prev) {  \
-        const Py_ssize_t NH = N * H;                                                                         \
-        const T *si = saved, *sf = saved + NH, *sg = saved + 2 * NH, *so = saved + 3 * NH;                   \
-        const T *stc = saved + 4 * NH;                                                                       \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
-            T *dan = da + n * 4 * H;                                                                         \
-            const Py_ssize_t o = n * H;                                                                      \
-            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
-                const Py_ssize_t k = o + j;                                                                  \
-                T i_ = si[k], f_ = sf[k], g_ = sg[k], o_ = so[k], tc = stc[k], dh_ = dh[k];                  \
-                T dct = dh_ * o_ * (1 - tc * tc) + dc[k]; /* through h = o tanh(c), plus the carried dc */   \
-                dan[j] = dct * g_ * (i_ * (1 - i_));                                                         \
-                dan[H + j] = dct * c_prev[k] * (f_ * (1 - f_));                                              \
-                dan[2 * H + j] = dct * i_ * (1 - g_ * g_);                                                   \
-                dan[3 * H + j] = dh_ * tc * (o_ * (1 - o_));                                                 \
-                dc_prev[k] = dct * f_;                                                                       \
-            }                                                                                                \
-        }                                                                                                    \
-    }                                                                                                        \
-                                                                                                             \
-    static void gru_forward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict xw, const T *restrict hw,    \
-                                  const T *restrict b, const T *restrict h_prev, T *restrict saved,          \
-                                  T *restrict h) {                                                           \
-        const Py_ssize_t NH = N * H;                                                                         \
-        T *restrict sr = saved, *restrict sz = saved + NH, *restrict sn = saved + 2 * NH;                    \
-        T *restrict shn = saved + 3 * NH;                                                                    \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
-            const T *xn = xw + n * 3 * H, *hn_ = hw + n * 3 * H;                                             \
-            const Py_ssize_t o = n * H;                                                                      \
-            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
-                T r_ = SIGMOID(xn[j] + (hn_[j] + b[j]));                                                     \
-                T z_ = SIGMOID(xn[H + j] + (hn_[H + j] + b[H + j]));                                         \
-                T hnj = hn_[2 * H + j] + b[2 * H + j];                                                       \
-                T n_ = TANH(r_ * hnj + xn[2 * H + j]);                                                       \
-                sr[o + j] = r_; sz[o + j] = z_; sn[o + j] = n_; shn[o + j] = hnj;                           \
-                h[o + j] = n_ + z_ * (h_prev[o + j] - n_); /* (1 - z) n + z h_prev */                        \
-            }                                                                                                \
-        }                                                                                                    \
-    }                                                                                                        \
-                                                                                                             \
-    static void gru_backward_##SFX(Py_ssize_t N, Py_ssize_t H, const T *restrict dh, const T *restrict saved, \
-                                   const T *restrict h_prev, T *restrict dxw, T *restrict dhw,               \
-                                   T *restrict dhz) {                                                        \
-        const Py_ssize_t NH = N * H;                                                                         \
-        const T *sr = saved, *sz = saved + NH, *sn = saved + 2 * NH, *shn = saved + 3 * NH;                  \
-        for (Py_ssize_t n = 0; n < N; n++) {                                                                 \
-            T *dx = dxw + n * 3 * H, *dhh = dhw + n * 3 * H;                                                 \
-            const Py_ssize_t o = n * H;                                                                      \
-            for (Py_ssize_t j = 0; j < H; j++) {                                                             \
-                const Py_ssize_t k = o + j;                                                                  \
-                T r_ = sr[k], z_ = sz[k], n_ = sn[k], dh_ = dh[k];                                           \
-                T da_z = dh_ * (h_prev[k] - n_) * (z_ * (1 - z_));                                           \
-                T da_n = dh_ * (1 - z_) * (1 - n_ * n_);                                                     \
-                T da_r = da_n * shn[k] * (r_ * (1 - r_));                                                    \
-                dx[j] = da_r; dx[H + j] = da_z; dx[2 * H + j] = da_n;                                        \
-                dhh[j] = da_r; dhh[H + j] = da_z; dhh[2 * H + j] = da_n * r_; /* n block scaled by r */      \
-                dhz[k] = dh_ * z_;                                                                           \
-            }                                                                                                \
-        }                                                                                                    \
-    }                                                                                                        \
-                                                                                                             \
-    /* The whole forward time loop for a small batch, the recurrent product included (h_prev W_hhᵀ as     \
-       dot products, row by row, then the step kernels above): for N of a few rows, a call into BLAS per    \
-       step costs more than the arithmetic. Same outputs as time_loop.sequence_forward's loop; hw is       \
-       scratch of N·G·H. */                                                                                  \
-    static void sequence_##SFX(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, const T *restrict xw,   \
-                               const T *restrict W, const T *restrict b, const T *restrict h0,               \
-                               const T *restrict c0, const unsigned char *restrict mask, T *restrict hs,     \
-                               T *restrict cs, T *restrict saved, T *restrict hw) {                          \
-        const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, NH = N * H;       \
-        const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);                             \
-        for (Py_ssize_t t = 0; t < T_; t++) {                                                                \
-            const T *hp = t ? hs + (t - 1) * NH : h0, *x = xw + t * N * GH;                                  \
-            const T *cp = cell == CELL_LSTM ? (t ? cs + (t - 1) * NH : c0) : NULL;                           \
-            T *h = hs + t * NH;                                                                              \
-            for (Py_ssize_t n = 0; n < N; n++) matvec_##SFX(GH, H, W, hp + n * H, hw + n * GH);              \
-            if (cell == CELL_GRU) {                                                                          \
-                gru_forward_##SFX(N, H, x, hw, b, hp, saved + t * S * NH, h);                                \
-            } else if (cell == CELL_LSTM) {                                                                  \
-                lstm_forward_##SFX(N, H, hw, x, b, cp, saved + t * S * NH, cs + t * NH, h);                  \
-            } else {                                                                                         \
-                for (Py_ssize_t n = 0; n < N; n++) {                                                         \
-                    const T *hn_ = hw + n * H, *xn = x + n * H;                                              \
-                    T *hrow = h + n * H;                                                                     \
-                    if (cell == CELL_RNN_TANH)                                                               \
-                        for (Py_ssize_t j = 0; j < H; j++) hrow[j] = TANH((hn_[j] + xn[j]) + b[j]);          \
-                    else                                                                                     \
-                        for (Py_ssize_t j = 0; j < H; j++) {                                                 \
-                            T a = (hn_[j] + xn[j]) + b[j];                                                   \
-                            hrow[j] = a > 0 ? a : 0;                                                         \
-                        }                                                                                    \
-                }                                                                                            \
-            }                                                                                                \
-            if (mask)                                                                                        \
-                for (Py_ssize_t n = 0; n < N; n++)                                                           \
-                    if (!mask[t * N + n]) { /* padding keeps the state */                                   \
-                        memcpy(h + n * H, hp + n * H, H * sizeof(T));                                        \
-                        if (cell == CELL_LSTM) memcpy(cs + t * NH + n * H, cp + n * H, H * sizeof(T));       \
-                    }                                                                                        \
-        }                                                                                                    \
-    }
+/* _fused_kernels.h holds the kernels' code once; each include below compiles it for one element type and
+   function-name suffix (NAME(lstm_forward) there is lstm_forward_f64, lstm_forward_f32, ...). */
+#define T double
+#define SFX f64
+#define SIGMOID sigmoid_f64
+#define TANH tanh_f64
+#define REDUCE8 REDUCE8_SCALAR
+#include "_fused_kernels.h"
 
-DEFINE_MATVEC(double, f64, REDUCE8_SCALAR)
-DEFINE_KERNELS(double, f64, sigmoid_f64, tanh_f64)
-DEFINE_MATVEC(float, f32, REDUCE8_F32)
-DEFINE_KERNELS(float, f32, sigmoid_f32, tanh_f32)
+#define T float
+#define SFX f32
+#define SIGMOID sigmoid_f32
+#define TANH tanh_f32
+#define REDUCE8 REDUCE8_F32
+#include "_fused_kernels.h"
 
 /* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
    AVX-512, and the module picks the widest the CPU has when it is imported (FMA contracts a*b + c, so
@@ -286,13 +125,21 @@ DEFINE_KERNELS(float, f32, sigmoid_f32, tanh_f32)
 #define FUSED_DISPATCH 1
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-DEFINE_MATVEC(float, f32_avx2, REDUCE8_F32)
-DEFINE_KERNELS(float, f32_avx2, sigmoid_f32, tanh_f32)
+#define T float
+#define SFX f32_avx2
+#define SIGMOID sigmoid_f32
+#define TANH tanh_f32
+#define REDUCE8 REDUCE8_F32
+#include "_fused_kernels.h"
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,prefer-vector-width=512")
-DEFINE_MATVEC(float, f32_avx512, REDUCE8_F32)
-DEFINE_KERNELS(float, f32_avx512, sigmoid_f32, tanh_f32)
+#define T float
+#define SFX f32_avx512
+#define SIGMOID sigmoid_f32
+#define TANH tanh_f32
+#define REDUCE8 REDUCE8_F32
+#include "_fused_kernels.h"
 #pragma GCC pop_options
 #endif
 
@@ -444,8 +291,8 @@ BINDING(gru_backward, 6, 3, ARGS(NH, 4 * NH, NH, 3 * NH, 3 * NH, NH),
                          P(double, 5)))
 
 /* sequence(cell, xw, w_hh, b_hh, h0, c0, mask, hs, cs, saved, T, N, H, is_double): the whole forward loop.
-   cell 0 tanh RNN, 1 ReLU RNN, 2 GRU, 3 LSTM; c0, cs (LSTM) and saved (GRU, LSTM) are None otherwise;
-   mask is None or a (T, N) bool array (False: padding). */
+   cell 0 tanh RNN, 1 ReLU RNN, 2 GRU, 3 LSTM (the module's cell_codes, by kernel name); c0, cs (LSTM) and
+   saved (GRU, LSTM) are None otherwise; mask is None or a (T, N) bool array (False: padding). */
 static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 14) {
         PyErr_Format(PyExc_TypeError, "sequence: expected 14 arguments, got %zd", nargs);
@@ -568,9 +415,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", "Fused elem
 PyMODINIT_FUNC PyInit__fused(void) {
     pick_kernels();
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddStringConstant(m, "instruction_set", instruction_set) < 0) {
+    if (!m) return NULL;
+    /* sequence's cell codes by kernel name, so that nn/fused.py need not repeat them */
+    PyObject *codes = Py_BuildValue("{s:i,s:i,s:i,s:i}", "rnn_tanh", CELL_RNN_TANH, "rnn_relu", CELL_RNN_RELU,
+                                    "gru", CELL_GRU, "lstm", CELL_LSTM);
+    if (!codes || PyModule_AddObjectRef(m, "cell_codes", codes) < 0 ||
+        PyModule_AddStringConstant(m, "instruction_set", instruction_set) < 0) {
+        Py_XDECREF(codes);
         Py_DECREF(m);
         return NULL;
     }
+    Py_DECREF(codes);
     return m;
 }
