@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from unrolled import walkthrough as wk
+from unrolled.nn.cells import CELLS as CELL_REGISTRY
 from unrolled.walkthrough import (
     DEFAULT_SEED,
     Walkthrough,
@@ -23,6 +24,7 @@ from unrolled.walkthrough import (
 )
 
 CELLS = ("rnn", "gru", "lstm")
+
 GATES = {"rnn": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
 WORDS = ["I", "love", "this"]
 X = np.array([[0.1, 0.2, 0.3, 0.4], [0.9, 0.1, 0.4, 0.7], [0.3, 0.5, 0.2, 0.1]])  # DESIGN.md §1
@@ -315,13 +317,12 @@ def test_the_numbers_come_from_the_engine(monkeypatch):
 
         monkeypatch.setattr(wk, name, wrapper)
 
+    kernels = []
+    real_step = wk.cell_step_forward
+    monkeypatch.setattr(wk, "cell_step_forward", lambda kernel, *a: kernels.append(kernel) or real_step(kernel, *a))
     for name in (
-        "rnn_step_forward",
-        "rnn_step_backward",
-        "gru_step_forward",
-        "gru_step_backward",
-        "lstm_step_forward",
-        "lstm_step_backward",
+        "cell_step_forward",
+        "step_backward",
         "linear_forward",
         "linear_backward",
         "softmax_cross_entropy_forward",
@@ -330,8 +331,10 @@ def test_the_numbers_come_from_the_engine(monkeypatch):
         spy(name)
     for cell in CELLS:
         run_walkthrough(cell=cell)
-        assert calls.pop(f"{cell}_step_forward") == 6  # 3 steps, before and after the update
-        assert calls.pop(f"{cell}_step_backward") == 3
+        assert calls.pop("cell_step_forward") == 6  # 3 steps, before and after the update
+        assert calls.pop("step_backward") == 3
+        assert kernels == [CELL_REGISTRY[cell].kernel("tanh")] * 6  # the registry's kernel for the cell
+        kernels.clear()
     assert calls["softmax_cross_entropy_forward"] == 6 and calls["softmax_cross_entropy_backward"] == 3
     assert calls["linear_backward"] == 3 and calls["linear_forward"] > 0
 

@@ -74,8 +74,8 @@ def explain_lm(model: RNNLanguageModel, text: str, *, top: int = TOP) -> LMTrace
     top = min(top, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top]  # (T, k)
     names = model.vocab_.tokens
-    top_sequence = cache.recurrent.directions[-1][0]
-    h = np.asarray(top_sequence.states[0][:, 0, :], dtype=np.float64)  # (T, H), batch row 0
+    top_sequence = cache.recurrent.directions[-1][0]  # the top layer's (only) direction
+    h = top_sequence.state("h")[:, 0, :].astype(np.float64)  # (T, H), batch row 0
     next_prob = probs[np.arange(len(ids) - 1), ids[1:]]
     loss = float(-np.log(next_prob).mean()) if len(next_prob) else float("nan")
     return LMTrace(

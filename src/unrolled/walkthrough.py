@@ -8,8 +8,8 @@ The setting is DESIGN.md §1: the sentence "I love this" with the three given em
 
 hidden size H = 4, h_0 = 0 (and c_0 = 0 for the LSTM), two classes C = 2 in the order (positive, negative) and
 the true label positive, y = [1, 0]. Every number comes from the engine, one sentence (N = 1) at a time:
-``rnn_step_forward`` / ``gru_step_forward`` / ``lstm_step_forward`` for t = 1..3, ``linear_forward`` for the
-head, ``softmax_cross_entropy_forward`` for the loss, then the matching ``*_backward`` functions for t = 3..1
+``time_loop.cell_step_forward`` with the cell's kernel from the registry (nn/cells.py) for t = 1..3,
+``linear_forward`` for the head, ``softmax_cross_entropy_forward`` for the loss, then the matching ``*_backward`` functions for t = 3..1
 and :class:`unrolled.optim.SGD` for the update. This module only arranges and labels what they return; the
 library never prints (:func:`render_text` returns a string). Dimension letters: T = 3 time steps, D = 4 input,
 H = 4 hidden, G gates (1 RNN, 3 GRU, 4 LSTM), C = 2 classes.
@@ -89,11 +89,11 @@ from typing import Any
 
 import numpy as np
 
-from unrolled.nn.gru import gru_step_backward, gru_step_forward
+from unrolled.nn.cells import CELL_NAMES
+from unrolled.nn.cells import CELLS as REGISTRY
 from unrolled.nn.linear import linear_backward, linear_forward
 from unrolled.nn.losses import softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from unrolled.nn.lstm import lstm_step_backward, lstm_step_forward
-from unrolled.nn.rnn import rnn_step_backward, rnn_step_forward
+from unrolled.nn.time_loop import cell_step_forward, step_backward
 from unrolled.optim import SGD
 
 __all__ = [
@@ -144,8 +144,8 @@ DEFAULT_SEED = 0
 DEFAULT_LR = 0.5
 WEIGHT_SCALE = 0.5  # entries ~ U(−0.5, 0.5) = PyTorch's U(−1/√H, 1/√H) for H = 4, then rounded to 2 decimals
 WEIGHT_DECIMALS = 2
-CELLS = ("rnn", "gru", "lstm")
-GATE_NAMES = {"rnn": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
+CELLS = CELL_NAMES  # every cell of the registry (nn/cells.py)
+GATE_NAMES = {name: cell.gates for name, cell in REGISTRY.items()}  # gate blocks in PyTorch's row order
 WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "head_weight", "head_bias")
 CELL_PARAM_NAMES = WEIGHT_NAMES[:4]
 CELL_TITLES = {"rnn": "a vanilla RNN cell (tanh)", "gru": "a GRU cell", "lstm": "an LSTM cell"}
@@ -344,7 +344,7 @@ def _frozen_map(arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
 
 def _check_cell(cell: object) -> str:
     if cell not in CELLS:
-        raise ValueError(f"cell: expected 'rnn', 'gru' or 'lstm', got {cell!r}")
+        raise ValueError(f"cell: expected {', '.join(map(repr, CELLS[:-1]))} or {CELLS[-1]!r}, got {cell!r}")
     return cell  # type: ignore[return-value]
 
 
@@ -505,26 +505,12 @@ def _shape_str(shape: tuple[int, ...]) -> str:
 
 def _step_forward(cell: str, x: np.ndarray, state: State, params: dict[str, np.ndarray]) -> tuple[State, Any]:
     """One engine step on a batch of one: x (1, D), state each (1, H) -> new state, StepCache."""
-    if cell == "rnn":
-        h, cache = rnn_step_forward(x, state[0], params, "tanh")
-        return (h,), cache
-    if cell == "gru":
-        h, cache = gru_step_forward(x, state[0], params)
-        return (h,), cache
-    new_state, cache = lstm_step_forward(x, state, params)
-    return tuple(new_state), cache
+    return cell_step_forward(REGISTRY[cell].kernel("tanh"), x, state, params)
 
 
 def _step_backward(cell: str, dstate: State, cache: Any) -> tuple[np.ndarray, State, dict[str, np.ndarray]]:
     """One engine backward step: dstate each (1, H) -> dx (1, D), dstate_prev, this step's grads."""
-    if cell == "rnn":
-        dx, dh_prev, grads = rnn_step_backward(dstate[0], cache)
-        return dx, (dh_prev,), grads
-    if cell == "gru":
-        dx, dh_prev, grads = gru_step_backward(dstate[0], cache)
-        return dx, (dh_prev,), grads
-    dx, dstate_prev, grads = lstm_step_backward(dstate, cache)
-    return dx, tuple(dstate_prev), grads
+    return step_backward(dstate, cache)
 
 
 @dataclass(frozen=True)
@@ -542,9 +528,9 @@ class _Pass:
 
 def _forward(cell: str, weights: Mapping[str, np.ndarray]) -> _Pass:
     params = {k: weights[k] for k in CELL_PARAM_NAMES}
-    lstm = cell == "lstm"
     hidden = weights["weight_hh"].shape[1]
-    state: State = tuple(np.zeros((1, hidden)) for _ in range(2 if lstm else 1))  # h_0 = 0 (c_0 = 0), N = 1
+    components = len(REGISTRY[cell].kernel("tanh").state_names)  # (h,) or (h, c)
+    state: State = tuple(np.zeros((1, hidden)) for _ in range(components))  # h_0 = 0 (c_0 = 0), N = 1
     steps, caches = [], []
     for t, (word, x_row) in enumerate(zip(WORDS, EMBEDDINGS), start=1):
         x = x_row[None, :].copy()  # (1, D)
@@ -561,13 +547,13 @@ def _forward(cell: str, weights: Mapping[str, np.ndarray]) -> _Pass:
                 word=word,
                 x=_frozen(x[0]),
                 h_prev=_frozen(state_prev[0][0]),
-                c_prev=_frozen(state_prev[1][0]) if lstm else None,
+                c_prev=_frozen(state_prev[1][0]) if components == 2 else None,
                 input_projection=_frozen(xw[0]),
                 hidden_projection=_frozen(hw[0]),
                 preactivation=_frozen(_preactivation(cell, xw[0], hw[0], saved)),
                 activations=_frozen_map(saved),
                 h=_frozen(state[0][0]),
-                c=_frozen(state[1][0]) if lstm else None,
+                c=_frozen(state[1][0]) if components == 2 else None,
                 head_logits=_frozen(head_logits[0]),
                 head_probs=_frozen(softmax(head_logits)[0]),
             )

@@ -41,29 +41,22 @@ def _c(a: np.ndarray) -> np.ndarray:
 
 
 def fused_kernel(numpy_kernel):
-    """The fused twin of a NumPy ``CellKernel``, or the NumPy kernel itself when the extension is not built.
+    """The fused twin of a NumPy ``CellKernel``, or the NumPy kernel itself when the extension is not built
+    or does not know the kernel's name (a new cell runs on NumPy until it gets C code).
 
-    Every cell gets fused step kernels and ``sequence``, the whole forward loop in C for small batches.
+    A known kernel gets fused step kernels and ``sequence``, the whole forward loop in C for small batches.
     (The cells accept float32 and float64 only; the C code has both.)
     """
-    if not ACTIVE:
+    if not ACTIVE or numpy_kernel.name not in _C_STEPS:
         return numpy_kernel
-    forward, backward = {
-        "rnn_tanh": (_rnn_forward(_fused.rnn_tanh_forward), _rnn_backward(_fused.rnn_tanh_backward)),
-        "rnn_relu": (_rnn_forward(_fused.rnn_relu_forward), _rnn_backward(_fused.rnn_relu_backward)),
-        "gru": (_gru_forward, _gru_backward),
-        "lstm": (_lstm_forward, _lstm_backward),
-    }[numpy_kernel.name]
-    return dataclasses.replace(
-        numpy_kernel, forward=forward, backward=backward, sequence=_sequence_of(_CELL_CODES[numpy_kernel.name])
-    )
+    forward, backward = _C_STEPS[numpy_kernel.name]()
+    code = _fused.cell_codes.get(numpy_kernel.name)  # the C module's own table of its sequence loop's cells
+    sequence = None if code is None else _sequence_of(code, with_c=len(numpy_kernel.state_names) == 2)
+    return dataclasses.replace(numpy_kernel, forward=forward, backward=backward, sequence=sequence)
 
 
-_CELL_CODES = {"rnn_tanh": 0, "rnn_relu": 1, "gru": 2, "lstm": 3}  # as in _fused.c
-
-
-def _sequence_of(cell_code: int):
-    lstm = cell_code == _CELL_CODES["lstm"]
+def _sequence_of(cell_code: int, *, with_c: bool):
+    """The C forward loop for one cell code; ``with_c``: the state has a second component (LSTM's c)."""
 
     def sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None:
         t_len, n, _ = xw.shape
@@ -74,10 +67,10 @@ def _sequence_of(cell_code: int):
             _c(weight_hh),
             _c(bias_hh),
             _c(state0[0]),
-            _c(state0[1]) if lstm else None,
+            _c(state0[1]) if with_c else None,
             None if mask is None else _c(mask),
             states_out[0],
-            states_out[1] if lstm else None,
+            states_out[1] if with_c else None,
             saved_out if saved_out.size else None,
             t_len,
             n,
@@ -144,5 +137,14 @@ def _lstm_backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out
     dh_prev = dxw_out @ weight_hh
     return (dh_prev, dc_prev)
 
+
+# Kernel name -> the Python glue of its C step functions (forward, backward), built on first use; a kernel
+# whose name is not here runs on NumPy.
+_C_STEPS = {
+    "rnn_tanh": lambda: (_rnn_forward(_fused.rnn_tanh_forward), _rnn_backward(_fused.rnn_tanh_backward)),
+    "rnn_relu": lambda: (_rnn_forward(_fused.rnn_relu_forward), _rnn_backward(_fused.rnn_relu_backward)),
+    "gru": lambda: (_gru_forward, _gru_backward),
+    "lstm": lambda: (_lstm_forward, _lstm_backward),
+}
 
 __all__ = ["ACTIVE", "INSTRUCTION_SET", "fused_kernel"]

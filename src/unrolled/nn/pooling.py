@@ -2,8 +2,9 @@
 
     out (N, T, F) with F = dirs·H, mask (N, T) True at real steps, L_n = the length of sequence n
 
-    last:  the final state of each direction: f[n] = [out[n, L_n − 1, :H], out[n, 0, H:]]
-           (the forward direction ends at the last real step, the reverse one at step 0)
+    last:  the final state of each direction: f[n] = [out[n, last_n, :H], out[n, first_n, H:]], with last_n
+           and first_n sequence n's last and first real steps (the forward direction ends at the last real
+           step, the reverse one at the first; right-padded: last_n = L_n − 1, first_n = 0)
     max:   f[n, j] = max over real steps t of out[n, t, j]; the gradient goes to the arg-max step
     mean:  f[n] = (1 / L_n) Σ_{real t} out[n, t]
 """
@@ -26,6 +27,7 @@ class PoolCache:
     index: np.ndarray | None  # last: (N,) last real step; max: (N, F) arg-max step; mean: None
     scale: np.ndarray | None  # mean: (N, T, 1) mask / L_n in out's dtype
     num_directions: int
+    first: np.ndarray | None = None  # last, two directions: (N,) first real step (where the reverse one ends)
 
 
 def pool_forward(
@@ -44,12 +46,14 @@ def pool_forward(
         raise ValueError(f"mask: sequence {int(np.argmin(lengths))} has no real step to pool")
     rows = np.arange(n)
     if mode == "last":
-        last = lengths - 1
+        last = t_len - 1 - np.argmax(mask[:, ::-1], axis=1)  # (N,) each sequence's last real step
         hidden = f // num_directions
         features = out[rows, last].copy()
+        first = None
         if num_directions == 2:
-            features[:, hidden:] = out[:, 0, hidden:]
-        return features, PoolCache(mode, (n, t_len, f), last, None, num_directions)
+            first = np.argmax(mask, axis=1)  # (N,) its first real step
+            features[:, hidden:] = out[rows, first, hidden:]
+        return features, PoolCache(mode, (n, t_len, f), last, None, num_directions, first)
     if mode == "max":
         masked = np.where(mask[:, :, None], out, -np.inf)
         index = masked.argmax(axis=1)  # (N, F)
@@ -73,5 +77,5 @@ def pool_backward(dfeatures: np.ndarray, cache: PoolCache) -> np.ndarray:
     hidden = f // cache.num_directions
     dout[rows, cache.index, :hidden] = dfeatures[:, :hidden]
     if cache.num_directions == 2:
-        dout[:, 0, hidden:] += dfeatures[:, hidden:]
+        dout[rows, cache.first, hidden:] += dfeatures[:, hidden:]
     return dout

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unrolled.nn._validation import check_float_array, check_mask
+from unrolled.nn._validation import check_float_array, check_mask, check_positive_int, check_probability
 from unrolled.nn.dropout import dropout_backward, dropout_forward
-from unrolled.nn.gru import GRU
-from unrolled.nn.lstm import LSTM
+from unrolled.nn.cells import CELL_NAMES, get_cell
 from unrolled.nn.time_loop import (
     PARAM_NAMES,
     CellKernel,
@@ -33,9 +32,8 @@ from unrolled.nn.time_loop import (
     sequence_forward,
     zero_state,
 )
-from unrolled.nn.rnn import RNN_RELU, RNN_TANH
 
-CELLS = ("rnn", "gru", "lstm")
+CELLS = CELL_NAMES  # the registry's names (unrolled.nn.cells), kept under the name this module always exported
 RecurrentState = np.ndarray | tuple[np.ndarray, np.ndarray]  # h, or (h, c) for LSTM; each (L·dirs, N, H)
 
 
@@ -43,7 +41,7 @@ RecurrentState = np.ndarray | tuple[np.ndarray, np.ndarray]  # h, or (h, c) for 
 class RecurrentConfig:
     """Shape of a recurrent layer (what torch.nn.RNN/GRU/LSTM take in their constructors)."""
 
-    cell: str  # "rnn", "gru" or "lstm"
+    cell: str  # a name in the cell registry (unrolled.nn.cells): "rnn", "gru" or "lstm"
     input_size: int  # D
     hidden_size: int  # H
     num_layers: int = 1  # L
@@ -52,24 +50,15 @@ class RecurrentConfig:
     nonlinearity: str = "tanh"  # "tanh" or "relu"; Elman RNN only
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {self.cell!r}")
+        cell = get_cell(self.cell)
         for name in ("input_size", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
-        if self.nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {self.nonlinearity!r}")
-        if self.nonlinearity != "tanh" and self.cell != "rnn":
-            raise ValueError(f"nonlinearity: only the Elman RNN takes one, not {self.cell!r}")
+            check_positive_int(name, getattr(self, name))
+        check_probability("dropout", self.dropout)
+        cell.kernel(self.nonlinearity)  # a ValueError for a nonlinearity the cell does not take
 
     @property
     def kernel(self) -> CellKernel:
-        if self.cell == "rnn":
-            return RNN_TANH if self.nonlinearity == "tanh" else RNN_RELU
-        return GRU if self.cell == "gru" else LSTM
+        return get_cell(self.cell).kernel(self.nonlinearity)
 
     @property
     def num_directions(self) -> int:
@@ -231,17 +220,29 @@ def recurrent_forward(
     state0: RecurrentState | None = None,
     training: bool = False,
     rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, RecurrentState, RecurrentCache]:
+    prefix: str = "",
+    keep_cache: bool = True,
+) -> tuple[np.ndarray, RecurrentState, RecurrentCache | None]:
     """Run the layer over a batch.
 
     x (N, T, D); mask (N, T) bool or None; state0: h (L·dirs, N, H), (h, c) for LSTM, or None (zeros);
-    ``rng`` is needed only for dropout in training.
+    ``rng`` is needed only for dropout in training; params are looked up as ``prefix + name`` (``"rnn."``
+    inside a model's params).
     Returns out (N, T, dirs·H) (the last layer's outputs, zero at masked steps), the final state in the
     layout of state0, and the cache.
+
+    ``keep_cache=False`` is inference on a model's own parameters: no cache is returned (None), the
+    parameters are not checked again (a model checks them where they come in: initialisation, loading) and
+    ``out`` is a (N, T, dirs·H) view of time-major memory rather than a copy.
     """
-    # Names, shapes and dtypes; finiteness is checked where parameters come in (load_state_dict, checkpoint
-    # loading): a pass over every weight on every call was a third of a B = 1 forward pass.
-    dtype = check_recurrent_params(config, params, finite=False)
+    if keep_cache:
+        # Names, shapes and dtypes; finiteness is checked where parameters come in (load_state_dict,
+        # checkpoint loading): a pass over every weight on every call was a third of a B = 1 forward pass.
+        dtype = check_recurrent_params(config, _unprefixed(params, prefix), finite=False)
+    elif training:
+        raise ValueError("keep_cache: training needs the cache (backward reads it)")
+    else:
+        dtype = params[prefix + "weight_hh_l0"].dtype
     x = check_float_array("x", x, (None, None, config.input_size), dtype=dtype)
     n, t_len, _ = x.shape
     mask_tm = None if mask is None else check_mask("mask", mask, (n, t_len)).T  # (T, N)
@@ -250,11 +251,18 @@ def recurrent_forward(
         raise ValueError("rng: dropout between layers needs a numpy.random.Generator in training")
 
     layer_input, final_rows, caches, dropouts = forward_layers(
-        config, params, x.transpose(1, 0, 2), mask_tm=mask_tm, rows0=rows0, training=training, rng=rng
+        config, params, x.transpose(1, 0, 2), mask_tm=mask_tm, rows0=rows0, training=training, rng=rng,
+        prefix=prefix,
     )
+    if not keep_cache:
+        return layer_input.transpose(1, 0, 2), _join_state(config, final_rows), None
     out = np.ascontiguousarray(layer_input.transpose(1, 0, 2))  # (N, T, dirs·H)
     cache = RecurrentCache(config, tuple(caches), tuple(dropouts), (n, t_len, config.input_size))
     return out, _join_state(config, final_rows), cache
+
+
+def _unprefixed(params: Params, prefix: str) -> Params:
+    return params if not prefix else recurrent_params_of(params, prefix)
 
 
 def forward_layers(

@@ -62,13 +62,12 @@ RNN_RELU_NUMPY = CellKernel("rnn_relu", 1, ("h",), (), _relu_forward, _relu_back
 # The same kernels, plus the whole forward loop in C for small batches when built (see nn/fused.py).
 RNN_TANH = fused_kernel(RNN_TANH_NUMPY)
 RNN_RELU = fused_kernel(RNN_RELU_NUMPY)
-KERNELS = {"tanh": RNN_TANH, "relu": RNN_RELU}
 
 
 def _kernel(nonlinearity: str) -> CellKernel:
-    if nonlinearity not in KERNELS:
-        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-    return KERNELS[nonlinearity]
+    from unrolled.nn.cells import get_cell  # the registry imports this module
+
+    return get_cell("rnn").kernel(nonlinearity)
 
 
 def rnn_step_forward(

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from unrolled.nn._validation import check_float_array, check_mask
-from unrolled.nn.allocator import keep_freed_memory
 
 State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or (h, c)
 Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)
@@ -112,6 +111,35 @@ class SequenceCache:
     # for a batch without padding or with another mask.
     rows: np.ndarray | None = None  # (N,) original row of each stored row
     active: np.ndarray | None = None  # (T,) real rows at each processing step
+
+    # Readers in the caller's terms: (T, N, ...) in the original time order and row order, whatever the
+    # storage (reversed, length-sorted, packed). Copies; use them to look at a cache, not in a hot loop.
+
+    def in_caller_order(self, per_step: np.ndarray) -> np.ndarray:
+        """A stored per-step array (T, N, ...) (processing order, stored rows) -> the caller's order."""
+        if self.reverse:
+            per_step = per_step[::-1]
+        if self.rows is not None:
+            per_step = per_step[:, np.argsort(self.rows)]
+        return np.array(per_step)
+
+    def inputs(self) -> np.ndarray:
+        """(T, N, D) the inputs the cell read (zero at padded steps of a right-padded batch)."""
+        if self.active is None:
+            return self.in_caller_order(self.x)
+        unpacked = np.zeros(self.step_mask.shape[:2] + self.x.shape[-1:], dtype=self.x.dtype)
+        unpacked[self.step_mask[:, :, 0] > 0] = self.x
+        return self.in_caller_order(unpacked)
+
+    def state(self, component: str = "h") -> np.ndarray:
+        """(T, N, H) a state component (``kernel.state_names``) after each step; a padded step carries the
+        state before it."""
+        return self.in_caller_order(self.states[self.kernel.state_names.index(component)])
+
+    def activation(self, name: str) -> np.ndarray:
+        """(T, N, H) one of the activations a step keeps for backward (``kernel.saved_names``, e.g. a gate);
+        zero at padded steps of a right-padded batch."""
+        return self.in_caller_order(self.saved[:, self.kernel.saved_names.index(name)])
 
 
 def check_params(params: Params, num_gates: int, input_size: int | None = None, prefix: str = "") -> np.dtype:
@@ -301,7 +329,6 @@ def sequence_backward(
     splits it into its parts (what ``h_t.grad`` is in an autograd framework). Nothing is recorded when None.
     Returns dx (T, N, D) in the original time order, dstate0 (each (N, H)) and the parameter gradients.
     """
-    keep_freed_memory()  # training: reuse freed pages from step to step (see nn/allocator.py)
     kernel, params, x = cache.kernel, cache.params, cache.x
     t_len, n = cache.states[0].shape[:2]
     d = x.shape[-1]
