@@ -420,13 +420,14 @@ def make_gemm_floor(shape: Shape, cell: str, seed: int = 0) -> tuple[Callable[[i
 
 
 def make_unrolled_infer(shape: Shape, cell: str, batches: Sequence[Batch], seed: int = 0) -> Callable[[int], object]:
-    """unrolled inference: ``classifier_logits(params, config, ids)`` -> logits (what prediction calls)."""
-    from unrolled.models.classifier_net import classifier_logits
+    """unrolled inference: ``classifier_forward(params, config, ids, keep_cache=False)`` -> logits (what
+    prediction calls)."""
+    from unrolled.models.classifier_net import classifier_forward
 
     config, params, _ = _unrolled_model(shape, cell, seed=seed)
 
     def infer(i: int) -> np.ndarray:
-        return classifier_logits(params, config, batches[i % len(batches)].ids)
+        return classifier_forward(params, config, batches[i % len(batches)].ids, keep_cache=False)[0]
 
     return infer
 
@@ -1274,9 +1275,9 @@ unless a column says otherwise.
 - **unrolled**: float32; `classifier_forward(..., training=True)`, `classifier_backward` (the embedding
   gradient is `SparseRows`, the batch's distinct rows only), `unrolled.optim.Adam(params, lr=1e-3).step(grads)`
   (lazy, SparseAdam-style rows for the embedding, dense Adam for the rest). Pooling: the last state(s).
-  Kernels: {info['unrolled_kernels']}. The matrix products are NumPy's (OpenBLAS). The first backward pass
-  sets glibc's `M_MMAP_MAX = 0` and `M_TRIM_THRESHOLD = 1 GiB` (`unrolled/nn/allocator.py`): freed memory
-  is kept for the next step instead of being returned and page-faulted in again. The setting is
+  Kernels: {info['unrolled_kernels']}. The matrix products are NumPy's (OpenBLAS). As `unrolled.train.fit`
+  does before training, the benchmark sets glibc's `M_MMAP_MAX = 0` and `M_TRIM_THRESHOLD = 1 GiB`
+  (`unrolled/nn/allocator.py`) before its first step: freed memory is kept for the next step instead of being returned and page-faulted in again. The setting is
   process-wide, so the torch steps of this run, in the same process, run with it too.
 - **torch-default** (PyTorch as users write it): {TORCH_DEFAULT_CONFIG}.
 - **torch-best** (PyTorch's best CPU settings for this step): {TORCH_BEST_CONFIG}.
@@ -1345,7 +1346,7 @@ target cannot be met with these matrix products on this BLAS, whatever the code 
 
 Forward pass only, one sequence of T = {shape.seq_len} tokens, E = {shape.embed_dim}, H = {shape.hidden},
 vocabulary {shape.vocab:,}, one layer, last state → linear → logits. unrolled:
-`classifier_logits(params, config, ids)`, the inference entry point that `RNNClassifier.predict` calls (the
+`classifier_forward(params, config, ids, keep_cache=False)`, the inference entry point that `RNNClassifier.predict` calls (the
 same logits as `classifier_forward(..., training=False)`, bit for bit, without the caches that backward and
 `explain` need; batches of up to 4 rows run the whole time loop in C when the extension is built); torch:
 the torch-default module in `eval()` mode, each call inside `with torch.inference_mode():` (no autograd
@@ -1477,6 +1478,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    from unrolled.nn import allocator
+
+    allocator.keep_freed_memory()  # what the training loop (unrolled.train.fit) sets before the first step
     if args.memory_child is not None:
         return memory_child(args.memory_child)
     latency_shape, subnormal_shape, fixed_lens, process_warmup = LATENCY_SHAPE, SUBNORMAL_SHAPE, MEMORY_FIXED_LENS, 1

@@ -87,6 +87,25 @@ def test_prefixes_run_as_one_padded_batch(monkeypatch):
     np.testing.assert_array_equal(mask, np.tri(4, dtype=bool))  # prefix t has length t
 
 
+@pytest.mark.parametrize("name", ["rnn", "lstm-bi-2layer-mean"])
+def test_gradients_come_from_the_networks_own_backward(monkeypatch, name):
+    """explain differentiates through classifier_backward (the function training runs), for its label."""
+    calls = []
+    original = explain_module.classifier_backward
+
+    def spy(cache, **kwargs):
+        calls.append(kwargs)
+        return original(cache, **kwargs)
+
+    monkeypatch.setattr(explain_module, "classifier_backward", spy)
+    model = fitted(name)
+    trace = explain(model, "i love this movie", label=model.classes_[0])
+    assert len(calls) == 1 and calls[0]["targets"].tolist() == [0]
+    record = calls[0]["record"]
+    np.testing.assert_array_equal(trace.grad_x, np.linalg.norm(record.dx[0].astype(np.float64), axis=1))
+    assert trace.loss == record.loss
+
+
 def test_delta_is_the_change_in_the_focus_class():
     model = fitted("gru-max")
     trace = explain(model, "so bad but a wonderful film")
@@ -223,10 +242,9 @@ def test_recorded_state_gradients_of_every_layer_match_torch():
     _, _, cache = explain_module.classifier_forward(
         model.params_, cfg, ids[None], targets=np.array([0])
     )
-    dlogits = explain_module.softmax_cross_entropy_backward(cache.loss)
-    dfeatures, _ = explain_module.linear_backward(dlogits, cache.head)
-    dstates: dict = {}
-    recurrent_backward(explain_module.pool_backward(dfeatures, cache.pool), None, cache.recurrent, dstates_out=dstates)
+    record = explain_module.BackwardRecord()
+    explain_module.classifier_backward(cache, record=record)
+    dstates = record.dstates
     _, grad_h, _, _ = torch_reference(model, text, 0)
     assert set(dstates) == {(0, 0), (0, 1), (1, 0), (1, 1)}
     for key, expected in grad_h.items():

@@ -18,6 +18,7 @@ from unrolled.models.classifier_net import (
     classifier_forward,
     init_classifier_params,
 )
+from unrolled.nn._validation import check_positive_int
 from unrolled.nn.losses import softmax
 from unrolled.optim import Adam
 
@@ -83,8 +84,7 @@ def train_demo(
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> DemoModel:
     """Train on :data:`SENTENCES` (full batch, Adam) and return the model with its loss history."""
-    if epochs < 1:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs}")
+    check_positive_int("epochs", epochs)
     words = sorted({w for text, _ in SENTENCES for w in text.split()})
     vocab = {PAD: 0, UNK: 1, **{w: i + 2 for i, w in enumerate(words)}}
     config = ClassifierNetConfig(len(vocab), embedding_dim, hidden_size, num_classes=2, cell=cell)

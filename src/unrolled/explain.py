@@ -14,9 +14,10 @@ For a sentence of T tokens, :func:`explain` records, at every step t = 1..T:
 - for GRU and LSTM, the mean activation over units of each gate (GRU: reset r, update z; LSTM: input i,
   forget f, output o), read from the recurrence's saved activations.
 
-Nothing here re-implements the network: the numbers come from ``classifier_forward`` and the same backward
-steps as ``classifier_backward`` (keeping dx, and asking ``recurrent_backward`` to record the carried
-gradients).
+Nothing here re-implements the network: the numbers come from ``classifier_forward`` and
+``classifier_backward`` — the functions training runs — with the backward pass asked for the loss of the
+chosen class and handed a ``BackwardRecord`` for the carried state gradients and the word vectors' gradient;
+inputs, states and gates are read through the ``SequenceCache`` accessors.
 
 Prefix probabilities ("if the sentence ended here") are exact for every architecture: the T prefixes run
 as one padded batch with a mask (prefix t has length t; a reverse direction then starts at token t, as
@@ -46,12 +47,12 @@ from typing import Any
 import numpy as np
 
 from unrolled.models.classifier import RNNClassifier
-from unrolled.models.classifier_net import ClassifierNetConfig, classifier_forward
-from unrolled.nn.dropout import dropout_backward
-from unrolled.nn.linear import linear_backward, linear_forward
-from unrolled.nn.losses import softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from unrolled.nn.pooling import pool_backward
-from unrolled.nn.recurrent_layer import recurrent_backward
+from unrolled.models.classifier_net import BackwardRecord, ClassifierNetConfig, classifier_backward, classifier_forward
+from unrolled.nn._validation import check_positive_int
+from unrolled.nn.cells import CELL_NAMES, CELLS, GATE_TRACE_NAMES, NONLINEARITIES
+from unrolled.nn.linear import linear_forward
+from unrolled.nn.losses import softmax
+from unrolled.nn.pooling import POOLINGS
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
 
@@ -64,9 +65,6 @@ SAMPLED_PREFIXES = 16  # bidirectional models above the limit: this many evenly 
 PREFIX_BUDGET = 2**26  # floats one prefix-batch call may allocate (about 256 MB in float32), roughly
 VANISHING_RATIO = 1e-2  # ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ below this: vanishing; above 1 / this: exploding
 FIRST_VALUES = 3  # how many leading entries of x_t and h_t the table shows
-
-# Gate activations in the recurrence's ``saved`` arrays (kernel.saved_names) and their readable names.
-GATES = {"gru": (("r", "reset"), ("z", "update")), "lstm": (("i", "input"), ("f", "forget"), ("o", "output"))}
 
 PREFIX_METHODS = ("batch", "states", "sampled")
 VERDICTS = ("vanishing", "exploding", "stable", "single step", "no gradient at the last step")
@@ -232,11 +230,11 @@ TRACE_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["cell", "num_layers", "bidirectional", "pooling", "embedding_dim", "hidden_size"],
             "properties": {
-                "cell": {"enum": ["rnn", "gru", "lstm"]},
-                "nonlinearity": {"enum": ["tanh", "relu"]},
+                "cell": {"enum": list(CELL_NAMES)},
+                "nonlinearity": {"enum": list(NONLINEARITIES)},
                 "num_layers": {"type": "integer", "minimum": 1},
                 "bidirectional": {"type": "boolean"},
-                "pooling": {"enum": ["last", "max", "mean"]},
+                "pooling": {"enum": list(POOLINGS)},
                 "embedding_dim": {"type": "integer", "minimum": 1},
                 "hidden_size": {"type": "integer", "minimum": 1},
             },
@@ -258,7 +256,7 @@ TRACE_SCHEMA: dict[str, Any] = {
         "grad_x": {**_number_array(1), "description": "(T,) ‖∂L/∂x_t‖"},
         "gates": {
             "type": "object",
-            "propertyNames": {"enum": ["reset", "update", "input", "forget", "output"]},
+            "propertyNames": {"enum": list(GATE_TRACE_NAMES)},
             "additionalProperties": {**_number_array(2), "description": "(T, dirs) mean gate activation"},
         },
         "gradient": {
@@ -313,8 +311,7 @@ def explain(
         raise TypeError(f"text: expected a str, got {type(text).__name__}")
     if not text.strip():
         raise ValueError("text: empty")
-    if isinstance(max_prefixes, bool) or not isinstance(max_prefixes, int) or max_prefixes < 1:
-        raise ValueError(f"max_prefixes: expected a positive integer, got {max_prefixes!r}")
+    check_positive_int("max_prefixes", max_prefixes)
     tokens = tokenize(text, lowercase=model.lowercase)
     if not tokens:
         raise ValueError("text: empty")
@@ -344,20 +341,16 @@ def explain(
     label_id = predicted if label is None else _class_id("label", label, classes)
     focus_id = label_id if focus is None else _class_id("focus", focus, classes)
 
-    # The loss, then classifier_backward's steps, keeping dx and the carried gradients of the states.
-    loss, loss_cache = softmax_cross_entropy_forward(logits, np.array([label_id]))
-    dlogits = softmax_cross_entropy_backward(loss_cache)
-    ddropped, _ = linear_backward(dlogits, cache.head)
-    dout = pool_backward(dropout_backward(ddropped, cache.feature_dropout), cache.pool)
-    dstates: dict = {}
-    dx, _, _ = recurrent_backward(dout, None, cache.recurrent, dstates_out=dstates)
-    dx = dropout_backward(dx, cache.embedding_dropout)  # (1, T, E)
+    # The network's own backward pass, for the loss against the chosen class, recording what explain shows.
+    record = BackwardRecord()
+    classifier_backward(cache, targets=np.array([label_id]), record=record)
+    loss = record.loss
 
     rec = config.recurrent
     dirs, hidden, top = rec.num_directions, rec.hidden_size, rec.num_layers - 1
-    grad_h = np.stack([_norms(dstates[(top, d)][:, 0, :]) for d in range(dirs)], axis=1)  # (T, dirs)
-    grad_x = _norms(dx[0])
-    x = np.array(cache.recurrent.directions[0][0].x[:, 0, :])  # (T, E): direction 0 keeps sentence order
+    grad_h = np.stack([_norms(record.dstates[(top, d)][:, 0, :]) for d in range(dirs)], axis=1)  # (T, dirs)
+    grad_x = _norms(record.dx[0])
+    x = cache.recurrent.directions[0][0].inputs()[:, 0, :]  # (T, E) the word vectors the first layer read
     h = np.array(cache.outputs[0].reshape(t_len, dirs, hidden))  # (T, dirs, H); no step is masked
     gates = _gate_means(cache.recurrent.directions[top], config.cell)
 
@@ -417,15 +410,12 @@ def _norms(rows: np.ndarray) -> np.ndarray:
 
 
 def _gate_means(top_layer: tuple, cell: str) -> dict[str, np.ndarray]:
-    """Mean over units of each gate's activation, from the top layer's SequenceCaches: name -> (T, dirs)."""
-    gates = {}
-    for short, name in GATES.get(cell, ()):
-        per_direction = []
-        for seq in top_layer:
-            mean = seq.saved[:, seq.kernel.saved_names.index(short), 0, :].mean(axis=1, dtype=np.float64)
-            per_direction.append(mean[::-1] if seq.reverse else mean)  # saved is in processing order
-        gates[name] = np.stack(per_direction, axis=1)
-    return gates
+    """Mean over units of each gate's activation (the gates the cell registry names for explain), from the
+    top layer's SequenceCaches, batch row 0: name -> (T, dirs)."""
+    return {
+        name: np.stack([seq.activation(short)[:, 0, :].mean(axis=1, dtype=np.float64) for seq in top_layer], axis=1)
+        for short, name in CELLS[cell].explained_gates.items()
+    }
 
 
 def _prefix_probabilities(
@@ -478,7 +468,7 @@ def _prefix_batch_logits(model: RNNClassifier, ids: np.ndarray, lengths: np.ndar
         cols = int(lengths[stop - 1])
         mask = np.arange(cols)[None, :] < lengths[start:stop, None]  # row k: its first lengths[k] steps
         batch = np.where(mask, ids[None, :cols], pad_id)
-        logits[start:stop], _, _ = classifier_forward(model.params_, config, batch, mask=mask)
+        logits[start:stop], _, _ = classifier_forward(model.params_, config, batch, mask=mask, keep_cache=False)
         start = stop
     return logits
 

@@ -1,4 +1,6 @@
-"""The one training loop, shared by every task (the classifier and the forecaster so far).
+"""The one training loop, shared by every task: the classifier (``RNNClassifier.fit``), the forecaster
+(``RNNForecaster.fit``) and the language model (``RNNLanguageModel.fit``, whose batches are the windows of
+truncated BPTT over one stream); the demo runs its own few full-batch steps (``unrolled.demo``).
 
 A task hands the loop three things: the parameters (a dict of arrays, updated in place), a function that
 makes the epoch's batches, and a function that returns the loss and the gradients of one batch. The loop
@@ -20,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from unrolled.nn import allocator
+from unrolled.nn._validation import check_choice, check_nonnegative_int, check_positive_int, check_positive_number
 from unrolled.nn.embedding import SparseRows
 from unrolled.optim import SGD, Adam, AdamW, clip_grad_norm, constant, warmup_cosine_decay, warmup_linear_decay
 
@@ -49,23 +53,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            check_positive_int(name, getattr(self, name))
+        check_positive_number("lr", self.lr)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm: expected a positive number or None, got {self.clip_norm!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps: expected an integer >= 0, got {self.warmup_steps!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience: expected a positive integer or None, got {self.patience!r}")
+        check_positive_number("clip_norm", self.clip_norm, allow_none=True)
+        check_nonnegative_int("warmup_steps", self.warmup_steps)
+        check_positive_int("patience", self.patience, allow_none=True)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,13 +150,18 @@ def fit(
     evaluate: Callable[[], float] | None = None,
     higher_is_better: bool = True,
     callbacks: Sequence[object] = (),
+    keep_freed_memory: bool = True,
 ) -> TrainHistory:
     """Train ``params`` in place; at the end they hold the weights of the best dev epoch.
 
     make_batches(rng) -> the epoch's batches (called once per epoch; shuffling uses rng)
     batch_loss(batch, rng) -> (mean loss, gradients), in training mode (dropout draws from rng)
     evaluate() -> the dev metric after an epoch, or None to keep the last weights
+    keep_freed_memory: keep freed memory for the next step (glibc malloc settings for the whole process,
+        see :mod:`unrolled.nn.allocator`): each step's big arrays then reuse pages instead of page-faulting
     """
+    if keep_freed_memory:
+        allocator.keep_freed_memory()
     rng = np.random.default_rng(config.seed)
     optimizer = make_optimizer(config, params)
     history = TrainHistory()

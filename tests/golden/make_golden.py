@@ -143,7 +143,8 @@ def fingerprint() -> dict:
         "instruction_set": fused.INSTRUCTION_SET,
         "numpy": np.__version__,
         "machine": platform.machine(),
-        "blas": [[i.get("internal_api"), i.get("architecture")] for i in threadpool_info()],
+        "blas": [list(pair) for pair in sorted({(i.get("internal_api"), i.get("architecture"))
+                                                for i in threadpool_info() if i.get("user_api") == "blas"}, key=str)],
     }
 
 

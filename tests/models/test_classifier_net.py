@@ -11,7 +11,6 @@ from unrolled.models.classifier_net import (
     ClassifierNetConfig,
     classifier_backward,
     classifier_forward,
-    classifier_logits,
     init_classifier_params,
 )
 from unrolled.nn.embedding import SparseRows
@@ -52,6 +51,39 @@ def test_loss_gradients_match_finite_differences(cell, layers, bidirectional, po
     for name, value in params.items():
         grad = grads[name].to_dense() if isinstance(grads[name], SparseRows) else grads[name]
         assert rel_error(grad, numerical_gradient(loss, value)) <= 1e-6, name
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+def test_gradients_with_holes_in_the_mask(cell, bidirectional, pooling):
+    """A mask that is not right-padded (steps missing in the middle, at the start, at the end): the loss and
+    its gradients still agree, 'last' pooling included (it reads each direction's final state)."""
+    config = ClassifierNetConfig(vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell,
+                                 bidirectional=bidirectional, pooling=pooling)
+    params = init_classifier_params(config, np.random.default_rng(0), dtype=np.float64)
+    mask = IDS != 0
+    mask[0, 1] = mask[1, 0] = mask[2, 3] = False
+
+    def loss():
+        return classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)[1]
+
+    grads = classifier_backward(classifier_forward(params, config, IDS, mask=mask, targets=TARGETS)[2])
+    for name, value in params.items():
+        grad = grads[name].to_dense() if isinstance(grads[name], SparseRows) else grads[name]
+        assert rel_error(grad, numerical_gradient(loss, value)) <= 1e-6, name
+
+
+def test_last_pooling_reads_the_final_real_steps():
+    from unrolled.nn.pooling import pool_backward, pool_forward
+
+    out = np.arange(2 * 4 * 4, dtype=np.float64).reshape(2, 4, 4)
+    mask = np.array([[False, True, True, False], [True, False, True, True]])
+    last, cache = pool_forward(out, mask, "last", num_directions=2)
+    np.testing.assert_array_equal(last[0], [*out[0, 2, :2], *out[0, 1, 2:]])
+    np.testing.assert_array_equal(last[1], [*out[1, 3, :2], *out[1, 0, 2:]])
+    dout = pool_backward(np.ones((2, 4)), cache)
+    assert dout[0, 2, :2].tolist() == [1, 1] and dout[0, 1, 2:].tolist() == [1, 1] and dout.sum() == 8
 
 
 def test_pooling_picks_the_right_steps():
@@ -122,7 +154,7 @@ def test_matches_the_same_network_in_torch(cell):
 @pytest.mark.parametrize("ids", [IDS[:1], IDS, IDS6], ids=["1 row", "4 rows", "6 rows"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inference_logits_equal_the_forward_pass(cell, layers, bidirectional, pooling, ids, dtype):
-    """classifier_logits (what prediction calls) gives classifier_forward's logits, bit for bit."""
+    """Inference (keep_cache=False, what prediction calls) gives the training forward's logits, bit for bit."""
     config = ClassifierNetConfig(
         vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3, cell=cell,
         num_layers=layers, bidirectional=bidirectional, pooling=pooling, dropout=0.3,
@@ -130,17 +162,28 @@ def test_inference_logits_equal_the_forward_pass(cell, layers, bidirectional, po
     params = init_classifier_params(config, np.random.default_rng(1), dtype=dtype)
     for mask in (ids != 0, None):
         expected, _, _ = classifier_forward(params, config, ids, mask=mask)
-        logits = classifier_logits(params, config, ids, mask=mask)
-        assert logits.dtype == dtype
+        logits, loss, cache = classifier_forward(params, config, ids, mask=mask, keep_cache=False)
+        assert cache is None and loss is None and logits.dtype == dtype
         np.testing.assert_array_equal(logits, expected)
 
 
-def test_inference_logits_check_ids_and_mask():
+@pytest.mark.parametrize("keep_cache", [True, False])
+def test_forward_checks_ids_and_mask(keep_cache):
     config = ClassifierNetConfig(vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3)
     params = init_classifier_params(config, np.random.default_rng(1))
+
+    def classifier_logits(params, config, ids, mask=None):
+        return classifier_forward(params, config, ids, mask=mask, keep_cache=keep_cache)
     with pytest.raises(ValueError, match=r"ids: expected values in \[0, 7\), got 9"):
         classifier_logits(params, config, np.array([[1, 9]]))
     with pytest.raises(ValueError, match=r"mask: expected shape \(1, 2\)"):
         classifier_logits(params, config, np.array([[1, 2]]), mask=np.ones((1, 3), bool))
     with pytest.raises(ValueError, match="mask: sequence 1 has no real step to pool"):
         classifier_logits(params, config, np.array([[1, 2], [0, 0]]), mask=np.array([[True, True], [False, False]]))
+
+
+def test_inference_refuses_training():
+    config = ClassifierNetConfig(vocab_size=7, embedding_dim=3, hidden_size=4, num_classes=3)
+    params = init_classifier_params(config, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="keep_cache: training needs the cache"):
+        classifier_forward(params, config, IDS, training=True, rng=np.random.default_rng(0), keep_cache=False)

@@ -20,6 +20,7 @@ STEPS = """
 import resource
 import numpy as np
 from unrolled.nn import allocator, lstm
+allocator.keep_freed_memory()  # what the training loop does first (honours UNROLLED_KEEP_FREED_MEMORY)
 rng = np.random.default_rng(0)
 t_len, n, d, h = 256, 64, 16, 128
 params = {"weight_ih": rng.standard_normal((4 * h, d), dtype=np.float32) * 0.1,
@@ -52,3 +53,26 @@ def test_kept_memory_is_reused_without_page_faults():
     # measured: ~5,000 faults (20 MiB of 4 KiB pages) every step without; none once the heap has grown
     assert faults_without > 2_000
     assert faults < 100
+
+
+FORWARD_BACKWARD = """
+import numpy as np
+from unrolled.nn import allocator, gru
+from unrolled.models.classifier import RNNClassifier
+x = np.ones((2, 3, 4))
+params = {"weight_ih": np.ones((12, 4)) * 0.1, "weight_hh": np.ones((12, 4)) * 0.1,
+          "bias_ih": np.zeros(12), "bias_hh": np.zeros(12)}
+out, _, cache = gru.gru_forward(x, None, params)
+gru.gru_backward(np.ones_like(out), None, cache)
+engine_left_it = allocator._applied is None
+RNNClassifier(hidden_size=3, embedding_dim=3, epochs=1).fit(["a b", "b c"], ["x", "y"])
+print(engine_left_it, allocator._applied)
+"""
+
+
+def test_the_engine_leaves_malloc_alone_and_training_sets_it():
+    """No process-wide side effect from a backward pass; the training loop makes the choice, explicitly."""
+    result = subprocess.run([sys.executable, "-c", FORWARD_BACKWARD], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, UNROLLED_KEEP_FREED_MEMORY="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]

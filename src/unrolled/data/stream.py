@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from unrolled.nn._validation import check_positive_int
+
 __all__ = ["stream_windows"]
 
 
@@ -36,9 +38,8 @@ def stream_windows(ids: np.ndarray, batch_size: int, bptt: int) -> list[tuple[np
 
     A stream too short to give each row one step (fewer than 2·B ids) is a ValueError.
     """
-    for name, value in (("batch_size", batch_size), ("bptt", bptt)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("bptt", bptt)
     ids = np.asarray(ids)
     if ids.ndim != 1:
         raise ValueError(f"ids: expected a 1-D stream of ids, got shape {ids.shape}")

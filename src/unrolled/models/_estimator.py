@@ -1,9 +1,34 @@
-"""What every unrolled estimator shares: scikit-learn's parameter protocol and the not-fitted error."""
+"""What every unrolled estimator shares: scikit-learn's parameter protocol and tags, the not-fitted error,
+and the checkpoint skeleton (``save`` / ``load``) around a few hooks for what differs between them.
+
+A subclass sets the class attributes ``KIND`` (its checkpoint kind), ``_CONFIG_NAME`` (how "invalid …
+config" calls it), ``_FIT_CALL`` (how to fit it, for the not-fitted message), ``_estimator_type`` and the
+``_SKLEARN_*`` tags, and implements:
+
+    _config_fields()                       config.json fields of its own (between "estimator" and "training")
+    _training_record()                     the "training" field (default: history and seconds)
+    _restore_config(config)                set the learned attributes from config.json, ``net_config_`` first;
+                                           a KeyError, TypeError or ValueError here means an invalid config
+    _restore_checkpoint(checkpoint, path)  the rest (vocab.json, checks across fields), with its own messages
+
+Both sides keep the on-disk layout: config.json is ``{format, format_version, kind, model, estimator, <own
+fields>, training, <extra>}`` and the tensors are ``params_`` under the names ``net_config_.param_shapes()``
+gives.
+"""
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from unrolled.checkpoint import Checkpoint, check_tensors, load_checkpoint, save_checkpoint
+from unrolled.pretrained import resolve
+
+__all__ = ["Estimator", "NotFittedError"]
+
+_E = TypeVar("_E", bound="Estimator")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -12,7 +37,16 @@ class NotFittedError(ValueError, AttributeError):
 
 class Estimator:
     """``get_params``/``set_params``/``repr`` from the keyword-only arguments of ``__init__``, which only
-    stores them (so ``sklearn.base.clone`` works)."""
+    stores them (so ``sklearn.base.clone`` works); scikit-learn tags; ``save``/``load`` of checkpoints."""
+
+    KIND: ClassVar[str]  # the checkpoint kind, one of unrolled.checkpoint.KINDS
+    _CONFIG_NAME: ClassVar[str]  # "classifier" in "<path>/config.json: invalid classifier config (…)"
+    _FIT_CALL: ClassVar[str]  # "fit(texts, labels)" in the not-fitted message
+    _estimator_type: ClassVar[str | None] = None  # "classifier", "regressor" or None (read by scikit-learn < 1.6)
+    _SKLEARN_TARGET_REQUIRED: ClassVar[bool] = False  # fit needs y
+    _SKLEARN_INPUT_TAGS: ClassVar[dict[str, bool]] = {}  # sklearn.utils.InputTags fields that differ from its defaults
+
+    # --- parameters ----------------------------------------------------------------------------------
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -33,3 +67,77 @@ class Estimator:
         defaults = type(self)().get_params()
         changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    # --- scikit-learn protocol -----------------------------------------------------------------------
+
+    def __sklearn_tags__(self):  # scikit-learn >= 1.6 asks estimators for their tags
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags  # only from sklearn
+
+        kind = self._estimator_type
+        return Tags(
+            estimator_type=kind, target_tags=TargetTags(required=self._SKLEARN_TARGET_REQUIRED),
+            classifier_tags=ClassifierTags() if kind == "classifier" else None,
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            input_tags=InputTags(**self._SKLEARN_INPUT_TAGS),
+        )
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call {self._FIT_CALL} or unrolled.load(path)"
+            )
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+
+    def _config_fields(self) -> dict[str, Any]:
+        """The estimator's own config.json fields, written between "estimator" and "training"."""
+        return {}
+
+    def _training_record(self) -> dict[str, Any]:
+        """The "training" field of config.json."""
+        return {"history": self.history_.to_json(), "seconds": self.training_seconds_}
+
+    def _restore_config(self, config: dict[str, Any]) -> None:
+        """Set the learned attributes that config.json holds (``net_config_`` among them)."""
+        raise NotImplementedError
+
+    def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        """Set or check what the rest of the checkpoint holds (vocab.json); raise with its own message."""
+
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint directory (model.safetensors, config.json and, with a vocabulary, vocab.json),
+        atomically; ``extra`` adds fields to config.json (e.g. metrics)."""
+        self._check_fitted()
+        config = {
+            "model": asdict(self.net_config_),
+            "estimator": self.get_params(),
+            **self._config_fields(),
+            "training": self._training_record(),
+            **(extra or {}),
+        }
+        vocab = getattr(self, "vocab_", None)
+        return save_checkpoint(path, kind=self.KIND, tensors=self.params_, config=config,
+                               vocab=None if vocab is None else vocab.to_json())
+
+    @classmethod
+    def load(cls: type[_E], path: str | Path) -> _E:
+        """Read a checkpoint directory written by :meth:`save`, or a bundled model's name ("sst2-best").
+
+        Raises :class:`unrolled.checkpoint.CheckpointError` for a missing, broken or other-kind checkpoint and
+        ``ValueError`` for a config.json that does not describe this estimator; each is one line naming the file.
+        """
+        directory = resolve(path)
+        checkpoint = load_checkpoint(directory, kind=cls.KIND)
+        config = checkpoint.config
+        source = str(directory / "config.json")
+        try:
+            model = cls(**config["estimator"])
+            model._restore_config(config)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{source}: invalid {cls._CONFIG_NAME} config ({error})") from None
+        model._restore_checkpoint(checkpoint, directory)
+        expected = model.net_config_.param_shapes()
+        check_tensors(checkpoint.tensors, expected, source=str(directory / "model.safetensors"))
+        model.params_ = {name: checkpoint.tensors[name] for name in expected}
+        model.config_ = config
+        return model

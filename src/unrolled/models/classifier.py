@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from unrolled.checkpoint import Checkpoint
 from unrolled.data.batching import length_bucketed_batches, pad_batch
 from unrolled.data.readers import LabelMap
 from unrolled.metrics import ClassificationReport, classification_report
@@ -26,13 +25,15 @@ from unrolled.models.classifier_net import (
     ClassifierNetConfig,
     classifier_backward,
     classifier_forward,
-    classifier_logits,
     init_classifier_params,
 )
+from unrolled.nn._validation import check_positive_int, check_probability
 from unrolled.nn.losses import softmax
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
 from unrolled.train import TrainConfig, TrainHistory, fit
+
+__all__ = ["RNNClassifier", "NotFittedError"]
 
 KIND = "classifier"
 PREDICT_BATCH = 256
@@ -137,15 +138,14 @@ class RNNClassifier(Estimator):
         self.max_len = max_len
         self.random_state = random_state
 
-    # --- scikit-learn protocol -------------------------------------------------------------------------
+    # --- scikit-learn protocol (tags built by Estimator.__sklearn_tags__) ------------------------------
 
-    def __sklearn_tags__(self):  # scikit-learn >= 1.6 asks estimators for their tags
-        from sklearn.utils import ClassifierTags, Tags, TargetTags  # only reached from inside scikit-learn
-
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(), input_tags=_string_input_tags())
-
-    _estimator_type = "classifier"  # scikit-learn < 1.6
+    KIND = KIND
+    _CONFIG_NAME = "classifier"
+    _FIT_CALL = "fit(texts, labels)"
+    _estimator_type = "classifier"
+    _SKLEARN_TARGET_REQUIRED = True
+    _SKLEARN_INPUT_TAGS = {"one_d_array": True, "two_d_array": False, "string": True}  # a list of texts
 
     # --- training ------------------------------------------------------------------------------------
 
@@ -195,10 +195,8 @@ class RNNClassifier(Estimator):
         if not texts:
             raise ValueError("X: no training texts")
         train_config = self._train_config()
-        if self.max_len is not None and self.max_len < 1:
-            raise ValueError(f"max_len: expected a positive integer or None, got {self.max_len!r}")
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise ValueError(f"word_dropout: expected a probability in [0, 1), got {self.word_dropout!r}")
+        check_positive_int("max_len", self.max_len, allow_none=True)
+        check_probability("word_dropout", self.word_dropout)
         if self.freeze_embeddings and self.embeddings is None:
             raise ValueError("freeze_embeddings: there are no pretrained embeddings to freeze (set embeddings)")
         started = time.perf_counter()
@@ -261,10 +259,6 @@ class RNNClassifier(Estimator):
 
     # --- inference -----------------------------------------------------------------------------------
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError("this RNNClassifier is not fitted yet: call fit(texts, labels) or unrolled.load(path)")
-
     def _proba_of_ids(self, encoded: list[list[int]]) -> np.ndarray:
         """(N, C) probabilities, computed in length-sorted batches and put back in input order."""
         probs = np.empty((len(encoded), self.net_config_.num_classes), dtype=np.float64)
@@ -272,7 +266,7 @@ class RNNClassifier(Estimator):
         lengths = [len(ids) for ids in encoded]
         for batch in length_bucketed_batches(lengths, PREDICT_BATCH, shuffle=False):
             ids, mask = pad_batch([encoded[i] for i in batch], pad_id=pad_id)
-            logits = classifier_logits(self.params_, self.net_config_, ids, mask=mask)
+            logits, _, _ = classifier_forward(self.params_, self.net_config_, ids, mask=mask, keep_cache=False)
             probs[batch] = softmax(logits.astype(np.float64))
         return probs
 
@@ -301,51 +295,28 @@ class RNNClassifier(Estimator):
         predicted = self.predict_proba(X).argmax(axis=1)
         return classification_report(targets, predicted, self.label_map_.names)
 
-    # --- checkpoints ----------------------------------------------------------------------------------
+    # --- checkpoints (save and load: Estimator) -------------------------------------------------------
 
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint directory (model.safetensors, config.json, vocab.json), atomically."""
-        self._check_fitted()
+    def _config_fields(self) -> dict[str, Any]:
+        return {"labels": self.label_map_.to_json(),
+                "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_]}
+
+    def _training_record(self) -> dict[str, Any]:
         coverage = getattr(self, "embedding_coverage_", None)
-        config = {
-            "model": asdict(self.net_config_),
-            "estimator": self.get_params(),
-            "labels": self.label_map_.to_json(),
-            "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
-            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_,
-                         "embedding_coverage": coverage.to_json() if coverage is not None else None},
-            **(extra or {}),
-        }
-        return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config, vocab=self.vocab_.to_json())
+        return {"history": self.history_.to_json(), "seconds": self.training_seconds_,
+                "embedding_coverage": coverage.to_json() if coverage is not None else None}
 
-    @classmethod
-    def load(cls, path: str | Path) -> RNNClassifier:
-        checkpoint = load_checkpoint(path, kind=KIND)
-        config = checkpoint.config
-        source = str(Path(path) / "config.json")
-        try:
-            model = cls(**config["estimator"])
-            model.net_config_ = ClassifierNetConfig(**config["model"])
-            model.label_map_ = LabelMap.from_json(config["labels"])
-            model.classes_ = np.array(config["classes"])
-            model.history_ = TrainHistory.from_json(config["training"]["history"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{source}: invalid classifier config ({error})") from None
-        model.vocab_ = Vocab.from_json(checkpoint.vocab, source=str(Path(path) / "vocab.json"))
-        if len(model.vocab_) != model.net_config_.vocab_size:
+    def _restore_config(self, config: dict[str, Any]) -> None:
+        self.net_config_ = ClassifierNetConfig(**config["model"])
+        self.label_map_ = LabelMap.from_json(config["labels"])
+        self.classes_ = np.array(config["classes"])
+        self.history_ = TrainHistory.from_json(config["training"]["history"])
+        self.training_seconds_ = config["training"].get("seconds", 0.0)
+
+    def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        self.vocab_ = Vocab.from_json(checkpoint.vocab, source=str(path / "vocab.json"))
+        if len(self.vocab_) != self.net_config_.vocab_size:
             raise ValueError(
-                f"{Path(path) / 'vocab.json'}: {len(model.vocab_)} tokens, but the model has "
-                f"vocab_size {model.net_config_.vocab_size}"
+                f"{path / 'vocab.json'}: {len(self.vocab_)} tokens, but the model has "
+                f"vocab_size {self.net_config_.vocab_size}"
             )
-        expected = model.net_config_.param_shapes()
-        check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
-        model.params_ = {name: checkpoint.tensors[name] for name in expected}
-        model.training_seconds_ = config["training"].get("seconds", 0.0)
-        model.config_ = config
-        return model
-
-
-def _string_input_tags():
-    from sklearn.utils import InputTags
-
-    return InputTags(one_d_array=True, two_d_array=False, string=True)

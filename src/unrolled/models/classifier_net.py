@@ -17,11 +17,11 @@ Parameter names follow a PyTorch module with submodules ``embedding`` (nn.Embedd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from unrolled.nn._validation import check_index_array, check_mask
+from unrolled.nn._validation import check_choice, check_index_array, check_mask, check_positive_int
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward, embedding_forward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
@@ -30,11 +30,9 @@ from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
 from unrolled.nn.recurrent_layer import (
     RecurrentCache,
     RecurrentConfig,
-    forward_layers,
     init_recurrent_params,
     recurrent_backward,
     recurrent_forward,
-    recurrent_params_of,
 )
 
 Params = dict[str, np.ndarray]
@@ -57,15 +55,12 @@ class ClassifierNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_dim", "num_classes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if self.num_classes < 2:
             raise ValueError(f"num_classes: expected at least 2, got {self.num_classes}")
         if self.padding_idx is not None and not 0 <= self.padding_idx < self.vocab_size:
             raise ValueError(f"padding_idx: expected a row in [0, {self.vocab_size}), got {self.padding_idx}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        check_choice("pooling", self.pooling, POOLINGS)
         self.recurrent  # validates the recurrent part
 
     @property
@@ -107,12 +102,27 @@ class ClassifierCache:
     embedding: EmbeddingCache
     embedding_dropout: DropoutCache
     recurrent: RecurrentCache
-    pool: PoolCache
+    pool: PoolCache | None  # None for 'last' pooling, which reads the final states
     feature_dropout: DropoutCache
     head: LinearCache
     loss: CrossEntropyCache | None
     outputs: np.ndarray  # (N, T, dirs·H) the recurrent layer's outputs (zero at padded steps)
     features: np.ndarray  # (N, dirs·H) the pooled features fed to the head (before dropout)
+    logits: np.ndarray  # (N, C)
+
+
+@dataclass
+class BackwardRecord:
+    """What :func:`classifier_backward` records when handed one (explain's view of the backward pass).
+
+    dstates[(layer, direction)] (T, N, H): the total gradient reaching that direction's hidden state h at
+    each step, in time order (what ``h_t.grad`` is in an autograd framework); dx (N, T, E): the gradient of
+    the word vectors; loss: the loss the gradients are of.
+    """
+
+    dstates: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    dx: np.ndarray | None = None
+    loss: float | None = None
 
 
 def classifier_forward(
@@ -124,79 +134,88 @@ def classifier_forward(
     targets: np.ndarray | None = None,
     training: bool = False,
     rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, float | None, ClassifierCache]:
+    keep_cache: bool = True,
+) -> tuple[np.ndarray, float | None, ClassifierCache | None]:
     """ids (N, T) int, mask (N, T) bool, targets (N,) int or None -> logits (N, C), loss or None, cache.
 
     ``rng`` draws the dropout masks in training (needed when ``config.dropout`` > 0).
+    ``keep_cache=False`` is inference, what prediction calls: the same computation and the same logits, bit
+    for bit, with no caches (cache None) and the parameters taken as the model's own (names, shapes and
+    values checked where they came in); for one short sentence the caches and checks cost twice the
+    arithmetic.
     """
-    p = config.dropout
+    n, t_len = check_index_array("ids", ids, config.vocab_size, (None, None)).shape
+    if mask is not None:
+        check_mask("mask", mask, (n, t_len))
+        if not mask.any(axis=1).all():
+            raise ValueError(f"mask: sequence {int(np.argmin(mask.any(axis=1)))} has no real step to pool")
+    p, rec = config.dropout, config.recurrent
     x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx)
     x, emb_drop = dropout_forward(x, p, training=training, rng=rng)
-    rec = config.recurrent
-    out, _, rec_cache = recurrent_forward(
-        x, recurrent_params_of(params), rec, mask=mask, training=training, rng=rng
+    out, state_final, rec_cache = recurrent_forward(
+        x, params, rec, mask=mask, training=training, rng=rng, prefix="rnn.", keep_cache=keep_cache
     )
-    features, pool_cache = pool_forward(out, mask, config.pooling, num_directions=rec.num_directions)
+    if config.pooling == "last":  # each direction's final state (padded steps carry the state through)
+        features, pool_cache = _final_state_features(state_final, rec), None
+    else:
+        features, pool_cache = pool_forward(out, mask, config.pooling, num_directions=rec.num_directions)
     dropped, feat_drop = dropout_forward(features, p, training=training, rng=rng)
     logits, head_cache = linear_forward(dropped, params["head.weight"], params["head.bias"])
     loss, loss_cache = None, None
     if targets is not None:
         loss, loss_cache = softmax_cross_entropy_forward(logits, targets)
+    if not keep_cache:
+        return logits, loss, None
     cache = ClassifierCache(
-        config, emb_cache, emb_drop, rec_cache, pool_cache, feat_drop, head_cache, loss_cache, out, features
+        config, emb_cache, emb_drop, rec_cache, pool_cache, feat_drop, head_cache, loss_cache, out, features, logits
     )
     return logits, loss, cache
 
 
-def classifier_logits(
-    params: Params, config: ClassifierNetConfig, ids: np.ndarray, *, mask: np.ndarray | None = None
-) -> np.ndarray:
-    """Inference: ids (N, T) int, mask (N, T) bool or None -> the logits (N, C) of
-    ``classifier_forward(params, config, ids, mask=mask)``, the same numbers, without its caches.
+def classifier_backward(
+    cache: ClassifierCache, *, targets: np.ndarray | None = None, record: BackwardRecord | None = None
+) -> Grads:
+    """Gradients of the mean loss for every parameter; ``embedding.weight``'s is sparse (SparseRows).
 
-    What prediction calls: the ids and mask are checked, the parameters are taken as a model's own (names,
-    shapes and values checked where they came in); the layers run as in the forward pass, without dropout,
-    and 'last' pooling reads the final states. For one short sentence the caches and per-layer checks of
-    ``classifier_forward`` cost twice the arithmetic.
+    targets (N,) int: take the loss against these classes instead of the forward pass's targets (explain
+    asks for the gradient of a chosen class); record: a :class:`BackwardRecord` to fill with the
+    per-step state gradients, the word vectors' gradient and the loss.
     """
-    rec = config.recurrent
-    check_index_array("ids", ids, config.vocab_size, (None, None))
-    n, t_len = ids.shape
-    if mask is not None:
-        check_mask("mask", mask, (n, t_len))
-        if not mask.any(axis=1).all():
-            raise ValueError(f"mask: sequence {int(np.argmin(mask.any(axis=1)))} has no real step to pool")
-    x_tm = params["embedding.weight"][ids.T]  # (T, N, E), time-major
-    outputs, final_rows, _, _ = forward_layers(
-        rec, params, x_tm, mask_tm=None if mask is None else mask.T, prefix="rnn."
-    )
-    if config.pooling == "last":  # the top layer's final state of each direction (see classifier_backward)
-        top = final_rows[(rec.num_layers - 1) * rec.num_directions :]
-        features = top[0][0] if len(top) == 1 else np.concatenate([row[0] for row in top], axis=1)
-    else:
-        features, _ = pool_forward(outputs.transpose(1, 0, 2), mask, config.pooling,
-                                   num_directions=rec.num_directions)
-    return features @ params["head.weight"].T + params["head.bias"]
-
-
-def classifier_backward(cache: ClassifierCache) -> Grads:
-    """Gradients of the mean loss for every parameter; ``embedding.weight``'s is sparse (SparseRows)."""
-    if cache.loss is None:
+    if targets is not None:
+        loss, loss_cache = softmax_cross_entropy_forward(cache.logits, targets)
+    elif cache.loss is None:
         raise ValueError("cache: the forward pass had no targets, so there is no loss to differentiate")
-    dlogits = softmax_cross_entropy_backward(cache.loss)
+    else:
+        loss, loss_cache = None, cache.loss
+    dlogits = softmax_cross_entropy_backward(loss_cache)
     ddropped, head_grads = linear_backward(dlogits, cache.head)
     dfeatures = dropout_backward(ddropped, cache.feature_dropout)
-    if cache.pool.mode == "last":
-        # What 'last' pools is each direction's final state (padded steps carry the state through), so the
-        # gradient enters as the final state's: no (N, T, F) array of zeros to check and add step by step.
-        dx, _, rec_grads = recurrent_backward(None, _final_state_gradient(dfeatures, cache.config), cache.recurrent)
+    dstates = None if record is None else record.dstates
+    if cache.pool is None:
+        # 'last' pools each direction's final state, so the gradient enters as the final state's: no (N, T, F)
+        # array of zeros to check and add step by step.
+        dx, _, rec_grads = recurrent_backward(
+            None, _final_state_gradient(dfeatures, cache.config), cache.recurrent, dstates_out=dstates
+        )
     else:
-        dx, _, rec_grads = recurrent_backward(pool_backward(dfeatures, cache.pool), None, cache.recurrent)
+        dx, _, rec_grads = recurrent_backward(
+            pool_backward(dfeatures, cache.pool), None, cache.recurrent, dstates_out=dstates
+        )
     dx = dropout_backward(dx, cache.embedding_dropout)
+    if record is not None:
+        record.dx = dx
+        record.loss = float(loss) if loss is not None else None
     grads: Grads = {"embedding.weight": embedding_backward(dx, cache.embedding)}
     grads.update({"rnn." + name: value for name, value in rec_grads.items()})
     grads.update({"head." + name: value for name, value in head_grads.items()})
     return grads
+
+
+def _final_state_features(state_final, rec: RecurrentConfig) -> np.ndarray:
+    """'last' pooling: the top layer's final state of each direction, concatenated -> (N, dirs·H)."""
+    h = state_final[0] if rec.cell == "lstm" else state_final  # (L·dirs, N, H)
+    top = h[(rec.num_layers - 1) * rec.num_directions :]
+    return top[0] if len(top) == 1 else np.concatenate(list(top), axis=1)
 
 
 def _final_state_gradient(dfeatures: np.ndarray, config: ClassifierNetConfig):

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from unrolled.checkpoint import Checkpoint
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.forecaster_net import (
     ForecasterNetConfig,
@@ -35,6 +34,7 @@ from unrolled.models.forecaster_net import (
     forecaster_forward,
     init_forecaster_params,
 )
+from unrolled.nn._validation import check_positive_int, check_probability
 from unrolled.timeseries.series import StandardScaler, calendar_features, future_dates, make_windows
 from unrolled.train import TrainConfig, TrainHistory, fit
 
@@ -137,6 +137,14 @@ class RNNForecaster(Estimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
+    # --- scikit-learn protocol (tags built by Estimator.__sklearn_tags__) ------------------------------
+
+    KIND = KIND
+    _CONFIG_NAME = "forecaster"
+    _FIT_CALL = "fit(values)"
+    _estimator_type = "regressor"
+    _SKLEARN_INPUT_TAGS = {"one_d_array": True, "two_d_array": True}  # values (T,) or (T, F)
+
     # --- preprocessing -------------------------------------------------------------------------------
 
     def _log(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -187,8 +195,7 @@ class RNNForecaster(Estimator):
         """
         values = _as_values("values", values)
         t_len, n_features = values.shape
-        if not isinstance(self.window, int) or isinstance(self.window, bool) or self.window < 1:
-            raise ValueError(f"window: expected a positive integer, got {self.window!r}")
+        check_positive_int("window", self.window)
         net_config = ForecasterNetConfig(
             input_size=n_features + (2 if self.calendar else 0), hidden_size=self.hidden_size,
             horizon=self.horizon, cell=self.cell, num_layers=self.num_layers, dropout=self.dropout,
@@ -197,8 +204,7 @@ class RNNForecaster(Estimator):
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, clip_norm=self.clip_norm,
             patience=self.patience, seed=self.random_state,
         )
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction: expected a number in [0, 1), got {self.validation_fraction!r}")
+        check_probability("validation_fraction", self.validation_fraction, noun="a number")
         needed = self.window + self.horizon
         if t_len < needed:
             raise ValueError(f"values: {t_len} rows, but window {self.window} + horizon {self.horizon} needs "
@@ -245,10 +251,6 @@ class RNNForecaster(Estimator):
 
     # --- inference -----------------------------------------------------------------------------------
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError("this RNNForecaster is not fitted yet: call fit(values) or RNNForecaster.load(path)")
-
     def predict(self, history: object, dates: object | None = None) -> np.ndarray:
         """The next ``horizon`` target values (original units) after ``history`` (t,) or (t, F), t >= window.
 
@@ -259,9 +261,13 @@ class RNNForecaster(Estimator):
         if len(history) < self.window:
             raise ValueError(f"history: {len(history)} rows, but the model reads the last {self.window}")
         inputs = self._inputs("history", history, dates)[-self.window :]  # (W, F')
-        x, _ = self._relative(inputs[None])
+        return self._predict_windows(inputs[None])[0]
+
+    def _predict_windows(self, inputs: np.ndarray) -> np.ndarray:
+        """(N, W, F') network inputs -> (N, K) forecasts of the target in original units."""
+        x, _ = self._relative(inputs)
         pred, _, _ = forecaster_forward(self.params_, self.net_config_, x)
-        scaled = pred[0] + (inputs[-1, 0] if self.delta else 0.0)  # (K,)
+        scaled = pred + (inputs[:, -1, :1] if self.delta else 0.0)  # (N, K)
         out = self.scaler_.inverse_target(scaled)
         return np.exp(out) if self.log else out
 
@@ -274,8 +280,7 @@ class RNNForecaster(Estimator):
         every input column, so it is refused with exogenous columns.
         """
         self._check_fitted()
-        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+        check_positive_int("steps", steps)
         if steps <= self.horizon:
             return self.predict(history, dates)[:steps]
         if self.n_features_in_ > 1:
@@ -300,41 +305,49 @@ class RNNForecaster(Estimator):
                 dates = np.concatenate([dates, future_dates(dates, len(pred))])
         return np.concatenate(predictions)[:steps]
 
-    # --- checkpoints ----------------------------------------------------------------------------------
+    def score(self, values: object, dates: object | None = None) -> float:
+        """R², the coefficient of determination of the model's forecasts over ``values`` (higher is better, as
+        scikit-learn expects: 1 is perfect, 0 no better than forecasting the mean, below 0 worse).
 
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint directory (model.safetensors, config.json), atomically."""
+        Every window of ``values`` (T,) or (T, F), rows i to i + W - 1 for i = 0 … T - W - K, is a forecast
+        origin, and the model predicts the next K = ``horizon`` target values from it as :meth:`predict` does
+        with that window as the history (``dates`` (T,) are needed with ``calendar``). With y the true and ŷ
+        the forecast values (original units) of all N·K (window, step) pairs and ȳ the mean of y:
+
+            R² = 1 - Σ (y - ŷ)² / Σ (y - ȳ)²
+
+        pooled over the steps (``sklearn.metrics.r2_score`` of the flattened arrays). A constant y gives 1.0
+        for exact forecasts and 0.0 otherwise, as scikit-learn does. Pass only data the model was not fitted on
+        to measure how it forecasts.
+        """
         self._check_fitted()
-        config = {
-            "model": asdict(self.net_config_),
-            "estimator": self.get_params(),
-            "scaler": self.scaler_.to_json(),
-            "columns": list(self.columns_),
-            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_},
-            **(extra or {}),
-        }
-        return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config)
+        values = _as_values("values", values, self.n_features_in_)
+        needed = self.window + self.horizon
+        if len(values) < needed:
+            raise ValueError(f"values: {len(values)} rows, but window {self.window} + horizon {self.horizon} needs "
+                             f"at least {needed}")
+        inputs, _ = make_windows(self._inputs("values", values, dates), self.window, self.horizon)  # (N, W, F')
+        _, truth = make_windows(values, self.window, self.horizon)  # (N, K) the target, original units
+        residual = float(np.sum((truth - self._predict_windows(inputs)) ** 2))
+        total = float(np.sum((truth - truth.mean()) ** 2))
+        if total == 0.0:
+            return 1.0 if residual == 0.0 else 0.0
+        return 1.0 - residual / total
 
-    @classmethod
-    def load(cls, path: str | Path) -> RNNForecaster:
-        checkpoint = load_checkpoint(path, kind=KIND)
-        config = checkpoint.config
-        source = str(Path(path) / "config.json")
-        try:
-            model = cls(**config["estimator"])
-            model.net_config_ = ForecasterNetConfig(**config["model"])
-            model.scaler_ = StandardScaler.from_json(config["scaler"])
-            model.columns_ = tuple(config["columns"])
-            model.history_ = TrainHistory.from_json(config["training"]["history"])
-            model.training_seconds_ = config["training"]["seconds"]
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{source}: invalid forecaster config ({error})") from None
-        model.n_features_in_ = len(model.columns_)
-        if model.scaler_.mean_.shape != (model.n_features_in_,):
-            raise ValueError(f"{source}: the scaler has {model.scaler_.mean_.shape[0]} columns, but columns "
-                             f"names {model.n_features_in_}")
-        expected = model.net_config_.param_shapes()
-        check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
-        model.params_ = {name: checkpoint.tensors[name] for name in expected}
-        model.config_ = config
-        return model
+    # --- checkpoints (save and load: Estimator) -------------------------------------------------------
+
+    def _config_fields(self) -> dict[str, Any]:
+        return {"scaler": self.scaler_.to_json(), "columns": list(self.columns_)}
+
+    def _restore_config(self, config: dict[str, Any]) -> None:
+        self.net_config_ = ForecasterNetConfig(**config["model"])
+        self.scaler_ = StandardScaler.from_json(config["scaler"])
+        self.columns_ = tuple(config["columns"])
+        self.history_ = TrainHistory.from_json(config["training"]["history"])
+        self.training_seconds_ = config["training"]["seconds"]
+
+    def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        self.n_features_in_ = len(self.columns_)
+        if self.scaler_.mean_.shape != (self.n_features_in_,):
+            raise ValueError(f"{path / 'config.json'}: the scaler has {self.scaler_.mean_.shape[0]} columns, but "
+                             f"columns names {self.n_features_in_}")

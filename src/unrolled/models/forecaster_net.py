@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unrolled.nn._validation import check_positive_int
+
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import MSECache, mse_backward, mse_forward
@@ -53,9 +55,7 @@ class ForecasterNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("input_size", "horizon"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         self.recurrent  # validates cell, hidden_size, num_layers and dropout
 
     @property

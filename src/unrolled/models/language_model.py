@@ -27,16 +27,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unrolled.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from unrolled.checkpoint import Checkpoint
 from unrolled.data.stream import stream_windows
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
+from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
 from unrolled.sampling import check_sampling_options, sample_next
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
@@ -125,6 +126,13 @@ class RNNLanguageModel(Estimator):
         self.max_steps = max_steps
         self.random_state = random_state
 
+    # --- scikit-learn protocol (tags built by Estimator.__sklearn_tags__) ------------------------------
+
+    KIND = KIND
+    _CONFIG_NAME = "language model"
+    _FIT_CALL = "fit(text)"
+    _SKLEARN_INPUT_TAGS = {"two_d_array": False, "string": True}  # one text
+
     # --- tokens --------------------------------------------------------------------------------------
 
     def _tokens(self, text: str) -> list[str]:
@@ -138,14 +146,9 @@ class RNNLanguageModel(Estimator):
     def _check_params(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
-        if not isinstance(self.bptt, int) or isinstance(self.bptt, bool) or self.bptt < 1:
-            raise ValueError(f"bptt: expected a positive integer, got {self.bptt!r}")
-        if not (isinstance(self.validation_fraction, (int, float)) and 0.0 <= self.validation_fraction < 1.0):
-            raise ValueError(f"validation_fraction: expected a number in [0, 1), got {self.validation_fraction!r}")
-        if self.max_steps is not None and (
-            not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 0
-        ):
-            raise ValueError(f"max_steps: expected an integer >= 0 or None, got {self.max_steps!r}")
+        check_positive_int("bptt", self.bptt)
+        check_probability("validation_fraction", self.validation_fraction, noun="a number")
+        check_nonnegative_int("max_steps", self.max_steps, allow_none=True)
 
     def fit(self, text: str, *, callbacks: Sequence[object] = ()) -> RNNLanguageModel:
         """Train on ``text`` (its last ``validation_fraction`` held out for validation). Returns self."""
@@ -218,12 +221,6 @@ class RNNLanguageModel(Estimator):
 
     # --- evaluation ----------------------------------------------------------------------------------
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(
-                "this RNNLanguageModel is not fitted yet: call fit(text) or RNNLanguageModel.load(path)"
-            )
-
     def _stream_loss(self, ids: np.ndarray) -> float:
         """Mean nats per predicted token over one stream ids (len,), the state carried from window to window."""
         state, total = None, 0.0
@@ -243,6 +240,11 @@ class RNNLanguageModel(Estimator):
         if len(ids) < 2:
             raise ValueError(f"text: {len(ids)} {self.level} token; at least 2 are needed to score a prediction")
         return self._stream_loss(ids)
+
+    def score(self, text: str) -> float:
+        """Minus the mean cross-entropy per token of ``text``, ``-evaluate_loss(text)`` (nats; higher is
+        better, as scikit-learn expects; 0 would be certainty about every next token)."""
+        return -self.evaluate_loss(text)
 
     @property
     def bits_per_char(self) -> float:
@@ -307,44 +309,23 @@ class RNNLanguageModel(Estimator):
                     self.params_, self.net_config_, np.array([[token_id]]), state0=state
                 )  # (1, 1, V)
 
-    # --- checkpoints ----------------------------------------------------------------------------------
+    # --- checkpoints (save and load: Estimator) -------------------------------------------------------
 
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint directory (model.safetensors, config.json, vocab.json), atomically."""
-        self._check_fitted()
-        config = {
-            "model": asdict(self.net_config_),
-            "estimator": self.get_params(),
-            "start_token": self.start_token_,
-            "val_loss": self.val_loss_,
-            "training": {"history": self.history_.to_json(), "seconds": self.training_seconds_},
-            **(extra or {}),
-        }
-        return save_checkpoint(path, kind=KIND, tensors=self.params_, config=config, vocab=self.vocab_.to_json())
+    def _config_fields(self) -> dict[str, Any]:
+        return {"start_token": self.start_token_, "val_loss": self.val_loss_}
 
-    @classmethod
-    def load(cls, path: str | Path) -> RNNLanguageModel:
-        checkpoint = load_checkpoint(path, kind=KIND)
-        config = checkpoint.config
-        source = str(Path(path) / "config.json")
-        try:
-            model = cls(**config["estimator"])
-            model.net_config_ = LMNetConfig(**config["model"])
-            model.start_token_ = str(config["start_token"])
-            model.val_loss_ = config["val_loss"]
-            model.history_ = TrainHistory.from_json(config["training"]["history"])
-            model.training_seconds_ = config["training"]["seconds"]
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{source}: invalid language model config ({error})") from None
-        vocab_source = str(Path(path) / "vocab.json")
+    def _restore_config(self, config: dict[str, Any]) -> None:
+        self.net_config_ = LMNetConfig(**config["model"])
+        self.start_token_ = str(config["start_token"])
+        self.val_loss_ = config["val_loss"]
+        self.history_ = TrainHistory.from_json(config["training"]["history"])
+        self.training_seconds_ = config["training"]["seconds"]
+
+    def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        vocab_source = str(path / "vocab.json")
         if checkpoint.vocab is None:
             raise ValueError(f"{vocab_source}: missing (a language model needs its vocabulary)")
-        model.vocab_ = Vocab.from_json(checkpoint.vocab, source=vocab_source)
-        if len(model.vocab_) != model.net_config_.vocab_size:
-            raise ValueError(f"{vocab_source}: {len(model.vocab_)} tokens, but the model has vocab_size "
-                             f"{model.net_config_.vocab_size}")
-        expected = model.net_config_.param_shapes()
-        check_tensors(checkpoint.tensors, expected, source=str(Path(path) / "model.safetensors"))
-        model.params_ = {name: checkpoint.tensors[name] for name in expected}
-        model.config_ = config
-        return model
+        self.vocab_ = Vocab.from_json(checkpoint.vocab, source=vocab_source)
+        if len(self.vocab_) != self.net_config_.vocab_size:
+            raise ValueError(f"{vocab_source}: {len(self.vocab_)} tokens, but the model has vocab_size "
+                             f"{self.net_config_.vocab_size}")

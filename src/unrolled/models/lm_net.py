@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unrolled.nn._validation import check_index_array
+from unrolled.nn._validation import check_index_array, check_positive_int
 from unrolled.nn.dropout import DropoutCache, dropout_backward, dropout_forward
 from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward, embedding_forward
 from unrolled.nn.linear import LinearCache, linear_backward, linear_forward
@@ -59,9 +59,7 @@ class LMNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if not isinstance(self.tie_weights, bool):
             raise ValueError(f"tie_weights: expected a bool, got {self.tie_weights!r}")
         self.recurrent  # validates cell, hidden_size, num_layers and dropout

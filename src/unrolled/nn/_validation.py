@@ -6,11 +6,15 @@ call, never inside a time loop. Messages read ``"<name>: expected …, got …"`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import TypeVar
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_T = TypeVar("_T")
 
 
 def check_float_array(
@@ -68,3 +72,89 @@ def check_index_array(name: str, a: object, upper: int, shape: Sequence[int | No
         bad = a[(a < 0) | (a >= upper)].flat[0]
         raise ValueError(f"{name}: expected values in [0, {upper}), got {bad}")
     return a
+
+
+# --------------------------------------------------------------------------------------------------- scalars
+# Parameter checks for estimators, configs and functions. Each returns ``value`` unchanged, so a check can sit
+# in an expression; integers are Python ints or NumPy integers, numbers also floats (``bool`` is neither:
+# ``True`` is not a size). Messages: ``"<name>: expected <what>, got <value!r>"``.
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value: _T, *, allow_none: bool = False) -> _T:
+    """Check an integer >= 1 (a size, a count, a number of steps); ``allow_none`` also accepts None.
+
+    Raises ``ValueError("<name>: expected a positive integer, got <value!r>")``, with ``" or None"`` after
+    "integer" when ``allow_none``.
+    """
+    if value is None and allow_none:
+        return value
+    if not (_is_int(value) and value >= 1):
+        raise ValueError(f"{name}: expected a positive integer{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_nonnegative_int(name: str, value: _T, *, allow_none: bool = False) -> _T:
+    """Check an integer >= 0 (0 meaning "none", e.g. warm-up steps); ``allow_none`` also accepts None.
+
+    Raises ``ValueError("<name>: expected an integer >= 0, got <value!r>")``, with ``" or None"`` after
+    "0" when ``allow_none``.
+    """
+    if value is None and allow_none:
+        return value
+    if not (_is_int(value) and value >= 0):
+        raise ValueError(f"{name}: expected an integer >= 0{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_positive_number(name: str, value: _T, *, allow_none: bool = False) -> _T:
+    """Check a finite number > 0 (a learning rate, a norm); ``allow_none`` also accepts None.
+
+    Raises ``ValueError("<name>: expected a positive number, got <value!r>")``, with ``" or None"`` after
+    "number" when ``allow_none``.
+    """
+    if value is None and allow_none:
+        return value
+    if not (_is_number(value) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a positive number{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+def check_probability(name: str, value: _T, *, upper_open: bool = True, noun: str = "a probability") -> _T:
+    """Check a number in [0, 1) (``upper_open``, the default: a dropout rate, a held-out fraction) or [0, 1].
+
+    Raises ``ValueError("<name>: expected a probability in [0, 1), got <value!r>")`` (``]`` for a closed
+    upper end). ``noun`` replaces "a probability" where the value is not one, e.g. ``noun="a number"`` for
+    a fraction of the data.
+    """
+    high_ok = (value < 1.0 if upper_open else value <= 1.0) if _is_number(value) else False
+    if not (high_ok and value >= 0.0):
+        raise ValueError(f"{name}: expected {noun} in [0, 1{')' if upper_open else ']'}, got {value!r}")
+    return value
+
+
+def check_fraction(name: str, value: _T) -> _T:
+    """Check a number strictly between 0 and 1 (a split that must leave something on both sides).
+
+    Raises ``ValueError("<name>: expected a number in (0, 1), got <value!r>")``.
+    """
+    if not (_is_number(value) and 0.0 < value < 1.0):
+        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: _T, choices: Sequence[object]) -> _T:
+    """Check that ``value`` is one of ``choices`` (a registry's names: cells, poolings, optimizers, …).
+
+    Raises ``ValueError("<name>: expected one of a, b, c, got <value!r>")``.
+    """
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+    return value

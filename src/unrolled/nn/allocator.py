@@ -11,8 +11,11 @@ time and a fifth of the matrix products' (benchmarks/speed.py measures the whole
 ``M_TRIM_THRESHOLD = 1 GiB`` (freed heap memory is kept for reuse rather than returned), so from the second
 step on the same pages are reused. It acts on the whole process — other libraries' allocations (PyTorch's
 CPU tensors too) — and the process keeps its peak heap until it exits: its RSS does not shrink after
-training. The backward pass calls it once, on Linux with glibc; set ``UNROLLED_KEEP_FREED_MEMORY=0`` before
-the first backward pass to leave malloc alone.
+training. So it is the training loop's explicit choice, not a side effect of the engine: :func:`unrolled.train.fit`
+(what every estimator's ``fit`` and ``unrolled train`` run) calls it once before the first step, on Linux with
+glibc, unless called with ``keep_freed_memory=False``; the environment variable ``UNROLLED_KEEP_FREED_MEMORY=0``
+turns it off for a whole process. A loop of one's own over the ``*_forward``/``*_backward`` functions calls it
+itself if it wants the same.
 """
 
 from __future__ import annotations

@@ -5,14 +5,16 @@
 
 Each is an ordinary checkpoint directory (model.safetensors, config.json, vocab.json) whose config.json
 records the training command, the data files' sha256 and the dev and test accuracy. ``--model`` takes one
-of these names or a checkpoint directory.
+of these names or a checkpoint directory; so does ``load`` in the Python API
+(``unrolled.load("sst2-best")``, ``RNNClassifier.load("sst2-best")``), through :func:`resolve`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["BUNDLED", "DEFAULT_EXPLAIN", "DEFAULT_PREDICT", "model_path"]
+__all__ = ["BUNDLED", "DEFAULT_EXPLAIN", "DEFAULT_PREDICT", "model_path", "resolve"]
 
 BUNDLED = {
     "sst2-rnn": "Elman RNN, max-pooled states, trained on SST-2 (the seed's network)",
@@ -40,3 +42,15 @@ def model_path(name_or_dir: str | Path) -> Path:
         return bundled
     raise FileNotFoundError(f"--model {name}: no such checkpoint directory, and not a bundled model "
                             f"({', '.join(BUNDLED)})")
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    """The checkpoint directory of a bundled model's name, else ``name_or_path`` itself as a Path.
+
+    As :func:`model_path`, a directory wins over a bundled name it shares; unlike it, a path that does not
+    exist comes back unchanged, so that loading it raises the checkpoint's own one-line error about it.
+    """
+    path = Path(name_or_path)
+    if not path.is_dir() and str(name_or_path) in BUNDLED:
+        return model_path(name_or_path)
+    return path

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from unrolled.nn._validation import check_positive_int
 from unrolled.text.vocab import Vocab
 
 __all__ = ["EmbeddingCoverage", "embedding_matrix", "read_word_vectors", "word_vector_dim"]
@@ -169,8 +170,7 @@ def embedding_matrix(
     count as not found (they are read as ``<unk>``).
     """
     tokens = vocab.tokens
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim: expected a positive integer, got {dim!r}")
+    check_positive_int("dim", dim)
     for vector in vectors.values():  # the file's dimension, from any one vector
         file_dim = np.shape(vector)[-1] if np.ndim(vector) else 0
         if file_dim != dim:
