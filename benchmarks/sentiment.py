@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unrolled.cli_datasets import LABEL_NAMES  # 0/1 -> negative/positive, as `train --dataset` names them
+from unrolled.datasets import LABEL_NAMES  # 0/1 -> negative/positive, as `train --dataset` names them
 from unrolled.data.readers import read_dataset
 from unrolled.data.splits import split_dev
 from unrolled.datasets import locate, sha256_file

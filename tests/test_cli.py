@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from unrolled.cli import build_parser, main
+from unrolled.cli import COMMANDS, main
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -232,12 +233,62 @@ def test_debug_shows_the_traceback(tmp_path):
         run_full("--debug", "predict", "--model", str(tmp_path / "nowhere"), "hello")
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_command_has_help_with_an_example(command, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args([command, "--help"])
-    assert exit_.value.code == 0
+    assert main([command, "--help"]) == 0
     assert "example:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "task,present,absent",
+    [
+        ("lm", ["--text", "--bptt", "--tie-weights", "--hidden-size", "--num-layers", "--random-state"],
+         ["--train", "--bidirectional", "--window", "--pooling", "--csv"]),
+        ("forecast", ["--csv", "--window", "--horizon", "--test-size", "--hidden-size"],
+         ["--text", "--bidirectional", "--embedding-dim", "--train"]),
+        ("classify", ["--train", "--dev", "--pooling", "--bidirectional", "--cased", "--embedding-dim"],
+         ["--text", "--window", "--bptt"]),
+    ],
+)
+def test_train_help_shows_only_the_options_of_its_task(task, present, absent, capsys):
+    assert main(["train", "--task", task, "--help"]) == 0
+    text = capsys.readouterr().out
+    options = set(re.findall(r"^\s+(?:-\w, )?(--[\w-]+)", text, flags=re.M))
+    assert set(present) <= options and not set(absent) & options, text
+
+
+def test_train_defaults_and_help_come_from_the_estimators(capsys):
+    from unrolled.cli.common import estimator_defaults
+    from unrolled.cli.train import train_parser
+    from unrolled.models.classifier import RNNClassifier
+    from unrolled.models.language_model import RNNLanguageModel
+
+    for task, estimator in (("classify", RNNClassifier), ("lm", RNNLanguageModel)):
+        parser, _ = train_parser(task)
+        args = parser.parse_args(["--out", "m"])
+        for name, default in estimator_defaults(estimator).items():
+            if hasattr(args, name) and name != "embedding_dim":  # embedding_dim: None until resolved
+                assert getattr(args, name) == default, (task, name)
+    assert main(["train", "--help"]) == 0
+    assert "[RNNClassifier(hidden_size=…)]" in capsys.readouterr().out
+
+
+def test_old_flag_names_still_work(tmp_path, data):
+    train, _ = data
+    args = ["train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1", "--embedding-dim", "4"]
+    assert run_full(*args, "--hidden", "5", "--layers", "2", "--seed", "3")[0] == 0
+    first = json.loads((tmp_path / "m" / "config.json").read_text())["estimator"]
+    assert (first["hidden_size"], first["num_layers"], first["random_state"]) == (5, 2, 3)
+    assert run_full(*args, "--hidden-size", "5", "--num-layers", "2", "--random-state", "3")[0] == 0
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["estimator"] == first
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        run_full("predict", "--debug", "--model", str(tmp_path / "nowhere"), "hello")
+    with pytest.raises(ValueError):
+        run_full("train", "--task", "lm", "--text", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "m"),
+                 "--debug")
 
 
 # --- walkthrough ----------------------------------------------------------------------------------------

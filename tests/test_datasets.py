@@ -26,7 +26,8 @@ import pytest
 
 from unrolled import datasets
 from unrolled.cli import UsageError
-from unrolled.cli_datasets import add_datasets_command, check_dataset_options, load_training_data, run_datasets
+from unrolled.cli.common import Streams
+from unrolled.cli.datasets import add_datasets_arguments, check_dataset_options, load_training_data, run_datasets
 from unrolled.datasets import (
     MANIFEST,
     REGISTRY,
@@ -473,18 +474,13 @@ def test_the_imdb_writer_formats_rows_as_the_reference_files(tmp_path):
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="unrolled")
-    commands = parser.add_subparsers(dest="command")
-
-    def command(name, summary, description):
-        return commands.add_parser(name, help=summary, description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-
-    add_datasets_command(commands, command)
+    assert argv[0] == "datasets"
+    parser = argparse.ArgumentParser(prog="unrolled datasets")
+    add_datasets_arguments(parser)
     out, err = io.StringIO(), io.StringIO()
     try:
-        args = parser.parse_args(argv)
-        run_datasets(args, out, err)
+        args = parser.parse_args(argv[1:])
+        run_datasets(args, Streams(out, err, io.StringIO()))
     except SystemExit as exit_:
         return int(exit_.code or 0), out.getvalue(), err.getvalue()
     except DatasetError as error:

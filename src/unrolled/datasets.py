@@ -55,6 +55,12 @@ __all__ = [
 ]
 
 MANIFEST = "MANIFEST.json"
+# Training on a registered sentiment dataset (``unrolled train --dataset``): its 0/1 labels get these names,
+# and imdb and mr, which have no dev file, get a stratified share of train as dev, drawn with a fixed seed so
+# that runs with different seeds (and benchmarks/sentiment.py) are compared on the same dev rows.
+LABEL_NAMES = {"0": "negative", "1": "positive"}
+DEV_FRACTION = 0.1
+DEV_SEED = 0
 _MANIFEST_FORMAT = "unrolled-dataset"
 _STAGING = ".downloads"
 _CHUNK = 1 << 16

@@ -443,3 +443,17 @@ def test_read_text_whole_file_and_its_errors(tmp_path):
             read_text(bad)
     with pytest.raises(DataError, match="is a directory"):
         read_text(tmp_path)
+
+
+def test_label_names_and_dev_labels(tmp_path):
+    from unrolled.data.readers import check_dev_labels, rename_labels
+
+    train = TextDataset(texts=["a", "b"], labels=["0", "1"], lines=[2, 3], path="train.tsv")
+    dev = TextDataset(texts=["c", "d"], labels=["1", "2"], lines=[2, 3], path="dev.tsv")
+    named = rename_labels(train, {"0": "negative", "1": "positive"})
+    assert named.labels == ["negative", "positive"] and named.texts == train.texts and train.labels == ["0", "1"]
+    with pytest.raises(ValueError, match=r"^dev\.tsv: label '2' has no name in --label-names$"):
+        rename_labels(dev, {"0": "negative", "1": "positive"}, option="--label-names")
+    with pytest.raises(DataError, match=r"^dev\.tsv:3: field 'label': label '2' does not occur in the training data$"):
+        check_dev_labels(train, dev)
+    check_dev_labels(train, TextDataset(texts=["c"], labels=["0"], lines=[2], path="dev.tsv"))

@@ -28,14 +28,14 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 import dataclasses
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["DataError", "LabelMap", "SkippedRow", "TextDataset", "read_dataset"]
+__all__ = ["DataError", "LabelMap", "SkippedRow", "TextDataset", "check_dev_labels", "read_dataset", "rename_labels"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _FORMATS = (".tsv", ".csv", ".jsonl", ".txt")
@@ -94,6 +94,27 @@ class TextDataset:
 
     def __len__(self) -> int:
         return len(self.texts)
+
+
+def rename_labels(dataset: TextDataset, names: Mapping[str, str], *, option: str = "names") -> TextDataset:
+    """The dataset with each raw label replaced by its display name (``{"0": "negative", "1": "positive"}``).
+
+    A label without a name is a ValueError naming the file and ``option`` (where the names came from).
+    """
+    unknown = sorted(set(dataset.labels or ()) - set(names))
+    if unknown:
+        raise ValueError(f"{dataset.path}: label {unknown[0]!r} has no name in {option}")
+    return dataclasses.replace(dataset, labels=[names[label] for label in dataset.labels or ()])
+
+
+def check_dev_labels(train: TextDataset, dev: TextDataset, *, label_column: str = "label") -> None:
+    """Every label of ``dev`` occurs in ``train`` (a class the model never saw cannot be scored); else a
+    DataError naming the dev file, the line and the label."""
+    known = set(train.labels or ())
+    for label, line in zip(dev.labels or (), dev.lines):
+        if label not in known:
+            raise DataError(dev.path, f"label {label!r} does not occur in the training data", line=line,
+                            field=label_column)
 
 
 def read_dataset(

@@ -1,30 +1,67 @@
-"""The forecasting commands: ``unrolled train --task forecast`` and ``unrolled forecast``.
+"""Forecasting: ``unrolled train --task forecast`` and ``unrolled forecast``.
 
-Like :mod:`unrolled.cli`, this module only orchestrates library calls and prints.
+The model options are :class:`unrolled.RNNForecaster`'s parameters (defaults read from it); reading the
+series and the held-out evaluation belong to the command. Like the whole CLI, this module only orchestrates
+library calls and prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import TextIO
 
-import numpy as np
-
-from unrolled.cli import (
+from unrolled.cli.common import (
+    Command,
+    Param,
+    Progress,
+    Streams,
     UsageError,
-    _file_summary,
-    _positive_int,
+    add_params,
     check_out_dir,
     command_line,
-    with_defaults,
+    file_summary,
+    model_option,
+    nonnegative_int,
+    param_values,
+    positive_float,
+    positive_int,
+    probability,
+    write_json,
 )
 
-FORECAST_DEFAULTS = {
-    "hidden": 32, "epochs": 300, "batch_size": 16, "lr": 5e-3, "clip_norm": 1.0, "exog": [], "fill": "error",
-    "window": 24, "horizon": 12, "test_size": 0, "cell": "gru",
-}
+
+def model_params() -> tuple[Param, ...]:
+    """RNNForecaster's parameters as options."""
+    from unrolled.nn.cells import CELL_NAMES
+
+    return (
+        Param("window", "input window length", positive_int),
+        Param("horizon", "values forecast at once", positive_int),
+        Param("log", "model log values (multiplicative seasonality)"),
+        Param("calendar", "add time-of-year inputs (needs --date-column)"),
+        Param("cell", "recurrent cell", choices=CELL_NAMES),
+        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
+        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
+        Param("dropout", "dropout between layers and on the final state", probability),
+        Param("epochs", "epochs", positive_int),
+        Param("batch_size", "batch size", positive_int),
+        Param("lr", "learning rate", positive_float),
+        Param("clip_norm", "max gradient norm", positive_float),
+        Param("random_state", "random seed", int, aliases=("--seed",)),
+    )
+
+
+TRAIN_HELP = """\
+--task forecast: train a forecaster on one column of a CSV series: windows of --window values predict the
+next --horizon values. With --test-size N the last N values are held out: the model trains on the rest
+and is evaluated on that tail from every forecast origin, beside the naive, seasonal-naive (--season) and
+Holt-Winters baselines.
+
+example:
+  unrolled train --task forecast --csv airline_passengers.csv --column Passengers --date-column Month \\
+      --window 24 --horizon 12 --season 12 --log --test-size 24 --out models/airline
+"""
+
 FORECAST_HELP = """\
 Forecast the next values of a series with a trained forecaster: reads the series (the same columns the
 model was trained on) from a CSV file and forecasts --steps values after its last row; beyond the model's
@@ -35,33 +72,32 @@ example:
 """
 
 
-def add_forecast_training_options(train: argparse.ArgumentParser) -> None:
-    group = train.add_argument_group("forecast: data and model")
-    group.add_argument("--csv", metavar="FILE", help="the series, a CSV file with a header (required for forecast)")
-    group.add_argument("--column", help="the column to forecast (required for forecast)")
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from unrolled.models.forecaster import RNNForecaster
+
+    group = parser.add_argument_group("data and evaluation")
+    group.add_argument("--csv", metavar="FILE", help="the series, a CSV file with a header (required)")
+    group.add_argument("--column", help="the column to forecast (required)")
     group.add_argument("--date-column", help="dates (YYYY-MM or YYYY-MM-DD); must be sorted and unique")
-    group.add_argument("--exog", nargs="+", metavar="COLUMN", help="exogenous input columns")
-    group.add_argument("--fill", choices=("error", "interpolate"),
+    group.add_argument("--exog", nargs="+", default=[], metavar="COLUMN", help="exogenous input columns")
+    group.add_argument("--fill", choices=("error", "interpolate"), default="error",
                        help="a missing value is an error (default) or is interpolated linearly")
-    group.add_argument("--window", type=_positive_int, help="input window length (default: 24)")
-    group.add_argument("--horizon", type=_positive_int, help="values forecast at once (default: 12)")
-    group.add_argument("--season", type=_positive_int,
+    group.add_argument("--test-size", type=nonnegative_int, default=0, metavar="N",
+                       help="hold out the last N values; train on the rest and evaluate on them")
+    group.add_argument("--season", type=positive_int,
                        help="with --test-size: season length, e.g. 12 for monthly data, for the seasonal "
                             "baselines and MASE")
-    group.add_argument("--log", action="store_true", help="model log values (multiplicative seasonality)")
-    group.add_argument("--calendar", action="store_true", help="add time-of-year inputs (needs --date-column)")
-    group.add_argument("--test-size", type=int, metavar="N",
-                       help="hold out the last N values; train on the rest and evaluate on them")
     group.add_argument("--plot", metavar="FILE", help="with --test-size: draw the held-out tail and the forecasts")
+    add_params(parser.add_argument_group("model and training (RNNForecaster's parameters)"), RNNForecaster,
+               model_params())
 
 
-def add_forecast_command(commands, command) -> None:
-    forecast = command("forecast", "forecast the next values of a series", FORECAST_HELP)
-    forecast.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory of a forecaster")
-    forecast.add_argument("--csv", required=True, metavar="FILE", help="the series to continue")
-    forecast.add_argument("--steps", type=_positive_int, help="values to forecast (default: the model's horizon)")
-    forecast.add_argument("--plot", metavar="FILE", help="draw the recent history and the forecast")
-    forecast.add_argument("--json", action="store_true", help="print the forecast as JSON")
+def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    model_option(parser, None, "a forecaster")
+    parser.add_argument("--csv", required=True, metavar="FILE", help="the series to continue")
+    parser.add_argument("--steps", type=positive_int, help="values to forecast (default: the model's horizon)")
+    parser.add_argument("--plot", metavar="FILE", help="draw the recent history and the forecast")
+    parser.add_argument("--json", action="store_true", help="print the forecast as JSON")
 
 
 def _holt_winters_available() -> bool:
@@ -72,7 +108,7 @@ def _holt_winters_available() -> bool:
     return True
 
 
-def evaluate_on_tail(model, values: np.ndarray, dates, test_size: int, season: int | None) -> dict:
+def evaluate_on_tail(model, values, dates, test_size: int, season: int | None) -> dict:
     """Rolling-origin evaluation of the model and the baselines on the last ``test_size`` values.
     Holt-Winters joins when statsmodels is installed and the training part holds two full seasons."""
     from unrolled.timeseries import baselines
@@ -91,17 +127,15 @@ def evaluate_on_tail(model, values: np.ndarray, dates, test_size: int, season: i
     return compare(target, test_size, horizon, season or 1, forecasters)
 
 
-def run_train_forecast(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.timeseries.series import read_series
 
-    args = with_defaults(args, "forecast", FORECAST_DEFAULTS)
+    out = streams.out
     if not args.csv or not args.column:
         raise UsageError("--csv FILE and --column NAME are required for --task forecast")
     if args.calendar and not args.date_column:
         raise UsageError("--calendar needs --date-column")
-    if args.test_size < 0:
-        raise UsageError(f"--test-size: expected a number >= 0, got {args.test_size}")
     if not args.test_size and (args.season or args.plot):
         raise UsageError("--season and --plot evaluate on a held-out tail: they need --test-size")
     if args.test_size and args.test_size < args.horizon:
@@ -120,15 +154,12 @@ def run_train_forecast(args: argparse.Namespace, out: TextIO, err: TextIO) -> No
     if args.season and cut <= args.season:
         raise ValueError(f"{args.csv}: {cut} training values do not span one season of {args.season}, which "
                          "MASE and the seasonal baselines need")
-    model = RNNForecaster(
-        window=args.window, horizon=args.horizon, cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
-        dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_norm=args.clip_norm,
-        log=args.log, calendar=args.calendar, random_state=args.seed,
-    )
-    model.fit(values[:cut], dates=None if dates is None else dates[:cut], columns=series.columns)
+    model = RNNForecaster(**param_values(args, RNNForecaster, model_params()))
+    model.fit(values[:cut], dates=None if dates is None else dates[:cut], columns=series.columns,
+              callbacks=[Progress(streams.err, args.quiet or args.json, metric="val MSE")])
     extra = {
         "series": {"column": args.column, "date_column": args.date_column, "exog": list(args.exog), "fill": args.fill},
-        "data": {"train": {**_file_summary(args.csv, length, 0), "trained_on": cut}},
+        "data": {"train": {**file_summary(args.csv, length, 0), "trained_on": cut}},
         "command": command_line(),
     }
     model.save(out_dir, extra=extra)  # saved before the evaluation, which cannot lose it
@@ -139,8 +170,7 @@ def run_train_forecast(args: argparse.Namespace, out: TextIO, err: TextIO) -> No
     if metrics and args.plot:
         _plot_tail(model, series, args)
     if args.json:
-        json.dump({"out": str(out_dir), "values": length, "trained_on": cut, "metrics": metrics}, out, indent=2)
-        out.write("\n")
+        write_json({"out": str(out_dir), "values": length, "trained_on": cut, "metrics": metrics}, out)
     elif not args.quiet:
         out.write(f"saved {out_dir}: trained on {cut} of {length} values\n")
         if metrics:
@@ -155,10 +185,13 @@ def metrics_table(metrics: dict[str, dict[str, float]], test_size: int, horizon:
     return "".join(lines)
 
 
-def run_forecast(args: argparse.Namespace, out: TextIO) -> None:
+def run_forecast(args: argparse.Namespace, streams: Streams) -> None:
+    import numpy as np
+
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.timeseries.series import future_dates, read_series
 
+    out = streams.out
     model = RNNForecaster.load(args.model)
     spec = model.config_.get("series", {})
     if not spec.get("column"):
@@ -179,8 +212,7 @@ def run_forecast(args: argparse.Namespace, out: TextIO) -> None:
     rows = [{"step": i + 1, "date": None if future is None else str(future[i]), "value": float(v)}
             for i, v in enumerate(forecast)]
     if args.json:
-        json.dump({"model": args.model, "column": spec["column"], "forecast": rows}, out, indent=2)
-        out.write("\n")
+        write_json({"model": args.model, "column": spec["column"], "forecast": rows}, out)
         return
     for row in rows:
         out.write(f"{row['step']:>4}  {row['date'] or '':<10}  {row['value']:.4f}\n")
@@ -189,6 +221,8 @@ def run_forecast(args: argparse.Namespace, out: TextIO) -> None:
 def _plot_tail(model, series, args: argparse.Namespace) -> None:
     """History before the tail, the tail's actual values, and each forecaster's forecast from the first
     origin of the tail (one curve each, readable at a glance)."""
+    import numpy as np
+
     from unrolled.plot import plot_forecast
     from unrolled.timeseries import baselines
 
@@ -212,3 +246,7 @@ def _plot_tail(model, series, args: argparse.Namespace) -> None:
         actual=(x[origin:], target[origin:]),
         forecasts={name: (x[origin : origin + steps], curve) for name, curve in curves.items()},
     )
+
+
+TRAIN = Command(TRAIN_HELP, add_train_arguments, run_train)
+COMMANDS = {"forecast": Command(FORECAST_HELP, add_forecast_arguments, run_forecast)}

@@ -1,26 +1,19 @@
-"""The datasets commands: ``unrolled datasets list|info|download`` and ``unrolled train --dataset NAME``.
+"""The datasets commands: ``unrolled datasets list|info|download``, and the options and data loading of
+``unrolled train --dataset NAME`` (used by classify.py).
 
-Like :mod:`unrolled.cli`, this module only orchestrates library calls (:mod:`unrolled.datasets`) and prints.
+Like the whole CLI, this module only orchestrates library calls (:mod:`unrolled.datasets`) and prints; the
+registry is imported inside the functions, so that importing this module (predict does, through
+classify.py) costs nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import TextIO
 
-from unrolled.cli import UsageError, _file_summary
-from unrolled.data.readers import TextDataset, read_dataset
-from unrolled.datasets import REGISTRY, DatasetInfo, dataset_status, describe, get_info, locate
-
-CLASSIFICATION_DATASETS = tuple(sorted(name for name, info in REGISTRY.items() if info.task == "classify"))
-# imdb and mr have no dev file: this stratified share of train becomes dev, drawn with a fixed seed so that
-# runs with different --seed (and benchmarks/sentiment.py) are compared on the same dev rows
-DEV_FRACTION = 0.1
-DEV_SEED = 0
-LABEL_NAMES = {"0": "negative", "1": "positive"}
+from unrolled.cli.common import Command, Streams, UsageError, file_summary, write_json
 
 DATA_DIR_HELP = ("where datasets are kept (default: $UNROLLED_DATA_DIR, else $XDG_CACHE_HOME/unrolled/data, "
                  "else ~/.cache/unrolled/data); a folder laid out like shared/data works as is")
@@ -57,8 +50,9 @@ example:
 """
 
 
-def add_datasets_command(commands, command) -> None:
-    datasets = command("datasets", "list, describe and download public datasets", DATASETS_HELP)
+def add_datasets_arguments(datasets: argparse.ArgumentParser) -> None:
+    from unrolled.datasets import REGISTRY
+
     actions = datasets.add_subparsers(dest="datasets_action", metavar="ACTION", required=True)
 
     def action(name: str, summary: str, description: str) -> argparse.ArgumentParser:
@@ -77,7 +71,8 @@ def add_datasets_command(commands, command) -> None:
     fetch.add_argument("--force", action="store_true", help="download again even when a good copy is here")
 
 
-def run_datasets(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+def run_datasets(args: argparse.Namespace, streams: Streams) -> None:
+    out, err = streams.out, streams.err
     if args.datasets_action == "list":
         _run_list(args, out)
     elif args.datasets_action == "info":
@@ -87,9 +82,10 @@ def run_datasets(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _run_list(args: argparse.Namespace, out: TextIO) -> None:
+    from unrolled.datasets import REGISTRY, describe
+
     if args.json:
-        json.dump([describe(name, args.data_dir) for name in REGISTRY], out, indent=2)
-        out.write("\n")
+        write_json([describe(name, args.data_dir) for name in REGISTRY], out)
         return
     rows = [("name", "description", "download", "status")]
     for name, info in REGISTRY.items():
@@ -99,7 +95,9 @@ def _run_list(args: argparse.Namespace, out: TextIO) -> None:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3] + "\n")
 
 
-def _status_text(info: DatasetInfo, data_dir: str | None) -> str:
+def _status_text(info, data_dir: str | None) -> str:
+    from unrolled.datasets import dataset_status
+
     status = dataset_status(info, data_dir)
     if status.ready:
         return f"ready at {status.folder}"
@@ -109,10 +107,11 @@ def _status_text(info: DatasetInfo, data_dir: str | None) -> str:
 
 
 def _run_info(args: argparse.Namespace, out: TextIO) -> None:
+    from unrolled.datasets import describe, get_info
+
     described = describe(args.name, args.data_dir)
     if args.json:
-        json.dump(described, out, indent=2)
-        out.write("\n")
+        write_json(described, out)
         return
     out.write(f"{described['name']}: {described['description']}\n")
     out.write(f"homepage: {described['homepage']}\n")
@@ -133,6 +132,8 @@ def _run_info(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _run_download(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from unrolled.datasets import dataset_status, get_info, locate
+
     info = get_info(args.name)
     status = dataset_status(info, args.data_dir)
     if status.ready and not args.force:
@@ -146,7 +147,7 @@ def _run_download(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         out.write(f"  {role.ljust(width)}  {path}\n")
 
 
-def _fetch(info: DatasetInfo, data_dir: str | None, err: TextIO, why: str = "") -> dict[str, Path]:
+def _fetch(info, data_dir: str | None, err: TextIO, why: str = "") -> dict[str, Path]:
     """Download with a notice (``why`` first) and a progress line on ``err``."""
     from urllib.parse import urlsplit
 
@@ -204,7 +205,10 @@ def _size(size: int | None) -> str:
 
 
 def add_dataset_training_options(group) -> None:
-    group.add_argument("--dataset", choices=CLASSIFICATION_DATASETS,
+    from unrolled.datasets import REGISTRY
+
+    classification = sorted(name for name, info in REGISTRY.items() if info.task == "classify")
+    group.add_argument("--dataset", choices=classification,
                        help="train on a registered dataset instead of --train/--dev; downloaded on first use "
                             "(imdb and mr: 10%% of train, stratified, is the dev split)")
     group.add_argument("--data-dir", metavar="DIR", help="with --dataset: " + DATA_DIR_HELP)
@@ -230,12 +234,13 @@ def check_dataset_options(args: argparse.Namespace) -> None:
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
     """What ``train --dataset`` trains on. ``dev`` is dev.tsv (sst2) or a stratified split of train (imdb,
-    mr: :data:`DEV_FRACTION`, :data:`DEV_SEED`; its ``lines`` point into the train file); ``held_out`` are the
-    files training never reads (``{"test": path}``); ``record`` is the checkpoint's ``data`` field."""
+    mr: ``unrolled.datasets.DEV_FRACTION`` and ``DEV_SEED``; its ``lines`` point into the train file);
+    ``held_out`` are the files training never reads (``{"test": path}``); ``record`` is the checkpoint's
+    ``data`` field."""
 
     name: str
-    train: TextDataset
-    dev: TextDataset
+    train: object  # TextDataset
+    dev: object  # TextDataset
     held_out: dict[str, Path]
     record: dict[str, object]
     label_names: dict[str, str]
@@ -243,7 +248,9 @@ class TrainingData:
 
 def load_training_data(args: argparse.Namespace, err: TextIO) -> TrainingData:
     """Locate (downloading when missing, with a notice on ``err``), verify and read ``--dataset``'s files."""
+    from unrolled.data.readers import read_dataset
     from unrolled.data.splits import split_dev
+    from unrolled.datasets import DEV_FRACTION, DEV_SEED, LABEL_NAMES, dataset_status, get_info, locate
 
     check_dataset_options(args)
     info = get_info(args.dataset)
@@ -256,7 +263,7 @@ def load_training_data(args: argparse.Namespace, err: TextIO) -> TrainingData:
     train = read_dataset(train_path)
     if "dev" in files:
         dev = read_dataset(files["dev"])
-        dev_record = _file_summary(str(files["dev"]), len(dev), 0)
+        dev_record = file_summary(str(files["dev"]), len(dev), 0)
     else:
         rows = list(range(len(train)))  # split row numbers, to keep each row's line for error messages
         train_rows, _, dev_rows, _ = split_dev(rows, train.labels, fraction=DEV_FRACTION, seed=DEV_SEED)
@@ -266,17 +273,22 @@ def load_training_data(args: argparse.Namespace, err: TextIO) -> TrainingData:
     record = {
         "dataset": info.name,
         "data_dir": str(status.data_dir),
-        "train": _file_summary(str(train_path), len(train), 0),
+        "train": file_summary(str(train_path), len(train), 0),
         "dev": dev_record,
         "held_out": {role: str(path) for role, path in held_out.items()},
     }
     return TrainingData(info.name, train, dev, held_out, record, dict(LABEL_NAMES))
 
 
-def _rows(dataset: TextDataset, rows) -> TextDataset:
+def _rows(dataset, rows):
+    from unrolled.data.readers import TextDataset
+
     return TextDataset(
         texts=[dataset.texts[i] for i in rows],
         labels=[dataset.labels[i] for i in rows],
         lines=[dataset.lines[i] for i in rows],
         path=dataset.path,
     )
+
+
+COMMANDS = {"datasets": Command(DATASETS_HELP, add_datasets_arguments, run_datasets)}

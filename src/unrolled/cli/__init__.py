@@ -1,0 +1,137 @@
+"""The ``unrolled`` command. It only orchestrates library calls and prints; exit codes: 0 ok, 2 usage
+error, 1 runtime error with a one-line message (``--debug``, before or after the command, shows the
+traceback).
+
+One module per task, each holding its commands (``Command``: help, options, run):
+
+    demo.py      demo                      classify.py   train --task classify, evaluate, predict
+    train.py     train (the --task switch)  forecast.py   train --task forecast, forecast
+    explain.py   explain, walkthrough       lm.py         train --task lm, generate
+    datasets.py  datasets, train --dataset  common.py     what they share (options, progress, errors)
+
+Only the module of the command being run is imported, and only its parser is built, so ``unrolled --help``
+and ``predict`` start fast; the command modules import the library inside their functions. No module of
+this package imports another except ``common`` (and ``train``, the task modules it switches between).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from unrolled import __version__
+from unrolled.cli.common import ExitCode, Streams, UsageError, new_parser
+
+# command -> (module of unrolled.cli that has it, one-line summary for `unrolled --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "train a tiny sentiment RNN on embedded sentences"),
+    "train": ("train", "train a classifier, a forecaster or a language model"),
+    "evaluate": ("classify", "evaluate a classifier on a labelled file"),
+    "predict": ("classify", "predict labels of texts"),
+    "walkthrough": ("explain", "the seed's example, every number of forward, loss and BPTT"),
+    "explain": ("explain", "trace a text through a model, step by step"),
+    "forecast": ("forecast", "forecast the next values of a series"),
+    "generate": ("lm", "generate text with a language model"),
+    "datasets": ("datasets", "list, describe and download public datasets"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    width = max(map(len, COMMANDS))
+    listing = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="unrolled",
+        description="Recurrent neural networks you can see through.",
+        epilog=f"commands:\n{listing}\n\nexample: unrolled demo    (each command has --help with examples)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"unrolled {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("command", nargs="?", choices=list(COMMANDS), metavar="COMMAND", help="one of the commands below")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+    """The parser of one command and the command itself (its module imported on demand)."""
+    module = importlib.import_module(f"unrolled.cli.{COMMANDS[name][0]}")
+    command = module.COMMANDS[name]
+    parser = new_parser(f"unrolled {name}", command.description)
+    command.add_arguments(parser)
+    return parser, command
+
+
+def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace | None, object | None]:
+    """(args, command), or (None, None) for no command at all; argparse's SystemExit passes through."""
+    top = _top_parser().parse_args(argv)
+    if top.command is None:
+        return None, None
+    if top.command == "train":
+        from unrolled.cli.train import parse_train
+
+        args, command = parse_train(top.options)
+    else:
+        parser, command = command_parser(top.command)
+        args = parser.parse_args(top.options)
+    args.command = top.command
+    args.debug = top.debug or getattr(args, "debug", False)
+    return args, command
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    streams = Streams(out or sys.stdout, err or sys.stderr, stdin or sys.stdin)
+    try:
+        args, command = parse(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors and 0 on --help/--version
+        return int(exit_.code or 0)
+    except UsageError as error:  # found while choosing a train task's options
+        streams.err.write(f"unrolled train: error: {error}\n")
+        return ExitCode.USAGE
+    if args is None:
+        _top_parser().print_help(streams.out)
+        return ExitCode.USAGE
+    try:
+        command.run(args, streams)
+        return ExitCode.OK
+    except UsageError as error:
+        streams.err.write(f"unrolled {args.command}: error: {error}\n")
+        return ExitCode.USAGE
+    except BrokenPipeError:  # the reader of our output went away (``| head``): nothing left to say
+        _silence_stdout()
+        return ExitCode.OK
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
+        if args.debug:
+            raise
+        streams.err.write(f"unrolled: error: {_one_line(error)}\n")
+        return ExitCode.ERROR
+    except KeyboardInterrupt:
+        streams.err.write("unrolled: interrupted\n")
+        return ExitCode.ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail on the closed pipe again
+    (the recipe of the Python documentation for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests): nothing to do
+        pass
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+__all__ = ["COMMANDS", "ExitCode", "UsageError", "command_parser", "main", "parse"]

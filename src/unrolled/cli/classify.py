@@ -1,0 +1,300 @@
+"""Text classification: ``unrolled train --task classify`` (the default task), ``evaluate`` and ``predict``.
+
+The model options are :class:`unrolled.RNNClassifier`'s parameters (defaults read from it); the data
+options (files or a registered dataset, columns, label names) belong to the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from unrolled.cli import datasets as dataset_options
+from unrolled.cli.common import (
+    Command,
+    Param,
+    Progress,
+    Streams,
+    UsageError,
+    add_params,
+    check_out_dir,
+    command_line,
+    file_summary,
+    label_names,
+    model_option,
+    nonnegative_float,
+    nonnegative_int,
+    param_values,
+    positive_float,
+    positive_int,
+    probability,
+    write_json,
+)
+from unrolled.pretrained import DEFAULT_PREDICT
+
+
+def model_params() -> tuple[Param, ...]:
+    """RNNClassifier's parameters as options (the choices come from the registries that define them)."""
+    from unrolled.nn.cells import CELL_NAMES
+    from unrolled.nn.pooling import POOLINGS
+    from unrolled.train import OPTIMIZERS, SCHEDULES
+
+    return (
+        Param("cell", "recurrent cell", choices=CELL_NAMES),
+        Param("embedding_dim", "word vector size", positive_int, metavar="E", detect_given=True),
+        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
+        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
+        Param("bidirectional", "read the text in both directions"),
+        Param("pooling", "final state (last), or max/mean over all steps", choices=POOLINGS),
+        Param("dropout", "dropout on word vectors, between layers and on the pooled features", probability),
+        Param("word_dropout", "in training, replace each token by <unk> with this probability", probability),
+        Param("embeddings", "pretrained word vectors, GloVe or word2vec text format, optionally gzip (sets "
+              "--embedding-dim from the file)", metavar="FILE"),
+        Param("freeze_embeddings", "keep the --embeddings vectors fixed"),
+        Param("min_freq", "rarer words become <unk>", positive_int),
+        Param("max_vocab", "vocabulary size limit, specials included", positive_int),
+        Param("max_len", "keep at most this many tokens per text", positive_int),
+        Param("lowercase", "keep letter case (lower-case by default)", flag="--cased"),
+        Param("epochs", "epochs", positive_int),
+        Param("batch_size", "batch size", positive_int),
+        Param("lr", "learning rate", positive_float),
+        Param("optimizer", "optimizer", choices=OPTIMIZERS),
+        Param("weight_decay", "weight decay", nonnegative_float),
+        Param("clip_norm", "max gradient norm", positive_float),
+        Param("schedule", "learning-rate schedule", choices=SCHEDULES),
+        Param("warmup_steps", "warm-up steps of the schedule", nonnegative_int),
+        Param("patience", "with --dev: stop after this many epochs without a better dev accuracy", positive_int),
+        Param("random_state", "random seed", int, aliases=("--seed",)),
+    )
+
+
+TRAIN_HELP = """\
+--task classify: train a text classifier on a labelled file (TSV/CSV with a header, or JSONL; .gz is read
+transparently). The text column defaults to 'sentence' or 'text', the label column to 'label'. With --dev,
+the dev accuracy is measured after every epoch, training stops early when it stops improving
+(--patience), and the best epoch's weights are kept.
+
+example:
+  unrolled train --train sst2/train.tsv --dev sst2/dev.tsv --cell gru --bidirectional \\
+      --label-names 0=negative,1=positive --out models/sst2-gru
+  unrolled train --dataset sst2 --pooling max --dropout 0.5 --out models/sst2-gru-max
+"""
+
+
+def add_column_options(parser, label_default: str | None = "label") -> None:
+    parser.add_argument("--text-column", help="name of the text column (default: sentence, else text)")
+    parser.add_argument("--label-column", default=label_default, help="name of the label column (default: label)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from unrolled.models.classifier import RNNClassifier
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--train", metavar="FILE", help="training data (or --dataset)")
+    data.add_argument("--dev", metavar="FILE", help="dev data for early stopping and model selection")
+    dataset_options.add_dataset_training_options(data)
+    add_column_options(data)
+    data.add_argument("--label-names", type=label_names, metavar="MAP",
+                      help="display names for the labels, e.g. 0=negative,1=positive")
+    data.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported) instead of failing")
+    add_params(parser.add_argument_group("model and training (RNNClassifier's parameters)"), RNNClassifier,
+               model_params())
+
+
+def run_train(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled.data.readers import check_dev_labels, rename_labels
+    from unrolled.models.classifier import RNNClassifier
+
+    err, quiet = streams.err, args.quiet or args.json
+    if args.embeddings and args.embedding_dim is None:
+        from unrolled.text.embeddings import word_vector_dim
+
+        args.embedding_dim = word_vector_dim(args.embeddings)
+    if args.freeze_embeddings and not args.embeddings:
+        raise UsageError("--freeze-embeddings needs --embeddings FILE")
+    dataset_options.check_dataset_options(args)
+    if not args.train and not args.dataset:
+        raise UsageError("--train FILE or --dataset NAME is required for --task classify")
+    out_dir = check_out_dir(args.out)
+    dataset = dataset_options.load_training_data(args, err) if args.dataset else None
+    if dataset:
+        train, dev = dataset.train, dataset.dev
+        args.label_names = args.label_names or dataset.label_names
+    else:
+        train = read_labelled(args.train, args, err, args.quiet)
+        dev = read_labelled(args.dev, args, err, args.quiet) if args.dev else None
+    if args.label_names:
+        train = rename_labels(train, args.label_names, option="--label-names")
+        dev = dev and rename_labels(dev, args.label_names, option="--label-names")
+    if dev:
+        check_dev_labels(train, dev, label_column=args.label_column)
+
+    params = param_values(args, RNNClassifier, model_params())
+    model = RNNClassifier(**{**params, "patience": args.patience if dev else None})
+    validation = (dev.texts, dev.labels) if dev else None
+    model.fit(train.texts, train.labels, validation=validation,
+              callbacks=[_CoverageNote(model, err, quiet=quiet), Progress(err, quiet)])
+
+    metrics = {"train_accuracy": model.score(train.texts, train.labels)}
+    if dev:
+        metrics["dev_accuracy"] = model.history_.best_metric
+    if dataset:
+        data = dataset.record
+    else:
+        data = {"train": file_summary(args.train, len(train.texts), len(train.skipped))}
+        if dev:
+            data["dev"] = file_summary(args.dev, len(dev.texts), len(dev.skipped))
+    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line(),
+                               "label_names": args.label_names or {}})
+    summary = {
+        "out": str(out_dir),
+        "metrics": metrics,
+        "best_epoch": model.history_.best_epoch,
+        "epochs_run": len(model.history_.epochs),
+        "stopped_early": model.history_.stopped_early,
+        "seconds": round(model.training_seconds_, 2),
+        "vocab_size": len(model.vocab_),
+        "labels": [str(c) for c in model.classes_],
+    }
+    if model.embedding_coverage_ is not None:
+        summary["embedding_coverage"] = model.embedding_coverage_.to_json()
+    if args.json:
+        write_json(summary, streams.out)
+    elif not args.quiet:
+        dev_text = f", dev accuracy {metrics['dev_accuracy']:.4f} (epoch {summary['best_epoch']})" if dev else ""
+        streams.out.write(f"saved {out_dir}: train accuracy {metrics['train_accuracy']:.4f}{dev_text}, "
+                          f"{summary['seconds']:.1f}s\n")
+
+
+def read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool = False):
+    """A labelled file, with its skipped rows reported on ``err``; one kind of label per file."""
+    from unrolled.data.readers import LabelMap, read_dataset
+
+    dataset = read_dataset(
+        path, text_column=args.text_column, label_column=args.label_column, skip_bad_rows=args.skip_bad_rows,
+    )
+    LabelMap.fit(dataset.labels, path=path, lines=dataset.lines)  # one kind of label per file, or the line that breaks it
+    if dataset.skipped and not quiet:
+        err.write(f"skipped {len(dataset.skipped)} bad row(s) of {path}:\n")
+        for row in dataset.skipped[:10]:
+            err.write(f"  line {row.line}: {row.reason}\n")
+        if len(dataset.skipped) > 10:
+            err.write(f"  … and {len(dataset.skipped) - 10} more\n")
+    if not dataset.texts:
+        raise ValueError(f"{path}: no usable rows")
+    return dataset
+
+
+class _CoverageNote:
+    """Says, before the first epoch, how much of the vocabulary the --embeddings file covers."""
+
+    def __init__(self, model, err: TextIO, quiet: bool) -> None:
+        self.model, self.err, self.quiet = model, err, quiet
+
+    def on_train_begin(self, steps_per_epoch: int, epochs: int) -> None:
+        if self.model.embedding_coverage_ is not None and not self.quiet:
+            self.err.write(f"--embeddings {self.model.embeddings}: {self.model.embedding_coverage_}\n")
+
+
+# --- evaluate ---------------------------------------------------------------------------------------------
+
+EVALUATE_HELP = """\
+Evaluate a trained classifier on a labelled file: accuracy, precision/recall/F1 per class and the
+confusion matrix.
+
+example:
+  unrolled evaluate --model models/sst2-gru sst2/test.tsv
+  unrolled evaluate --model models/sst2-gru sst2/test.tsv --json
+"""
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    model_option(parser, DEFAULT_PREDICT, "a classifier")
+    parser.add_argument("file", metavar="FILE", help="labelled data")
+    add_column_options(parser)
+    parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+
+def run_evaluate(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled.models.classifier import RNNClassifier
+    from unrolled.pretrained import model_path
+
+    out = streams.out
+    model = RNNClassifier.load(model_path(args.model))
+    data = read_labelled(args.file, args, streams.err)
+    names = model.config_.get("label_names") or {}  # the display names given at training, if any
+    labels = [names.get(label, label) for label in data.labels]
+    report = model.evaluate(data.texts, labels, path=args.file, lines=data.lines)
+    if args.json:
+        write_json({"model": args.model, "file": args.file, **report.to_json()}, out)
+        return
+    out.write(f"{args.file}: {int(report.support.sum())} examples, accuracy {report.accuracy:.4f}\n\n")
+    width = max(8, *(len(name) for name in report.labels))
+    out.write(f"{'class':<{width}}  precision  recall  f1      support\n")
+    for i, name in enumerate(report.labels):
+        out.write(f"{name:<{width}}  {report.precision[i]:9.4f}  {report.recall[i]:6.4f}  {report.f1[i]:6.4f}  "
+                  f"{report.support[i]:7d}\n")
+    out.write(f"\nconfusion matrix (rows: true, columns: predicted)\n{'':<{width}}")
+    out.write("".join(f"  {name:>{width}}" for name in report.labels) + "\n")
+    for i, name in enumerate(report.labels):
+        out.write(f"{name:<{width}}" + "".join(f"  {count:>{width}d}" for count in report.confusion[i]) + "\n")
+
+
+# --- predict ----------------------------------------------------------------------------------------------
+
+PREDICT_HELP = """\
+Predict the label of each text: one line per text with the label and the class probabilities. With no
+text arguments, reads one text per line from standard input.
+
+example:
+  unrolled predict --model models/sst2-gru "I love this" "a dull, lifeless film"
+  cat reviews.txt | unrolled predict --model models/sst2-gru --json
+"""
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    model_option(parser, DEFAULT_PREDICT, "a classifier")
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts (default: lines of standard input)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per text")
+
+
+def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str]]:
+    """(where, text) pairs from the arguments or standard input; an empty text is an error."""
+    if args.texts:
+        items = [(f"text {i}", text) for i, text in enumerate(args.texts, 1)]
+    else:
+        items = [(f"stdin line {i}", line.rstrip("\r\n")) for i, line in enumerate(stdin, 1)]
+    for where, text in items:
+        if not text.strip():
+            raise ValueError(f"{where}: empty text")
+    return items
+
+
+def run_predict(args: argparse.Namespace, streams: Streams) -> None:
+    import json
+
+    from unrolled.models.classifier import RNNClassifier
+    from unrolled.pretrained import model_path
+
+    model = RNNClassifier.load(model_path(args.model))
+    items = _input_texts(args, streams.stdin)
+    if not items:
+        raise ValueError("no texts: give them as arguments or one per line on standard input")
+    probs = model.predict_proba([text for _, text in items])
+    names = [str(c) for c in model.classes_]
+    for (_, text), p in zip(items, probs):
+        label = names[int(p.argmax())]
+        if args.json:
+            streams.out.write(json.dumps({"text": text, "label": label,
+                                          "probabilities": dict(zip(names, map(float, p)))}) + "\n")
+        else:
+            shown = "  ".join(f"{name} {q:.3f}" for name, q in zip(names, p))
+            streams.out.write(f"{label}\t{shown}\t{text}\n")
+
+
+TRAIN = Command(TRAIN_HELP, add_train_arguments, run_train)
+COMMANDS = {
+    "evaluate": Command(EVALUATE_HELP, add_evaluate_arguments, run_evaluate),
+    "predict": Command(PREDICT_HELP, add_predict_arguments, run_predict),
+}

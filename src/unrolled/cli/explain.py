@@ -1,0 +1,115 @@
+"""Seeing inside: ``unrolled walkthrough`` (the seed's example, every number) and ``unrolled explain`` (a
+per-step trace of a text through a trained classifier or language model)."""
+
+from __future__ import annotations
+
+import argparse
+
+from unrolled.cli.common import Command, Streams, UsageError, model_option, positive_float, write_json
+from unrolled.pretrained import DEFAULT_EXPLAIN
+
+WALKTHROUGH_HELP = """\
+The canonical example with every number shown: "I love this" (embedding size 4, hidden size 4, h_0 = 0,
+classes positive/negative, true label positive) through an RNN — the forward pass step by step, the
+softmax and the cross-entropy loss, backpropagation through time by hand, one SGD step, and the lower
+loss after it. Numbers come from the engine's own step functions.
+
+example:
+  unrolled walkthrough
+  unrolled walkthrough --cell lstm --precision 6
+  unrolled walkthrough --save-weights mine.json     # write the weights as a template, edit, then:
+  unrolled walkthrough --weights mine.json --json
+"""
+
+EXPLAIN_HELP = """\
+Trace one sentence through a trained classifier, step by step: each token and its vector, the hidden
+state, the class probabilities if the sentence ended at that step and the change each step caused, the
+gradient flow over time (|dL/dh_t| and |dL/dx_t|, which shows vanishing gradients on long inputs), and
+the mean gate activations of a GRU or LSTM. --json gives the full trace, --plot a figure.
+With a language model: per step the hidden state, the top-5 next-token guesses and the probability given
+to the token that came next.
+
+example:
+  unrolled explain --model models/sst2-rnn "a gorgeous , witty , seductive movie ."
+  unrolled explain --model models/sst2-rnn "not bad at all" --label positive --plot trace.png
+"""
+
+
+def add_walkthrough_arguments(parser: argparse.ArgumentParser) -> None:
+    from unrolled.nn.cells import CELL_NAMES
+
+    parser.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="cell to walk through (default: rnn)")
+    parser.add_argument("--weights", metavar="FILE", help="weights from a JSON file (see --save-weights)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the default weights (default: 0)")
+    parser.add_argument("--lr", type=positive_float, default=0.5, help="learning rate of the SGD step (default: 0.5)")
+    parser.add_argument("--precision", type=int, default=4, choices=range(0, 13), metavar="N",
+                        help="decimals shown (0-12, default: 4)")
+    parser.add_argument("--save-weights", metavar="FILE", help="also write the weights used to FILE as JSON")
+    parser.add_argument("--json", action="store_true", help="print every number as JSON")
+
+
+def run_walkthrough(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled import walkthrough
+
+    weights = walkthrough.load_weights(args.weights, cell=args.cell) if args.weights else None
+    walk = walkthrough.run_walkthrough(cell=args.cell, weights=weights, seed=args.seed, lr=args.lr)
+    if args.save_weights:
+        walkthrough.save_weights(args.save_weights, walk.weights, cell=args.cell)
+    if args.json:
+        write_json(walk.to_json(), streams.out)
+    else:
+        text = walkthrough.render_text(walk, precision=args.precision)
+        streams.out.write(text if text.endswith("\n") else text + "\n")
+
+
+def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", metavar="TEXT", help="the sentence")
+    model_option(parser, DEFAULT_EXPLAIN, "a classifier or a language model")
+    parser.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
+    parser.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
+                        help="decimals shown (0-12, default: 3)")
+    parser.add_argument("--plot", metavar="FILE", help="also draw the trace (PNG/SVG/PDF; needs matplotlib)")
+    parser.add_argument("--json", action="store_true", help="print the full trace as JSON")
+
+
+def run_explain(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled.checkpoint import checkpoint_kind
+    from unrolled.pretrained import model_path
+
+    path = model_path(args.model)
+    if checkpoint_kind(path) == "language_model":
+        return _explain_lm(args, path, streams)
+    from unrolled.explain import explain, render_text
+    from unrolled.models.classifier import RNNClassifier
+
+    trace = explain(RNNClassifier.load(path), args.text, label=args.label)
+    if args.plot:
+        from unrolled.plot import plot_trace
+
+        plot_trace(trace, args.plot)
+    if args.json:
+        write_json(trace.to_json(), streams.out)
+    else:
+        text = render_text(trace, precision=args.precision)
+        streams.out.write(text if text.endswith("\n") else text + "\n")
+        if args.plot:
+            streams.out.write(f"plot: {args.plot}\n")
+
+
+def _explain_lm(args: argparse.Namespace, path, streams: Streams) -> None:
+    from unrolled.explain_lm import explain_lm, render_lm_text
+    from unrolled.models.language_model import RNNLanguageModel
+
+    if args.label or args.plot:
+        raise UsageError("--label and --plot apply to classifiers; a language model's trace has neither")
+    trace = explain_lm(RNNLanguageModel.load(path), args.text)
+    if args.json:
+        write_json(trace.to_json(), streams.out)
+    else:
+        streams.out.write(render_lm_text(trace, precision=args.precision))
+
+
+COMMANDS = {
+    "walkthrough": Command(WALKTHROUGH_HELP, add_walkthrough_arguments, run_walkthrough),
+    "explain": Command(EXPLAIN_HELP, add_explain_arguments, run_explain),
+}

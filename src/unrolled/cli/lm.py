@@ -1,0 +1,132 @@
+"""Language models: ``unrolled train --task lm`` and ``unrolled generate``.
+
+The model options are :class:`unrolled.RNNLanguageModel`'s parameters (defaults read from it). Like the
+whole CLI, this module only orchestrates library calls and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from unrolled.cli.common import (
+    Command,
+    Param,
+    Progress,
+    Streams,
+    UsageError,
+    add_params,
+    check_out_dir,
+    command_line,
+    file_summary,
+    fraction,
+    model_option,
+    param_values,
+    positive_float,
+    positive_int,
+    probability,
+    write_json,
+)
+
+
+def model_params() -> tuple[Param, ...]:
+    """RNNLanguageModel's parameters as options."""
+    from unrolled.nn.cells import CELL_NAMES
+
+    return (
+        Param("level", "tokens are characters or words", choices=("char", "word")),
+        Param("min_freq", "rarer tokens become <unk>", positive_int),
+        Param("cell", "recurrent cell", choices=CELL_NAMES),
+        Param("embedding_dim", "token vector size", positive_int, metavar="E"),
+        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
+        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
+        Param("dropout", "dropout on token vectors, between layers and on the outputs", probability),
+        Param("tie_weights", "share the input and output embeddings (needs --embedding-dim = --hidden-size)"),
+        Param("bptt", "steps per truncated-BPTT window", positive_int),
+        Param("batch_size", "parallel streams", positive_int),
+        Param("epochs", "epochs", positive_int),
+        Param("lr", "learning rate", positive_float),
+        Param("clip_norm", "max gradient norm", positive_float),
+        Param("validation_fraction", "the last part of the text used for validation", fraction),
+        Param("max_steps", "stop after this many optimizer steps", positive_int),
+        Param("random_state", "random seed", int, aliases=("--seed",)),
+    )
+
+
+TRAIN_HELP = """\
+--task lm: train a language model on a text, character by character (--level word for words), with
+truncated BPTT over one continuous stream; the last --validation-fraction of the text is the validation
+set (loss in nats per token, and bits per character).
+
+example:
+  unrolled train --task lm --text tinyshakespeare.txt --cell lstm --num-layers 2 --hidden-size 256 \\
+      --embedding-dim 64 --dropout 0.2 --bptt 64 --epochs 15 --out models/shakespeare
+"""
+
+GENERATE_HELP = """\
+Generate text with a trained language model: the prompt warms the state token by token, then each next
+token is sampled (temperature, top-k, top-p) and fed back. Output streams as it is generated;
+deterministic under --seed. A prompt character (or word) outside the model's vocabulary is read as <unk>.
+
+example:
+  unrolled generate --model models/shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8 --seed 1
+"""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from unrolled.models.language_model import RNNLanguageModel
+
+    parser.add_argument_group("data").add_argument("--text", metavar="FILE",
+                                                   help="the text to model, UTF-8 (required)")
+    add_params(parser.add_argument_group("model and training (RNNLanguageModel's parameters)"), RNNLanguageModel,
+               model_params())
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    model_option(parser, None, "a language model")
+    parser.add_argument("--prompt", default="", help="text to start from (default: none)")
+    parser.add_argument("--length", type=int, default=200, help="tokens to generate (default: 200)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1)")
+    parser.add_argument("--top-k", type=positive_int, help="sample among the k most probable tokens")
+    parser.add_argument("--top-p", type=positive_float, help="sample among the most probable tokens of mass p")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def run_train(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled.data.readers import read_text
+    from unrolled.models.language_model import RNNLanguageModel
+
+    out = streams.out
+    if not args.text:
+        raise UsageError("--text FILE is required for --task lm")
+    out_dir = check_out_dir(args.out)
+    text = read_text(args.text)
+    model = RNNLanguageModel(**param_values(args, RNNLanguageModel, model_params()))
+    model.fit(text, callbacks=[Progress(streams.err, args.quiet or args.json, metric="val loss")])
+    metrics = {"val_loss": model.val_loss_}
+    if args.level == "char":
+        metrics["val_bits_per_char"] = model.bits_per_char
+    model.save(out_dir, extra={"metrics": metrics, "data": {"train": file_summary(args.text, len(text), 0)},
+                               "command": command_line()})
+    if args.json:
+        write_json({"out": str(out_dir), "metrics": metrics, "seconds": round(model.training_seconds_, 2)}, out)
+    elif not args.quiet:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        out.write(f"saved {out_dir}: {shown}, {model.training_seconds_:.1f}s\n")
+
+
+def run_generate(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled.models.language_model import RNNLanguageModel
+
+    out = streams.out
+    model = RNNLanguageModel.load(args.model)
+    tokens = model.generate(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, seed=args.seed)
+    out.write(args.prompt)
+    for token in tokens:
+        out.write(token)
+        out.flush()
+    out.write("\n")
+
+
+TRAIN = Command(TRAIN_HELP, add_train_arguments, run_train)
+COMMANDS = {"generate": Command(GENERATE_HELP, add_generate_arguments, run_generate)}

@@ -1,0 +1,131 @@
+"""The package's import structure: every module imports on its own, in a fresh interpreter state, and no
+chain of module-level imports comes back to where it started (an import cycle).
+
+Imports inside functions (the CLI's and the estimators' lazy imports) run after every module is loaded and
+cannot form a cycle at import time, so only module-level ``import`` statements are edges here.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import unrolled
+
+PACKAGE_DIR = Path(unrolled.__file__).resolve().parent
+
+
+def all_modules() -> list[str]:
+    names = ["unrolled"]
+    for info in pkgutil.walk_packages([str(PACKAGE_DIR)], prefix="unrolled."):
+        names.append(info.name)
+    return sorted(names)
+
+
+def _source(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    return Path(spec.origin)
+
+
+def module_level_imports(module: str, known: set[str]) -> set[str]:
+    """The package's modules that ``module`` imports at module level (``from a import b``: ``a.b`` when that
+    is a module, else ``a``); parents that Python imports on the way are not counted."""
+    path = _source(module)
+    if path.suffix != ".py":
+        return set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    edges: set[str] = set()
+    for node in tree.body:  # module level only, including imports under if/try at that level
+        for stmt in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
+            if isinstance(stmt, ast.Import):
+                edges.update(alias.name for alias in stmt.names if alias.name in known)
+            elif isinstance(stmt, ast.ImportFrom):
+                base = stmt.module or ""
+                if stmt.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - stmt.level + 1] + ([base] if base else []))
+                for alias in stmt.names:
+                    target = f"{base}.{alias.name}"
+                    if target in known:
+                        edges.add(target)
+                    elif base in known:
+                        edges.add(base)
+    edges.discard(module)
+    return edges
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the directed graph as a list of nodes (first = last), or None."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    modules = all_modules()
+    known = set(modules)
+    graph = {module: module_level_imports(module, known) for module in modules}
+    assert len(modules) > 50 and graph["unrolled.cli.classify"] >= {"unrolled.cli.common"}
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"b"}}) is None
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first, in an interpreter where no other module of the package is loaded yet
+    (``unrolled.__main__`` is the ``python -m unrolled`` script: importing it runs the command)."""
+    modules = [name for name in all_modules() if name != "unrolled.__main__"]
+    script = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        f"for name in {modules!r}:\n"
+        "    for loaded in [m for m in sys.modules if m == 'unrolled' or m.startswith('unrolled.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as error:\n"
+        "        failed.append(f'{name}: {type(error).__name__}: {error}')\n"
+        "print('\\n'.join(failed))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_import_unrolled_and_the_cli_entry_stay_light():
+    """``import unrolled`` loads no NumPy; the command-line entry point loads only what its command needs."""
+    script = (
+        "import sys, unrolled\n"
+        "assert 'numpy' not in sys.modules, 'import unrolled loaded numpy'\n"
+        "import unrolled.cli\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('unrolled.'))\n"
+        "print(' '.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["unrolled.cli", "unrolled.cli.common"]
