@@ -11,6 +11,7 @@ from typing import TextIO
 
 from unrolled.cli import datasets as dataset_options
 from unrolled.cli.common import (
+    SEED_PARAM,
     Command,
     Param,
     Progress,
@@ -24,10 +25,11 @@ from unrolled.cli.common import (
     model_option,
     nonnegative_float,
     nonnegative_int,
+    optimizer_params,
     param_values,
-    positive_float,
     positive_int,
     probability,
+    recurrent_params,
     write_json,
 )
 from unrolled.pretrained import DEFAULT_PREDICT
@@ -35,18 +37,14 @@ from unrolled.pretrained import DEFAULT_PREDICT
 
 def model_params() -> tuple[Param, ...]:
     """RNNClassifier's parameters as options (the choices come from the registries that define them)."""
-    from unrolled.nn.cells import CELL_NAMES
     from unrolled.nn.pooling import POOLINGS
     from unrolled.train import OPTIMIZERS, SCHEDULES
 
     return (
-        Param("cell", "recurrent cell", choices=CELL_NAMES),
+        *recurrent_params("dropout on word vectors, between layers and on the pooled features"),
         Param("embedding_dim", "word vector size", positive_int, metavar="E", detect_given=True),
-        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
-        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
         Param("bidirectional", "read the text in both directions"),
         Param("pooling", "final state (last), or max/mean over all steps", choices=POOLINGS),
-        Param("dropout", "dropout on word vectors, between layers and on the pooled features", probability),
         Param("word_dropout", "in training, replace each token by <unk> with this probability", probability),
         Param("embeddings", "pretrained word vectors, GloVe or word2vec text format, optionally gzip (sets "
               "--embedding-dim from the file)", metavar="FILE"),
@@ -55,16 +53,13 @@ def model_params() -> tuple[Param, ...]:
         Param("max_vocab", "vocabulary size limit, specials included", positive_int),
         Param("max_len", "keep at most this many tokens per text", positive_int),
         Param("lowercase", "keep letter case (lower-case by default)", flag="--cased"),
-        Param("epochs", "epochs", positive_int),
-        Param("batch_size", "batch size", positive_int),
-        Param("lr", "learning rate", positive_float),
+        *optimizer_params(),
         Param("optimizer", "optimizer", choices=OPTIMIZERS),
         Param("weight_decay", "weight decay", nonnegative_float),
-        Param("clip_norm", "max gradient norm", positive_float),
         Param("schedule", "learning-rate schedule", choices=SCHEDULES),
         Param("warmup_steps", "warm-up steps of the schedule", nonnegative_int),
         Param("patience", "with --dev: stop after this many epochs without a better dev accuracy", positive_int),
-        Param("random_state", "random seed", int, aliases=("--seed",)),
+        SEED_PARAM,
     )
 
 

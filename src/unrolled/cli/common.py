@@ -118,6 +118,31 @@ class Param:
     detect_given: bool = False
 
 
+def recurrent_params(dropout_help: str) -> tuple[Param, ...]:
+    """The recurrent layer's options, the same in every task (the cells come from the registry)."""
+    from unrolled.nn.cells import CELL_NAMES
+
+    return (
+        Param("cell", "recurrent cell", choices=CELL_NAMES),
+        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
+        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
+        Param("dropout", dropout_help, probability),
+    )
+
+
+def optimizer_params(batch_help: str = "batch size") -> tuple[Param, ...]:
+    """The training loop's options that every task has."""
+    return (
+        Param("epochs", "epochs", positive_int),
+        Param("batch_size", batch_help, positive_int),
+        Param("lr", "learning rate", positive_float),
+        Param("clip_norm", "max gradient norm", positive_float),
+    )
+
+
+SEED_PARAM = Param("random_state", "random seed", int, aliases=("--seed",))
+
+
 def estimator_defaults(estimator: type) -> dict[str, Any]:
     """The keyword defaults of ``estimator.__init__`` (scikit-learn style: every parameter has one)."""
     return {p.name: p.default for p in inspect.signature(estimator.__init__).parameters.values()
@@ -259,6 +284,7 @@ def _clock(seconds: float) -> str:
 
 
 __all__ = [
+    "SEED_PARAM", "optimizer_params", "recurrent_params",
     "Command", "ExitCode", "Param", "Progress", "Streams", "UsageError", "add_params", "check_out_dir",
     "command_line", "estimator_defaults", "file_summary", "fraction", "label_names", "model_option",
     "new_parser", "nonnegative_float", "nonnegative_int", "param_values", "positive_float", "positive_int",

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from unrolled.cli.common import (
+    SEED_PARAM,
     Command,
     Param,
     Progress,
@@ -22,32 +23,24 @@ from unrolled.cli.common import (
     file_summary,
     model_option,
     nonnegative_int,
+    optimizer_params,
     param_values,
-    positive_float,
     positive_int,
-    probability,
+    recurrent_params,
     write_json,
 )
 
 
 def model_params() -> tuple[Param, ...]:
     """RNNForecaster's parameters as options."""
-    from unrolled.nn.cells import CELL_NAMES
-
     return (
         Param("window", "input window length", positive_int),
         Param("horizon", "values forecast at once", positive_int),
         Param("log", "model log values (multiplicative seasonality)"),
         Param("calendar", "add time-of-year inputs (needs --date-column)"),
-        Param("cell", "recurrent cell", choices=CELL_NAMES),
-        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
-        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
-        Param("dropout", "dropout between layers and on the final state", probability),
-        Param("epochs", "epochs", positive_int),
-        Param("batch_size", "batch size", positive_int),
-        Param("lr", "learning rate", positive_float),
-        Param("clip_norm", "max gradient norm", positive_float),
-        Param("random_state", "random seed", int, aliases=("--seed",)),
+        *recurrent_params("dropout between layers and on the final state"),
+        *optimizer_params(),
+        SEED_PARAM,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from unrolled.cli.common import (
+    SEED_PARAM,
     Command,
     Param,
     Progress,
@@ -20,35 +21,28 @@ from unrolled.cli.common import (
     file_summary,
     fraction,
     model_option,
+    optimizer_params,
     param_values,
     positive_float,
     positive_int,
-    probability,
+    recurrent_params,
     write_json,
 )
 
 
 def model_params() -> tuple[Param, ...]:
     """RNNLanguageModel's parameters as options."""
-    from unrolled.nn.cells import CELL_NAMES
-
     return (
         Param("level", "tokens are characters or words", choices=("char", "word")),
         Param("min_freq", "rarer tokens become <unk>", positive_int),
-        Param("cell", "recurrent cell", choices=CELL_NAMES),
+        *recurrent_params("dropout on token vectors, between layers and on the outputs"),
         Param("embedding_dim", "token vector size", positive_int, metavar="E"),
-        Param("hidden_size", "hidden size", positive_int, aliases=("--hidden",), metavar="H"),
-        Param("num_layers", "recurrent layers", positive_int, aliases=("--layers",), metavar="L"),
-        Param("dropout", "dropout on token vectors, between layers and on the outputs", probability),
         Param("tie_weights", "share the input and output embeddings (needs --embedding-dim = --hidden-size)"),
         Param("bptt", "steps per truncated-BPTT window", positive_int),
-        Param("batch_size", "parallel streams", positive_int),
-        Param("epochs", "epochs", positive_int),
-        Param("lr", "learning rate", positive_float),
-        Param("clip_norm", "max gradient norm", positive_float),
+        *optimizer_params("parallel streams"),
         Param("validation_fraction", "the last part of the text used for validation", fraction),
         Param("max_steps", "stop after this many optimizer steps", positive_int),
-        Param("random_state", "random seed", int, aliases=("--seed",)),
+        SEED_PARAM,
     )
 
 
