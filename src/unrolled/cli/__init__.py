@@ -10,8 +10,9 @@ One module per task, each holding its commands (``Command``: help, options, run)
     datasets.py  datasets, train --dataset  common.py     what they share (options, progress, errors)
 
 Only the module of the command being run is imported, and only its parser is built, so ``unrolled --help``
-and ``predict`` start fast; the command modules import the library inside their functions. No module of
-this package imports another except ``common`` (and ``train``, the task modules it switches between).
+and ``predict`` start fast; the command modules import the library inside their functions. The modules
+import ``common``; besides, ``train`` imports the task module it switches to and ``classify`` the dataset
+options of ``datasets`` (tests/test_imports.py checks there is no cycle).
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ example:
 
 
 def add_walkthrough_arguments(parser: argparse.ArgumentParser) -> None:
-    from unrolled.nn.cells import CELL_NAMES
+    from unrolled.walkthrough import CELLS
 
-    parser.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="cell to walk through (default: rnn)")
+    parser.add_argument("--cell", choices=CELLS, default="rnn", help="cell to walk through (default: rnn)")
     parser.add_argument("--weights", metavar="FILE", help="weights from a JSON file (see --save-weights)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the default weights (default: 0)")
     parser.add_argument("--lr", type=positive_float, default=0.5, help="learning rate of the SGD step (default: 0.5)")

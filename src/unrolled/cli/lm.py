@@ -32,8 +32,10 @@ from unrolled.cli.common import (
 
 def model_params() -> tuple[Param, ...]:
     """RNNLanguageModel's parameters as options."""
+    from unrolled.models.language_model import LEVELS
+
     return (
-        Param("level", "tokens are characters or words", choices=("char", "word")),
+        Param("level", "tokens are characters or words", choices=LEVELS),
         Param("min_freq", "rarer tokens become <unk>", positive_int),
         *recurrent_params("dropout on token vectors, between layers and on the outputs"),
         Param("embedding_dim", "token vector size", positive_int, metavar="E"),

@@ -213,7 +213,7 @@ def classifier_backward(
 
 def _final_state_features(state_final, rec: RecurrentConfig) -> np.ndarray:
     """'last' pooling: the top layer's final state of each direction, concatenated -> (N, dirs·H)."""
-    h = state_final[0] if rec.cell == "lstm" else state_final  # (L·dirs, N, H)
+    h = rec.hidden_of(state_final)  # (L·dirs, N, H)
     top = h[(rec.num_layers - 1) * rec.num_directions :]
     return top[0] if len(top) == 1 else np.concatenate(list(top), axis=1)
 
@@ -227,4 +227,4 @@ def _final_state_gradient(dfeatures: np.ndarray, config: ClassifierNetConfig):
     top = (rec.num_layers - 1) * rec.num_directions
     for direction in range(rec.num_directions):
         dh[top + direction] = dfeatures[:, direction * hidden : (direction + 1) * hidden]
-    return (dh, None) if rec.cell == "lstm" else dh
+    return rec.state_of_hidden(dh)

@@ -108,7 +108,7 @@ def forecaster_forward(
     out, state, rec_cache = recurrent_forward(
         x, recurrent_params_of(params), config.recurrent, training=training, rng=rng
     )
-    h_top = state[0] if config.cell == "lstm" else state  # (L, N, H); for LSTM the h of (h, c)
+    h_top = config.recurrent.hidden_of(state)  # (L, N, H); for LSTM the h of (h, c)
     features = h_top[-1]  # (N, H)
     dropped, feat_drop = dropout_forward(features, config.dropout, training=training, rng=rng)
     pred, head_cache = linear_forward(dropped, params["head.weight"], params["head.bias"])
@@ -128,7 +128,7 @@ def forecaster_backward(cache: ForecasterCache) -> Params:
     dfeatures = dropout_backward(ddropped, cache.feature_dropout)
     dh = np.zeros((config.num_layers,) + dfeatures.shape, dtype=dfeatures.dtype)  # (L, N, H)
     dh[-1] = dfeatures  # only the top layer's final state feeds the head
-    dstate = (dh, None) if config.cell == "lstm" else dh  # the final cell state feeds nothing
+    dstate = config.recurrent.state_of_hidden(dh)  # the final cell state feeds nothing
     _, _, rec_grads = recurrent_backward(None, dstate, cache.recurrent)
     grads: Params = {"rnn." + name: value for name, value in rec_grads.items()}
     grads.update({"head." + name: value for name, value in head_grads.items()})

@@ -5,11 +5,12 @@ checkpoints and the ``--cell`` option say), its title, its gate blocks in PyTorc
 ``explain`` reports and their readable names, and its step kernels — the NumPy reference kernels and the
 kernels the time loop runs (the C ones of :mod:`unrolled.nn.fused` where the extension knows the kernel,
 the NumPy ones otherwise). ``RecurrentConfig``, the command line, ``walkthrough``, ``explain`` and the trace
-schema read this table; nothing else lists cells.
+schema read this table.
 
 Adding a cell: write its kernel (see ``CellKernel`` in :mod:`unrolled.nn.time_loop`, and ``rnn.py`` /
 ``gru.py`` / ``lstm.py`` for three), add one ``Cell`` here, and it is trainable, checkpointable and
-explainable; a C kernel is optional (docs/architecture.md has the recipe).
+explainable; a C kernel is optional. The walkthrough narrates the cells it has text for, and the plain
+reference (nn/reference.py) wants the new cell written out too: docs/architecture.md has the recipe.
 """
 
 from __future__ import annotations

@@ -61,6 +61,20 @@ class RecurrentConfig:
         return get_cell(self.cell).kernel(self.nonlinearity)
 
     @property
+    def state_names(self) -> tuple[str, ...]:
+        """The state's components, from the cell's kernel: ("h",) (a state is one array) or ("h", "c")
+        (a state is a tuple of arrays, as for an LSTM)."""
+        return self.kernel.state_names
+
+    def hidden_of(self, state: RecurrentState) -> np.ndarray:
+        """The h component of a state in this layer's layout."""
+        return state[0] if len(self.state_names) > 1 else state
+
+    def state_of_hidden(self, h: np.ndarray) -> RecurrentState:
+        """A state (or state gradient) whose h is ``h`` and whose other components are None."""
+        return (h,) + (None,) * (len(self.state_names) - 1) if len(self.state_names) > 1 else h
+
+    @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
@@ -188,13 +202,15 @@ def _split_state(config: RecurrentConfig, state: RecurrentState | None, name: st
     """
     if state is None:
         return None
-    if config.cell == "lstm" and (not isinstance(state, tuple) or len(state) != 2):
-        raise ValueError(f"{name}: expected a pair (h, c) for an LSTM")
-    components = state if config.cell == "lstm" else (state,)
+    names = config.state_names
+    if len(names) > 1 and (not isinstance(state, tuple) or len(state) != len(names)):
+        raise ValueError(f"{name}: expected a {'pair' if len(names) == 2 else 'tuple'} ({', '.join(names)}) for "
+                         f"{'an LSTM' if config.cell == 'lstm' else config.cell!r}")
+    components = state if len(names) > 1 else (state,)
     shape = (config.num_layers * config.num_directions, n, config.hidden_size)
-    for comp_name, comp in zip(("h", "c"), components):
+    for comp_name, comp in zip(names, components):
         if comp is not None:
-            label = f"{name}.{comp_name}" if config.cell == "lstm" else name
+            label = f"{name}.{comp_name}" if len(names) > 1 else name
             check_float_array(label, comp, shape, dtype=dtype)
     return [tuple(None if comp is None else comp[row] for comp in components) for row in range(shape[0])]
 
@@ -208,7 +224,7 @@ def _with_zeros(row: tuple | None, kernel: CellKernel, n: int, hidden: int, dtyp
 def _join_state(config: RecurrentConfig, per_row: list[tuple[np.ndarray, ...]]) -> RecurrentState:
     """Per (layer, direction) tuples -> PyTorch-layout state."""
     joined = tuple(np.stack([row[k] for row in per_row]) for k in range(len(per_row[0])))
-    return joined if config.cell == "lstm" else joined[0]
+    return joined if len(config.state_names) > 1 else joined[0]
 
 
 def recurrent_forward(
