@@ -345,3 +345,130 @@ def test_unknown_nonlinearity_and_bad_lstm_state():
     with pytest.raises(ValueError, match="dout: expected shape"):
         _, _, cache = gru.gru_forward(x, None, make_params(rng, 3))
         gru.gru_backward(np.zeros((N, T, H + 1)), None, cache)
+
+
+# --- sequences of zero time steps (T = 0) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("use_state0", [False, True])
+@pytest.mark.parametrize("use_dstate", [False, True])
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("n", [2, 6])  # up to SMALL_BATCH rows the fused cells' loop is C's ``sequence``
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_zero_time_steps(cell, use_state0, use_dstate, use_mask, reverse, n, dtype):
+    """x (N, 0, D), as the plain reference treats it: an empty output, the initial state (a copy) as the
+    final state; backward: an empty dx, dstate0 = dstate_final (zeros without one), zero parameter grads."""
+    fwd, bwd, _, _, gates, comps = CELLS[cell]
+    rng = np.random.default_rng(9)
+    params = make_params(rng, gates, dtype=dtype)
+    x = np.zeros((n, 0, D), dtype=dtype)
+    state0 = [rng.standard_normal((n, H)).astype(dtype) for _ in range(comps)] if use_state0 else None
+    mask = np.zeros((n, 0), dtype=bool) if use_mask else None
+
+    out, s_t, cache = fwd(x, None if state0 is None else pack_state(comps, state0), params, mask=mask,
+                          reverse=reverse)
+    assert out.shape == (n, 0, H) and out.dtype == dtype
+    for k, s in enumerate(unpack_state(comps, s_t)):
+        assert s.shape == (n, H) and s.dtype == dtype
+        np.testing.assert_array_equal(s, np.zeros((n, H)) if state0 is None else state0[k])
+        if state0 is not None:
+            assert not np.shares_memory(s, state0[k]), "the final state is a copy of the initial state"
+
+    dstate = [rng.standard_normal((n, H)).astype(dtype) for _ in range(comps)] if use_dstate else None
+    for dout in (None, np.zeros((n, 0, H), dtype=dtype)):
+        dx, dstate0, grads = bwd(dout, None if dstate is None else pack_state(comps, dstate), cache)
+        assert dx.shape == (n, 0, D) and dx.dtype == dtype
+        for k, ds in enumerate(unpack_state(comps, dstate0)):
+            assert ds.shape == (n, H) and ds.dtype == dtype
+            np.testing.assert_array_equal(ds, np.zeros((n, H)) if dstate is None else dstate[k])
+        assert set(grads) == set(params)
+        for name, value in params.items():
+            assert grads[name].shape == value.shape and grads[name].dtype == dtype, name
+            assert np.all(grads[name] == 0.0), name
+
+
+def test_zero_time_steps_match_the_reference():
+    """The same, against the readable reference of each cell (nn/reference.py), which handles T = 0."""
+    from unrolled.nn import reference
+
+    refs = {
+        "rnn_tanh": (reference.rnn_reference_forward, reference.rnn_reference_backward),
+        "rnn_relu": (lambda x, s, p, mask=None: reference.rnn_reference_forward(x, s, p, "relu", mask),
+                     reference.rnn_reference_backward),
+        "gru": (reference.gru_reference_forward, reference.gru_reference_backward),
+        "lstm": (reference.lstm_reference_forward, reference.lstm_reference_backward),
+    }
+    rng = np.random.default_rng(10)
+    for cell in CELLS:
+        r_fwd, r_bwd = refs[cell.removesuffix("_numpy")]
+        fwd, bwd, _, _, gates, comps = CELLS[cell]
+        for n in (2, 6):
+            params = make_params(rng, gates)
+            x = np.zeros((n, 0, D))
+            s0 = pack_state(comps, [rng.standard_normal((n, H)) for _ in range(comps)])
+            ds = pack_state(comps, [rng.standard_normal((n, H)) for _ in range(comps)])
+            out, s_t, cache = fwd(x, s0, params)
+            r_out, r_s_t, r_cache = r_fwd(x, s0, params)
+            dx, ds0, grads = bwd(None, ds, cache)
+            r_dx, r_ds0, r_grads = r_bwd(None, ds, r_cache)
+            pairs = [(out, r_out), (dx, r_dx)]
+            pairs += zip(unpack_state(comps, s_t), unpack_state(comps, r_s_t))
+            pairs += zip(unpack_state(comps, ds0), unpack_state(comps, r_ds0))
+            for a, b in pairs:
+                assert a.shape == b.shape
+                np.testing.assert_array_equal(a, b)
+            for name in params:
+                np.testing.assert_array_equal(grads[name], r_grads[name])
+
+
+@pytest.mark.parametrize("layer_cell, nonlinearity", [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")])
+@pytest.mark.parametrize("kernels", ["active", "numpy"])
+@pytest.mark.parametrize("use_state", [False, True])
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("n", [2, 6])
+def test_zero_time_steps_through_the_recurrent_layer(layer_cell, nonlinearity, kernels, use_state, use_mask, n,
+                                                     monkeypatch):
+    """recurrent_forward / recurrent_backward, 2 layers, bidirectional, on x (N, 0, D)."""
+    from unrolled.nn.cells import get_cell
+    from unrolled.nn.recurrent_layer import RecurrentConfig, init_recurrent_params, recurrent_backward, recurrent_forward
+
+    if kernels == "numpy":
+        monkeypatch.setattr(RecurrentConfig, "kernel",
+                            property(lambda cfg: get_cell(cfg.cell).kernel(cfg.nonlinearity, fused=False)))
+    config = RecurrentConfig(layer_cell, D, H, num_layers=2, bidirectional=True, nonlinearity=nonlinearity)
+    comps = 2 if layer_cell == "lstm" else 1
+    pack = (lambda s: s[0]) if comps == 1 else tuple
+    rng = np.random.default_rng(11)
+    params = init_recurrent_params(config, rng, dtype=np.float64)
+    shape = (4, n, H)
+    state0 = [rng.standard_normal(shape) for _ in range(comps)] if use_state else None
+    dstate = [rng.standard_normal(shape) for _ in range(comps)] if use_state else None
+    mask = np.zeros((n, 0), dtype=bool) if use_mask else None
+    x = np.zeros((n, 0, D))
+
+    out, final, cache = recurrent_forward(x, params, config, mask=mask,
+                                          state0=None if state0 is None else pack(state0))
+    assert cache.directions[0][0].kernel is config.kernel
+    assert out.shape == (n, 0, 2 * H)
+    for k, s in enumerate(final if comps == 2 else (final,)):
+        np.testing.assert_array_equal(s, np.zeros(shape) if state0 is None else state0[k])
+    # inference without a cache takes the same path
+    out2, final2, _ = recurrent_forward(x, params, config, mask=mask, keep_cache=False,
+                                        state0=None if state0 is None else pack(state0))
+    assert out2.shape == (n, 0, 2 * H)
+    for a, b in zip(final2 if comps == 2 else (final2,), final if comps == 2 else (final,)):
+        np.testing.assert_array_equal(a, b)
+
+    dstates = {}
+    for dout in (None, np.zeros((n, 0, 2 * H))):
+        dx, dstate0, grads = recurrent_backward(dout, None if dstate is None else pack(dstate), cache,
+                                                dstates_out=dstates)
+        assert dx.shape == (n, 0, D)
+        for k, ds in enumerate(dstate0 if comps == 2 else (dstate0,)):
+            np.testing.assert_array_equal(ds, np.zeros(shape) if dstate is None else dstate[k])
+        assert list(grads) == list(config.param_shapes())
+        for name, value in params.items():
+            assert grads[name].shape == value.shape and np.all(grads[name] == 0.0), name
+        assert all(v.shape == (0, n, H) for v in dstates.values()) and len(dstates) == 4

@@ -220,11 +220,12 @@ def sequence_forward(
     each sequence's state after its own last real step) and the cache. Treat ``out`` as read-only.
     """
     t_len, n, d = x.shape
-    hidden = params["weight_hh"].shape[1]
+    gh, hidden = params["weight_hh"].shape
     dtype = x.dtype
     if mask is not None and mask.all():
-        mask = None  # no padding: the same computation without a mask
-    small = kernel.sequence is not None and n <= SMALL_BATCH
+        mask = None  # no padding (or no steps, T = 0): the same computation without a mask
+    # (T = 0 skips ``sequence``: the C loop takes no empty buffers, and the Python loop below runs no step)
+    small = kernel.sequence is not None and n <= SMALL_BATCH and t_len > 0
     rows, active = (None, None) if mask is None or small else _length_order(mask)
     if reverse:
         x = x[::-1]
@@ -240,10 +241,10 @@ def sequence_forward(
     # step t's real rows are a prefix, so packing them step after step is x[mask] ((R, D), R real steps).
     if active is None and small:
         # A few rows: W_ih x (no transposed operand) is the faster BLAS call at this size, then made C-order.
-        xw = np.ascontiguousarray((params["weight_ih"] @ x.reshape(t_len * n, d).T).T).reshape(t_len, n, -1)
+        xw = np.ascontiguousarray((params["weight_ih"] @ x.reshape(t_len * n, d).T).T).reshape(t_len, n, gh)
         step_xw = xw.__getitem__
     elif active is None:
-        xw = (x.reshape(t_len * n, d) @ params["weight_ih"].T).reshape(t_len, n, -1)
+        xw = (x.reshape(t_len * n, d) @ params["weight_ih"].T).reshape(t_len, n, gh)  # explicit G·H: T = 0
         step_xw = xw.__getitem__
     else:
         x = x[mask]  # (R, D)
@@ -424,6 +425,8 @@ def sequence_backward(
 def _weight_hh_grad(dhw: np.ndarray, h0: np.ndarray, hs: np.ndarray) -> np.ndarray:
     """Σ_t dhw_tᵀ h_{t-1} with h_{t-1} = h0 for t = 1: two GEMMs, no stacked copy of the previous states."""
     t_len, n, gh = dhw.shape
+    if t_len == 0:  # no steps: no gradient
+        return np.zeros((gh, h0.shape[1]), dtype=dhw.dtype)
     grad = dhw[0].T @ h0
     if t_len > 1:
         grad += dhw[1:].reshape((t_len - 1) * n, gh).T @ hs[:-1].reshape((t_len - 1) * n, -1)
