@@ -18,6 +18,7 @@ Parameter names follow a PyTorch module with submodules ``embedding`` (nn.Embedd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class ClassifierNetConfig:
         check_choice("pooling", self.pooling, POOLINGS)
         self.recurrent  # validates the recurrent part
 
-    @property
+    @cached_property  # built and validated once per config (frozen: it cannot change)
     def recurrent(self) -> RecurrentConfig:
         return RecurrentConfig(
             self.cell, self.embedding_dim, self.hidden_size, self.num_layers, self.bidirectional,
@@ -149,18 +150,20 @@ def classifier_forward(
         check_mask("mask", mask, (n, t_len))
         if not mask.any(axis=1).all():
             raise ValueError(f"mask: sequence {int(np.argmin(mask.any(axis=1)))} has no real step to pool")
-    p, rec = config.dropout, config.recurrent
-    x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx)
-    x, emb_drop = dropout_forward(x, p, training=training, rng=rng)
+    # Inference checks the inputs (above), not the model's own parameters and intermediate arrays.
+    p, rec, check = config.dropout, config.recurrent, keep_cache
+    x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx, check=check)
+    x, emb_drop = dropout_forward(x, p, training=training, rng=rng, check=check)
     out, state_final, rec_cache = recurrent_forward(
         x, params, rec, mask=mask, training=training, rng=rng, prefix="rnn.", keep_cache=keep_cache
     )
     if config.pooling == "last":  # each direction's final state (padded steps carry the state through)
         features, pool_cache = _final_state_features(state_final, rec), None
     else:
-        features, pool_cache = pool_forward(out, mask, config.pooling, num_directions=rec.num_directions)
-    dropped, feat_drop = dropout_forward(features, p, training=training, rng=rng)
-    logits, head_cache = linear_forward(dropped, params["head.weight"], params["head.bias"])
+        features, pool_cache = pool_forward(out, mask, config.pooling, num_directions=rec.num_directions,
+                                            check=check)
+    dropped, feat_drop = dropout_forward(features, p, training=training, rng=rng, check=check)
+    logits, head_cache = linear_forward(dropped, params["head.weight"], params["head.bias"], check=check)
     loss, loss_cache = None, None
     if targets is not None:
         loss, loss_cache = softmax_cross_entropy_forward(logits, targets)

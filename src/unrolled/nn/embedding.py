@@ -49,7 +49,7 @@ class EmbeddingCache:
 
 
 def embedding_forward(
-    ids: np.ndarray, weight: np.ndarray, padding_idx: int | None = None
+    ids: np.ndarray, weight: np.ndarray, padding_idx: int | None = None, *, check: bool = True
 ) -> tuple[np.ndarray, EmbeddingCache]:
     """Look up the rows ``weight[ids]``.
 
@@ -58,19 +58,22 @@ def embedding_forward(
     ids : (N, T) integer array (any shape) with values in [0, V)
     weight : (V, E) float array
     padding_idx : a row in [0, V) that receives no gradient, or None
+    check : False when the caller vouches for the arguments (a network's inference on its own, already
+        checked parameters): the same computation without the argument checks
 
     Returns
     -------
     x : (N, T, E), a fresh array in weight's dtype (for 2-D ids laid out time-major in memory)
     cache : EmbeddingCache
     """
-    # Finiteness of the (V, E) table is not checked here: that would cost O(V E) per batch.
-    check_float_array("weight", weight, (None, None), finite=False)
-    num_rows = weight.shape[0]
-    check_index_array("ids", ids, num_rows)
-    is_int = isinstance(padding_idx, (int, np.integer)) and not isinstance(padding_idx, bool)
-    if padding_idx is not None and not (is_int and 0 <= padding_idx < num_rows):
-        raise ValueError(f"padding_idx: expected None or an integer in [0, {num_rows}), got {padding_idx!r}")
+    if check:
+        # Finiteness of the (V, E) table is not checked here: that would cost O(V E) per batch.
+        check_float_array("weight", weight, (None, None), finite=False)
+        num_rows = weight.shape[0]
+        check_index_array("ids", ids, num_rows)
+        is_int = isinstance(padding_idx, (int, np.integer)) and not isinstance(padding_idx, bool)
+        if padding_idx is not None and not (is_int and 0 <= padding_idx < num_rows):
+            raise ValueError(f"padding_idx: expected None or an integer in [0, {num_rows}), got {padding_idx!r}")
 
     if ids.ndim == 2:
         # Gathered time-major, (T, N, E) in memory, returned as its (N, T, E) view: the recurrent layer walks

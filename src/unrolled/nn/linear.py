@@ -26,7 +26,7 @@ class LinearCache:
 
 
 def linear_forward(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, *, check: bool = True
 ) -> tuple[np.ndarray, LinearCache]:
     """y = x Wᵀ + b.
 
@@ -35,24 +35,30 @@ def linear_forward(
     x : (..., D) float array
     weight : (O, D) float array of x's dtype
     bias : (O,) float array of x's dtype, or None
+    check : False when the caller vouches for the arguments (a network's inference on its own, already
+        checked parameters): the same computation without the argument checks
 
     Returns
     -------
     y : (..., O)
     cache : LinearCache
     """
-    check_float_array("weight", weight, (None, None))
+    if check:
+        check_float_array("weight", weight, (None, None))
     out_features, in_features = weight.shape
-    if not isinstance(x, np.ndarray) or x.ndim == 0:
-        raise ValueError(f"x: expected an array of shape (..., {in_features}), got {np.shape(x)}")
-    check_float_array("x", x, (None,) * (x.ndim - 1) + (in_features,), dtype=weight.dtype)
-    if bias is not None:
-        check_float_array("bias", bias, (out_features,), dtype=weight.dtype)
+    if check:
+        if not isinstance(x, np.ndarray) or x.ndim == 0:
+            raise ValueError(f"x: expected an array of shape (..., {in_features}), got {np.shape(x)}")
+        check_float_array("x", x, (None,) * (x.ndim - 1) + (in_features,), dtype=weight.dtype)
+        if bias is not None:
+            check_float_array("bias", bias, (out_features,), dtype=weight.dtype)
 
-    y = x.reshape(-1, in_features) @ weight.T  # (M, O)
+    y = (x if x.ndim == 2 else x.reshape(-1, in_features)) @ weight.T  # (M, O)
     if bias is not None:
         y += bias
-    return y.reshape(*x.shape[:-1], out_features), LinearCache(x=x, weight=weight, has_bias=bias is not None)
+    if x.ndim != 2:
+        y = y.reshape(*x.shape[:-1], out_features)
+    return y, LinearCache(x=x, weight=weight, has_bias=bias is not None)
 
 
 def linear_backward(dy: np.ndarray, cache: LinearCache) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -31,18 +31,24 @@ class PoolCache:
 
 
 def pool_forward(
-    out: np.ndarray, mask: np.ndarray | None, mode: str, *, num_directions: int = 1
+    out: np.ndarray, mask: np.ndarray | None, mode: str, *, num_directions: int = 1, check: bool = True
 ) -> tuple[np.ndarray, PoolCache]:
-    """out (N, T, F), mask (N, T) or None -> features (N, F), cache. Every sequence needs a real step."""
-    if mode not in POOLINGS:
-        raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {mode!r}")
-    check_float_array("out", out, (None, None, None), finite=False)
+    """out (N, T, F), mask (N, T) or None -> features (N, F), cache. Every sequence needs a real step.
+
+    ``check=False``: the caller vouches for the arguments (a network's inference); the same computation
+    without the argument checks.
+    """
+    if check:
+        if mode not in POOLINGS:
+            raise ValueError(f"pooling: expected one of {', '.join(POOLINGS)}, got {mode!r}")
+        check_float_array("out", out, (None, None, None), finite=False)
     n, t_len, f = out.shape
     if mask is None:
         mask = np.ones((n, t_len), dtype=bool)
-    check_mask("mask", mask, (n, t_len))
+    if check:
+        check_mask("mask", mask, (n, t_len))
     lengths = mask.sum(axis=1)
-    if np.any(lengths == 0):
+    if check and np.any(lengths == 0):
         raise ValueError(f"mask: sequence {int(np.argmin(lengths))} has no real step to pool")
     rows = np.arange(n)
     if mode == "last":

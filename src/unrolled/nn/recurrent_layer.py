@@ -17,6 +17,7 @@ States use PyTorch's layout: h (L·dirs, N, H), row ``layer * dirs + direction``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class RecurrentConfig:
         check_probability("dropout", self.dropout)
         cell.kernel(self.nonlinearity)  # a ValueError for a nonlinearity the cell does not take
 
-    @property
+    @cached_property  # looked up once per config (frozen: it cannot change)
     def kernel(self) -> CellKernel:
         return get_cell(self.cell).kernel(self.nonlinearity)
 
@@ -223,7 +224,10 @@ def _with_zeros(row: tuple | None, kernel: CellKernel, n: int, hidden: int, dtyp
 
 def _join_state(config: RecurrentConfig, per_row: list[tuple[np.ndarray, ...]]) -> RecurrentState:
     """Per (layer, direction) tuples -> PyTorch-layout state."""
-    joined = tuple(np.stack([row[k] for row in per_row]) for k in range(len(per_row[0])))
+    if len(per_row) == 1:  # one layer, one direction: a view with the leading axis, no copy
+        joined = tuple(component[None] for component in per_row[0])
+    else:
+        joined = tuple(np.stack([row[k] for row in per_row]) for k in range(len(per_row[0])))
     return joined if len(config.state_names) > 1 else joined[0]
 
 
@@ -248,8 +252,8 @@ def recurrent_forward(
     layout of state0, and the cache.
 
     ``keep_cache=False`` is inference on a model's own parameters: no cache is returned (None), the
-    parameters are not checked again (a model checks them where they come in: initialisation, loading) and
-    ``out`` is a (N, T, dirs·H) view of time-major memory rather than a copy.
+    parameters and ``x`` are not checked again (a model checks them where they come in: initialisation,
+    loading, its own input checks) and ``out`` is a (N, T, dirs·H) view of time-major memory, not a copy.
     """
     if keep_cache:
         # Names, shapes and dtypes; finiteness is checked where parameters come in (load_state_dict,
@@ -259,9 +263,10 @@ def recurrent_forward(
         raise ValueError("keep_cache: training needs the cache (backward reads it)")
     else:
         dtype = params[prefix + "weight_hh_l0"].dtype
-    x = check_float_array("x", x, (None, None, config.input_size), dtype=dtype)
+    if keep_cache:
+        x = check_float_array("x", x, (None, None, config.input_size), dtype=dtype)
     n, t_len, _ = x.shape
-    mask_tm = None if mask is None else check_mask("mask", mask, (n, t_len)).T  # (T, N)
+    mask_tm = None if mask is None else (check_mask("mask", mask, (n, t_len)) if keep_cache else mask).T  # (T, N)
     rows0 = _split_state(config, state0, "state0", n, dtype)
     if training and config.dropout > 0 and config.num_layers > 1 and rng is None:
         raise ValueError("rng: dropout between layers needs a numpy.random.Generator in training")
