@@ -224,3 +224,11 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
     widest = {"baseline": builds[:1], "avx2": builds[:2], "avx512": builds}
     assert picked in widest[isa]  # never wider than the cap (narrower where the CPU lacks it)
     assert float(worst) <= 2e-5
+
+
+def test_a_kernel_the_extension_does_not_know_runs_on_numpy():
+    """A new cell gets the fused treatment only where C code exists; until then its NumPy kernel runs."""
+    import dataclasses
+
+    new = dataclasses.replace(gru.GRU_NUMPY, name="not_in_the_extension")
+    assert fused.fused_kernel(new) is new

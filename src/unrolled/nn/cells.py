@@ -71,7 +71,7 @@ GATE_TRACE_NAMES = tuple(dict.fromkeys(name for cell in CELLS.values() for name 
 def get_cell(name: str) -> Cell:
     """The registry entry of ``name``; a ValueError lists the cells there are."""
     if name not in CELLS:
-        raise ValueError(f"cell: expected one of {', '.join(CELL_NAMES)}, got {name!r}")
+        raise ValueError(f"cell: expected one of {', '.join(CELLS)}, got {name!r}")
     return CELLS[name]
 
 
