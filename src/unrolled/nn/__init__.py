@@ -4,6 +4,7 @@ Dimension letters used in every docstring: N batch, T time, D input, E embedding
 G gates (1 RNN, 3 GRU, 4 LSTM), V vocabulary, C classes.
 """
 
+from unrolled.nn.attention import attention_backward, attention_forward, init_attention_params
 from unrolled.nn.dropout import dropout_backward, dropout_forward
 from unrolled.nn.embedding import SparseRows, embedding_backward, embedding_forward
 from unrolled.nn.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
@@ -12,6 +13,8 @@ from unrolled.nn.losses import (
     log_softmax,
     mse_backward,
     mse_forward,
+    sequence_cross_entropy_backward,
+    sequence_cross_entropy_forward,
     softmax,
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
@@ -29,6 +32,11 @@ from unrolled.nn.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_st
 
 __all__ = [
     "RecurrentConfig",
+    "attention_backward",
+    "attention_forward",
+    "init_attention_params",
+    "sequence_cross_entropy_backward",
+    "sequence_cross_entropy_forward",
     "SparseRows",
     "dropout_backward",
     "dropout_forward",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unrolled.nn._validation import check_float_array, check_index_array, check_mask
+from unrolled.nn._validation import check_float_array, check_index_array, check_mask, check_probability
 
 __all__ = [
     "softmax",
@@ -30,6 +30,9 @@ __all__ = [
     "MSECache",
     "mse_forward",
     "mse_backward",
+    "SequenceCrossEntropyCache",
+    "sequence_cross_entropy_forward",
+    "sequence_cross_entropy_backward",
 ]
 
 
@@ -172,3 +175,89 @@ def mse_backward(cache: MSECache, dloss: float = 1.0) -> np.ndarray:
     dpred : (N, ...), zero on masked elements
     """
     return cache.diff * (2.0 * float(dloss) / cache.count)
+
+
+# --------------------------------------------------------------------------------------- sequence cross-entropy
+# Cross-entropy at every target step of a batch of sequences (a decoder's or language model's output), over the
+# real tokens (mask (N, T) True), against the label-smoothed target q = (1 − ε) onehot(y) + ε / V, as
+# torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=<padding>,
+# label_smoothing=ε) computes it (aten's cross_entropy_loss_label_smoothing, reduction "mean"):
+#
+#     L       = (1 − ε) · mean_real(−log p[y]) + (ε / V) · mean_real(−Σ_v log p_v)
+#             = (1 / R) Σ_{real (n, t)} −Σ_v q_ntv log p_ntv            (R the number of real tokens)
+#     dL/dz   = (mask / R) (p − q)                                      (Σ_v q_v = 1)
+
+
+@dataclass(frozen=True)
+class SequenceCrossEntropyCache:
+    probs: np.ndarray  # (N, T, V) softmax of the logits
+    targets: np.ndarray  # (N, T) integer target of each step
+    token_weight: np.ndarray  # (N, T) mask / R, logits' dtype; sums to 1
+    label_smoothing: float  # ε
+
+
+def sequence_cross_entropy_forward(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    label_smoothing: float = 0.0,
+) -> tuple[float, SequenceCrossEntropyCache]:
+    """Mean over the real target tokens of the cross-entropy against the label-smoothed target.
+
+    Parameters
+    ----------
+    logits : (N, T, V) float array
+    targets : (N, T) integer array with values in [0, V) (padded steps too, e.g. the padding id)
+    mask : (N, T) bool, True at real target tokens; None counts all. The batch needs a real token.
+    label_smoothing : ε in [0, 1]; the target distribution is (1 − ε) onehot + ε / V
+
+    Returns
+    -------
+    loss : float
+    cache : SequenceCrossEntropyCache
+    """
+    check_float_array("logits", logits, (None, None, None))
+    n, t_len, v = logits.shape
+    check_index_array("targets", targets, v, (n, t_len))
+    check_probability("label_smoothing", label_smoothing, upper_open=False)
+    if mask is None:
+        token_weight = np.ones((n, t_len), dtype=logits.dtype)  # (N, T)
+    else:
+        check_mask("mask", mask, (n, t_len))
+        token_weight = mask.astype(logits.dtype)
+    count = token_weight.sum()
+    if count == 0:
+        raise ValueError("mask: no target token is real" if mask is not None else "logits: no target token (N·T = 0)")
+    token_weight /= count
+
+    logp = log_softmax(logits)  # (N, T, V)
+    per_token = -np.take_along_axis(logp, targets[:, :, None], axis=2)[:, :, 0]  # (N, T) −log p[y]
+    epsilon = float(label_smoothing)
+    if epsilon:
+        per_token = (1.0 - epsilon) * per_token - (epsilon / v) * logp.sum(axis=2)
+    loss = float(np.vdot(token_weight, per_token))
+    return loss, SequenceCrossEntropyCache(np.exp(logp), targets, token_weight, epsilon)
+
+
+def sequence_cross_entropy_backward(cache: SequenceCrossEntropyCache, dloss: float = 1.0) -> np.ndarray:
+    """dL/dlogits = dloss · (mask / R) (p − (1 − ε) onehot(y) − ε / V).
+
+    Parameters
+    ----------
+    cache : SequenceCrossEntropyCache from ``sequence_cross_entropy_forward``
+    dloss : upstream gradient of the scalar loss
+
+    Returns
+    -------
+    dlogits : (N, T, V), zero at padded steps
+    """
+    epsilon = cache.label_smoothing
+    n, t_len, v = cache.probs.shape
+    dlogits = cache.probs.copy()
+    if epsilon:
+        dlogits -= epsilon / v
+    rows, steps = np.arange(n)[:, None], np.arange(t_len)[None, :]
+    dlogits[rows, steps, cache.targets] -= 1.0 - epsilon
+    dlogits *= (float(dloss) * cache.token_weight)[:, :, None]
+    return dlogits
