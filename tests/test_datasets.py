@@ -209,7 +209,7 @@ def test_data_dir_precedence_env_then_xdg_then_home(tmp_path, monkeypatch):
 
 
 def test_registry_entries_are_complete():
-    assert sorted(REGISTRY) == ["imdb", "mr", "sst2", "tinyshakespeare"]
+    assert sorted(REGISTRY) == ["imdb", "mr", "multi30k", "sst2", "tinyshakespeare"]
     for info in REGISTRY.values():
         assert info.description and info.citation and info.license and info.homepage.startswith("https://")
         for source in info.sources:
@@ -494,7 +494,7 @@ def test_cli_list_info_and_download(server, tmp_path, monkeypatch, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "description", "download", "status"]
-    assert [line.split()[0] for line in lines[1:]] == ["sst2", "imdb", "mr", "tinyshakespeare"]
+    assert [line.split()[0] for line in lines[1:]] == ["sst2", "imdb", "mr", "tinyshakespeare", "multi30k"]
     assert all(line.endswith("not downloaded") for line in lines[1:])
 
     code, out, err = _cli("datasets", "download", "mr")
@@ -515,7 +515,7 @@ def test_cli_list_info_and_download(server, tmp_path, monkeypatch, capsys):
     code, out, _ = _cli("datasets", "info", "sst2", "--data-dir", str(tmp_path / "elsewhere"))
     assert code == 0 and "trainDevTestTrees_PTB.zip" in out and out.endswith("status:   not downloaded\n")
     code, out, _ = _cli("datasets", "list", "--json")
-    assert [entry["name"] for entry in json.loads(out)] == ["sst2", "imdb", "mr", "tinyshakespeare"]
+    assert [entry["name"] for entry in json.loads(out)] == ["sst2", "imdb", "mr", "tinyshakespeare", "multi30k"]
 
     assert _cli("datasets", "info", "nosuch")[0] == 2
     assert _cli("datasets")[0] == 2
@@ -579,3 +579,173 @@ def test_unrolled_train_dataset_end_to_end_through_the_cli(server, tmp_path, mon
     # the second run finds the dataset in place: no download notice
     err = io.StringIO()
     assert main(argv[:-1] + ["--quiet"], out=io.StringIO(), err=err) == 0 and err.getvalue() == ""
+
+
+# --- multi30k: eight gzip text files from the official repository, kept byte for byte -------------------------
+
+MULTI30K_COMMIT = "a3d2e0d26b56f3846f66a952536ffed4e401d05a"
+MULTI30K_REFERENCE = {  # shared/data/README.md, section 6 and the table
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2017_flickr.de.gz": "a2c89666db00c495cd8513b9d708d5a3acc205d7de312ef2bf5fb7ebc1540aee",
+    "test_2017_flickr.en.gz": "76a444ee25172e72695cddb13ae4a3bda59430617be88e0bb46b60504f054074",
+}
+MULTI30K_SPLITS = {"train": "train", "dev": "val", "test2016": "test_2016_flickr", "test2017": "test_2017_flickr"}
+
+
+def _multi30k_bodies(lines: int = 3) -> list[bytes]:
+    """Gzip files in the registry's source order: ``lines`` German and English sentences per split."""
+    bodies = []
+    for source in REGISTRY["multi30k"].sources:
+        stem, language = source.filename[: -len(".xx.gz")], source.filename[-5:-3]
+        text = "".join(f"{stem} {language} Satz {i} ä\n" if language == "de" else f"{stem} {language} sentence {i}\n"
+                       for i in range(lines))
+        bodies.append(gzip.compress(text.encode(), mtime=0))
+    return bodies
+
+
+def test_multi30k_entry_points_at_the_pinned_commit_with_the_reference_hashes():
+    info = REGISTRY["multi30k"]
+    assert info.task == "translate" and info.folder == "multi30k"
+    assert [source.filename for source in info.sources] == list(MULTI30K_REFERENCE)
+    for source in info.sources:
+        assert source.url == (f"https://raw.githubusercontent.com/multi30k/dataset/{MULTI30K_COMMIT}/data/task1/raw/"
+                              f"{source.filename}")
+        assert source.sha256 == MULTI30K_REFERENCE[source.filename]
+    assert info.files == {f"multi30k/{name}": sha for name, sha in MULTI30K_REFERENCE.items()}
+    assert info.splits == {f"{role}.{language}": f"multi30k/{stem}.{language}.gz"
+                           for role, stem in MULTI30K_SPLITS.items() for language in ("de", "en")}
+    assert info.download_bytes == 1_336_880
+    assert "Elliott" in info.citation and "Flickr30k" in info.license
+
+
+def test_multi30k_is_not_a_train_dataset_choice():
+    from unrolled.cli.datasets import add_dataset_training_options
+
+    parser = argparse.ArgumentParser()
+    add_dataset_training_options(parser)
+    choices = next(action.choices for action in parser._actions if action.dest == "dataset")
+    assert sorted(choices) == ["imdb", "mr", "sst2"]
+
+
+def test_multi30k_download_verifies_and_keeps_each_file_byte_for_byte(server, tmp_path):
+    from unrolled.data.parallel import read_parallel
+
+    bodies = _multi30k_bodies()
+    info = _entry(server, "multi30k", bodies)
+    info = dataclasses.replace(info, files={path: _sha(body) for path, body in zip(info.files, bodies)})
+    files = download(info)
+    root = tmp_path / "data" / "multi30k"
+    assert files == {role: tmp_path / "data" / path for role, path in info.splits.items()}
+    for source, body in zip(info.sources, bodies):
+        assert (root / source.filename).read_bytes() == body
+    manifest = json.loads((root / MANIFEST).read_text())
+    assert manifest["notes"] == [f"multi30k/{stem}.{{de,en}}.gz: 3 sentence pairs" for stem in MULTI30K_SPLITS.values()]
+    assert [entry["url"] for entry in manifest["sources"]] == [source.url for source in info.sources]
+    assert _leftovers(tmp_path / "data") == ["multi30k", "multi30k/MANIFEST.json",
+                                             *sorted(f"multi30k/{name}" for name in MULTI30K_REFERENCE)]
+    assert locate(info) == files  # by the reference hashes
+    assert locate(dataclasses.replace(info, files=dict.fromkeys(info.files))) == files  # by the manifest
+    pairs = read_parallel(files["test2016.de"], files["test2016.en"])
+    assert pairs.sources[0] == "test_2016_flickr de Satz 0 ä" and pairs.targets[2] == "test_2016_flickr en sentence 2"
+
+    (root / "val.en.gz").write_bytes(gzip.compress(b"tampered\n", mtime=0))
+    expected = rf"^{root / 'val.en.gz'}: sha256 is [0-9a-f]{{64}}, expected .* multi30k --force` replaces it\)$"
+    with pytest.raises(DatasetError, match=expected):
+        locate(info)
+
+
+def test_multi30k_a_corrupted_file_is_refused_and_nothing_is_cached(server, tmp_path):
+    bodies = _multi30k_bodies()
+    info = _entry(server, "multi30k", bodies)
+    corrupted = bytearray(bodies[3])
+    corrupted[12] ^= 0xFF
+    bad = dataclasses.replace(info.sources[3], url=server.serve(info.sources[3].filename, bytes(corrupted)))
+    sources = (*info.sources[:3], bad, *info.sources[4:])
+    with pytest.raises(DatasetError) as error:
+        download(dataclasses.replace(info, sources=sources))
+    assert str(error.value) == (f"sha256 of {bad.url} is {_sha(bytes(corrupted))}, expected {_sha(bodies[3])}: "
+                                "not cached")
+    _assert_nothing_cached(tmp_path / "data", "multi30k")
+
+
+def test_multi30k_the_pinned_hashes_refuse_other_bytes(server, tmp_path, monkeypatch):
+    """The real entry with only its URLs moved to the local server: the synthetic files are not the real ones."""
+    real = REGISTRY["multi30k"]
+    bodies = _multi30k_bodies()
+    sources = tuple(dataclasses.replace(source, url=server.serve(source.filename, body), size=len(body))
+                    for source, body in zip(real.sources, bodies))
+    monkeypatch.setitem(REGISTRY, "multi30k", dataclasses.replace(real, sources=sources))
+    code, _, message = _cli("datasets", "download", "multi30k")
+    assert code == 1 and message == (f"sha256 of {sources[0].url} is {_sha(bodies[0])}, expected "
+                                     f"{MULTI30K_REFERENCE['train.de.gz']}: not cached")
+    _assert_nothing_cached(tmp_path / "data", "multi30k")
+
+
+def test_multi30k_unaligned_or_non_gzip_files_are_refused(server, tmp_path):
+    bodies = _multi30k_bodies()
+    short = bodies[:]
+    short[5] = gzip.compress(b"only one line\n", mtime=0)  # test_2016_flickr.en.gz
+    info = _entry(server, "multi30k", short)
+    with pytest.raises(DatasetError) as error:
+        download(info)
+    assert str(error.value) == (f"{info.sources[4].url} has 3 lines, {info.sources[5].url} has 1: the two sides of "
+                                "test_2016_flickr are not aligned")
+    plain = bodies[:]
+    plain[0] = b"Zwei Hunde\n"
+    info = _entry(server, "multi30k", plain)
+    with pytest.raises(DatasetError, match=rf"^{info.sources[0].url}: not gzip-compressed \(starts with 5a 77\)$"):
+        download(info)
+    _assert_nothing_cached(tmp_path / "data", "multi30k")
+
+
+def test_multi30k_cli_download_through_the_registry(server, tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "multi30k", _entry(server, "multi30k", _multi30k_bodies()))
+    code, out, err = _cli("datasets", "download", "multi30k")
+    assert code == 0, err
+    assert err.startswith("downloading multi30k (") and "from 127.0.0.1\n" in err
+    assert f"multi30k: downloaded and verified into {tmp_path / 'data' / 'multi30k'}" in out
+    assert f"test2017.en  {tmp_path / 'data' / 'multi30k' / 'test_2017_flickr.en.gz'}" in out
+    code, out, _ = _cli("datasets", "download", "multi30k")
+    assert (code, out) == (0, f"multi30k is already in {tmp_path / 'data' / 'multi30k'} (verified); --force "
+                              "downloads it again\n")
+
+
+def _real_multi30k() -> Path:
+    folder = Path(REAL_DATA_DIR or "/nonexistent") / "multi30k"
+    if not (folder / "train.de.gz").is_file():
+        pytest.skip("set UNROLLED_DATA_DIR to a folder laid out like shared/data to check multi30k/")
+    return folder
+
+
+def test_multi30k_shared_copy_locates_verifies_and_reads():
+    from unrolled.data.parallel import read_parallel
+
+    folder = _real_multi30k()
+    files = locate("multi30k", REAL_DATA_DIR)  # no MANIFEST.json there: the reference hashes vouch
+    assert files["train.de"] == folder / "train.de.gz" and files["dev.en"] == folder / "val.en.gz"
+    train = read_parallel(files["train.de"], files["train.en"])
+    assert len(train) == 29_000 and train.skipped == [] and train.lines == list(range(1, 29_001))
+    for role, pairs in (("dev", 1_014), ("test2016", 1_000), ("test2017", 1_000)):
+        assert len(read_parallel(files[f"{role}.de"], files[f"{role}.en"])) == pairs
+
+
+def test_multi30k_real_files_pass_the_real_entry_through_the_local_server(server, tmp_path, monkeypatch):
+    """The shared copies served locally under the entry's pinned sha256 and sizes: the download accepts them,
+    keeps them byte for byte, and locate verifies them by the reference hashes."""
+    folder = _real_multi30k()
+    real = REGISTRY["multi30k"]
+    sources = tuple(dataclasses.replace(source, url=server.serve(source.filename,
+                                                                 (folder / source.filename).read_bytes()))
+                    for source in real.sources)
+    monkeypatch.setitem(REGISTRY, "multi30k", dataclasses.replace(real, sources=sources))
+    files = download("multi30k")
+    for source in real.sources:
+        kept = tmp_path / "data" / "multi30k" / source.filename
+        assert kept.read_bytes() == (folder / source.filename).read_bytes()
+    (tmp_path / "data" / "multi30k" / MANIFEST).unlink()  # the reference hashes alone vouch for them
+    assert locate("multi30k") == files

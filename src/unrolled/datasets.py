@@ -582,6 +582,44 @@ def _convert_tinyshakespeare(archives: Sequence[_Archive], folder: Path) -> list
     return []
 
 
+# Multi30k task 1: the source files in registry order (each .de then its .en), kept byte for byte.
+_MULTI30K_SPLITS = (("train", "train"), ("dev", "val"), ("test2016", "test_2016_flickr"),
+                    ("test2017", "test_2017_flickr"))
+_MULTI30K_FILES = tuple(f"{stem}.{language}.gz" for _, stem in _MULTI30K_SPLITS for language in ("de", "en"))
+
+
+def _gzip_lines(archive: _Archive, name: str) -> int:
+    """The number of lines of a gzip-compressed UTF-8 text (a last line without ``\\n`` counts)."""
+    data = archive.path.read_bytes()
+    if data[:2] != b"\x1f\x8b":
+        raise DatasetError(f"{archive.url}: not gzip-compressed (starts with {data[:2].hex(' ') or 'nothing'})")
+    try:
+        text = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DatasetError(f"{archive.url}: corrupt or truncated gzip data ({_reason(error)})") from None
+    archive.text(text, name)  # UTF-8, or an error naming the byte
+    return text.count(b"\n") + (bool(text) and not text.endswith(b"\n"))
+
+
+def _convert_multi30k(archives: Sequence[_Archive], folder: Path) -> list[str]:
+    """The task-1 raw files, copied byte for byte under their own names, after checking that each is gzip
+    UTF-8 text and that the .de and .en files of every split have the same number of lines."""
+    if len(archives) != len(_MULTI30K_FILES):
+        raise DatasetError(f"multi30k: expected {len(_MULTI30K_FILES)} files, got {len(archives)}")
+    counts = {name: _gzip_lines(archive, name) for name, archive in zip(_MULTI30K_FILES, archives)}
+    urls = {name: archive.url for name, archive in zip(_MULTI30K_FILES, archives)}
+    notes = []
+    for _, stem in _MULTI30K_SPLITS:
+        de, en = f"{stem}.de.gz", f"{stem}.en.gz"
+        if counts[de] != counts[en]:
+            raise DatasetError(f"{urls[de]} has {counts[de]:,} lines, {urls[en]} has {counts[en]:,}: the two sides "
+                               f"of {stem} are not aligned")
+        notes.append(f"multi30k/{stem}.{{de,en}}.gz: {counts[de]} sentence pairs")
+    for name, archive in zip(_MULTI30K_FILES, archives):
+        shutil.copyfile(archive.path, folder / name)
+    return notes
+
+
 _TREE_ROOT = re.compile(r"\((\d) ")
 _TREE_LEAF = re.compile(r"\(\d ([^()]+)\)")
 _PTB_BRACKETS = {"-LRB-": "(", "-RRB-": ")", "-LCB-": "{", "-RCB-": "}", "-LSB-": "[", "-RSB-": "]"}
@@ -733,9 +771,24 @@ def _unique_labels(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
 #   itself was found, so the Seldon copy is kept as a mirror and the hash is checked whichever URL answers.
 # - tinyshakespeare input.txt: the reference hash of text/tinyshakespeare.txt (shared/data/README.md, a
 #   byte-identical copy, git blob 7dcb3a2d), also pinned by many projects for this URL.
+# - multi30k task1/raw/*.gz: the reference hashes of multi30k/*.gz (shared/data/README.md section 6,
+#   byte-identical copies of the official repository's files at the pinned commit).
 
 _GLUE_CITATION = ("Wang, Singh, Michael, Hill, Levy and Bowman (2019), GLUE: A Multi-Task Benchmark and Analysis "
                   "Platform for Natural Language Understanding, ICLR")
+
+_MULTI30K_RAW = ("https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/"
+                 "data/task1/raw")
+_MULTI30K_HASHES = {  # file name: (sha256, bytes), in _MULTI30K_FILES order
+    "train.de.gz": ("726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6", 637_044),
+    "train.en.gz": ("d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f", 568_929),
+    "val.de.gz": ("f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a", 24_681),
+    "val.en.gz": ("14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28", 21_650),
+    "test_2016_flickr.de.gz": ("9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8", 22_890),
+    "test_2016_flickr.en.gz": ("611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9", 21_077),
+    "test_2017_flickr.de.gz": ("a2c89666db00c495cd8513b9d708d5a3acc205d7de312ef2bf5fb7ebc1540aee", 21_471),
+    "test_2017_flickr.en.gz": ("76a444ee25172e72695cddb13ae4a3bda59430617be88e0bb46b60504f054074", 19_138),
+}
 
 REGISTRY: dict[str, DatasetInfo] = {
     info.name: info
@@ -821,6 +874,28 @@ REGISTRY: dict[str, DatasetInfo] = {
             files={"text/tinyshakespeare.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"},
             splits={"text": "text/tinyshakespeare.txt"},
             convert=_convert_tinyshakespeare,
+        ),
+        DatasetInfo(
+            name="multi30k",
+            description="Multi30k: German-English image descriptions (29,000/1,014/1,000/1,000 pairs)",
+            citation=("Elliott, Frank, Sima'an and Specia (2016), Multi30K: Multilingual English-German Image "
+                      "Descriptions, Workshop on Vision and Language; English side from Flickr30k (Young, Lai, "
+                      "Hodosh and Hockenmaier (2014), TACL); test 2017: Elliott, Frank, Barrault, Bougares and "
+                      "Specia (2017), Findings of the Second Shared Task on Multimodal Machine Translation and "
+                      "Multilingual Image Description, WMT"),
+            license=("no explicit license; distributed by its authors for research: cite the papers above; the "
+                     "Flickr30k captions carry Flickr30k's terms of use"),
+            homepage="https://github.com/multi30k/dataset",
+            task="translate",
+            sources=tuple(
+                Source(f"{_MULTI30K_RAW}/{name}", sha256, size,
+                       checksum_from="shared/data/README.md (byte-identical copy)")
+                for name, (sha256, size) in _MULTI30K_HASHES.items()
+            ),
+            files={f"multi30k/{name}": sha256 for name, (sha256, _) in _MULTI30K_HASHES.items()},
+            splits={f"{role}.{language}": f"multi30k/{stem}.{language}.gz"
+                    for role, stem in _MULTI30K_SPLITS for language in ("de", "en")},
+            convert=_convert_multi30k,
         ),
     )
 }
