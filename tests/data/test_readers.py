@@ -454,6 +454,6 @@ def test_label_names_and_dev_labels(tmp_path):
     assert named.labels == ["negative", "positive"] and named.texts == train.texts and train.labels == ["0", "1"]
     with pytest.raises(ValueError, match=r"^dev\.tsv: label '2' has no name in --label-names$"):
         rename_labels(dev, {"0": "negative", "1": "positive"}, option="--label-names")
-    with pytest.raises(DataError, match=r"^dev\.tsv:3: field 'label': label '2' does not occur in the training data$"):
+    with pytest.raises(DataError, match=r"^dev\.tsv:3: field 'label': label '2' does not occur in the training data \(known: '0', '1'\)$"):
         check_dev_labels(train, dev)
     check_dev_labels(train, TextDataset(texts=["c"], labels=["0"], lines=[2], path="dev.tsv"))

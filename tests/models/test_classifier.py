@@ -125,3 +125,12 @@ def test_scikit_learn_clone_cross_val_score_and_pipeline():
                          ("rnn", RNNClassifier(cell="rnn", lowercase=False, **SMALL))])
     pipeline.fit(texts, labels)
     assert pipeline.score(texts, labels) == 1.0
+
+
+def test_a_fitted_classifier_pickles():
+    """(Checkpoints are safetensors + JSON; pickling is for multiprocessing and the like.)"""
+    import pickle
+
+    model = RNNClassifier(cell="lstm", hidden_size=4, embedding_dim=4, epochs=1).fit(["a b", "b c"], ["x", "y"])
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(["a c"]), model.predict_proba(["a c"]))

@@ -59,6 +59,8 @@ def add_datasets_arguments(datasets: argparse.ArgumentParser) -> None:
         parser = actions.add_parser(name, help=summary, description=description,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--data-dir", metavar="DIR", help=DATA_DIR_HELP)
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show the traceback of an error")
         return parser
 
     listing = action("list", "the datasets and whether each one is here", LIST_HELP)

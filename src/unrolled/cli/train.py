@@ -41,8 +41,7 @@ def train_parser(task: str) -> tuple[argparse.ArgumentParser, Command]:
     width = max(map(len, TASKS))
     listing = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary) in TASKS.items())
     command = _task_module(task).TRAIN
-    parser = new_parser("unrolled train", TRAIN_HELP.format(tasks=listing) + "\n" + command.description,
-                        allow_abbrev=False)
+    parser = new_parser("unrolled train", TRAIN_HELP.format(tasks=listing) + "\n" + command.description)
     parser.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
                         help=f"what to train (default: {DEFAULT_TASK}); this help shows --task {task}'s options")
     parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")

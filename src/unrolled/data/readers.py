@@ -113,8 +113,9 @@ def check_dev_labels(train: TextDataset, dev: TextDataset, *, label_column: str 
     known = set(train.labels or ())
     for label, line in zip(dev.labels or (), dev.lines):
         if label not in known:
-            raise DataError(dev.path, f"label {label!r} does not occur in the training data", line=line,
-                            field=label_column)
+            shown = ", ".join(map(repr, sorted(known)))
+            raise DataError(dev.path, f"label {label!r} does not occur in the training data (known: {shown})",
+                            line=line, field=label_column)
 
 
 def read_dataset(

@@ -64,6 +64,10 @@ class ClassifierNetConfig:
         check_choice("pooling", self.pooling, POOLINGS)
         self.recurrent  # validates the recurrent part
 
+    def __getstate__(self) -> dict:
+        """Pickled without the cached recurrent config (rebuilt on first use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "recurrent"}
+
     @cached_property  # built and validated once per config (frozen: it cannot change)
     def recurrent(self) -> RecurrentConfig:
         return RecurrentConfig(
@@ -146,6 +150,8 @@ def classifier_forward(
     arithmetic.
     """
     n, t_len = check_index_array("ids", ids, config.vocab_size, (None, None)).shape
+    if t_len == 0:
+        raise ValueError("ids: no time steps (shape (N, 0)): nothing to pool")
     if mask is not None:
         check_mask("mask", mask, (n, t_len))
         if not mask.any(axis=1).all():

@@ -57,6 +57,10 @@ class RecurrentConfig:
         check_probability("dropout", self.dropout)
         cell.kernel(self.nonlinearity)  # a ValueError for a nonlinearity the cell does not take
 
+    def __getstate__(self) -> dict:
+        """Pickled without the cached kernel (the C kernels' closures do not pickle; it is looked up again)."""
+        return {k: v for k, v in self.__dict__.items() if k != "kernel"}
+
     @cached_property  # looked up once per config (frozen: it cannot change)
     def kernel(self) -> CellKernel:
         return get_cell(self.cell).kernel(self.nonlinearity)
