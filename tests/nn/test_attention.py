@@ -377,3 +377,57 @@ def test_init_loads_into_torch_modules_strictly():
         module = _torch_attention(torch, score, q_size, k_size)
         assert list(module.state_dict()) == list(params)
         module.load_state_dict({name: torch.from_numpy(value) for name, value in params.items()}, strict=True)
+
+
+# --- T queries at once (teacher forcing) ---
+
+T = 4
+
+
+def _multi_query(score, seed=3):
+    rng = np.random.default_rng(seed)
+    query, keys, params, _, _ = _data(score, seed)
+    queries = rng.standard_normal((N, T, query.shape[1]))
+    return queries, keys, params, rng.standard_normal((N, T, keys.shape[2])), rng.standard_normal((N, T, S))
+
+
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_gradcheck_t_queries(score, use_mask):
+    queries, keys, params, dcontext, dweights = _multi_query(score)
+    mask = MASK if use_mask else None
+
+    def f():
+        context, weights, _ = attention_forward(queries, keys, params, mask=mask, score=score)
+        return float(np.sum(dcontext * context) + np.sum(dweights * weights))
+
+    context, weights, cache = attention_forward(queries, keys, params, mask=mask, score=score)
+    assert context.shape == (N, T, keys.shape[2]) and weights.shape == (N, T, S)
+    dquery, dkeys, grads = attention_backward(dcontext, cache, dweights=dweights)
+    assert dquery.shape == queries.shape
+    assert rel_error(dquery, numerical_gradient(f, queries)) <= 1e-7
+    assert rel_error(dkeys, numerical_gradient(f, keys)) <= 1e-7
+    for name in params:
+        assert rel_error(grads[name], numerical_gradient(f, params[name])) <= 1e-7, name
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_t_queries_equal_t_single_queries(score):
+    """T queries at once give each step's one-query results; the key and parameter gradients are the sums."""
+    queries, keys, params, dcontext, dweights = _multi_query(score)
+    context, weights, cache = attention_forward(queries, keys, params, mask=MASK, score=score)
+    dquery, dkeys, grads = attention_backward(dcontext, cache, dweights=dweights)
+    dkeys_sum = np.zeros_like(keys)
+    grads_sum = {name: np.zeros_like(value) for name, value in params.items()}
+    for t in range(T):
+        c_t, w_t, cache_t = attention_forward(queries[:, t], keys, params, mask=MASK, score=score)
+        np.testing.assert_allclose(c_t, context[:, t], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(w_t, weights[:, t], rtol=1e-12, atol=1e-13)
+        dq_t, dk_t, g_t = attention_backward(dcontext[:, t], cache_t, dweights=dweights[:, t])
+        np.testing.assert_allclose(dq_t, dquery[:, t], rtol=1e-10, atol=1e-12)
+        dkeys_sum += dk_t
+        for name in g_t:
+            grads_sum[name] += g_t[name]
+    np.testing.assert_allclose(dkeys, dkeys_sum, rtol=1e-10, atol=1e-12)
+    for name in params:
+        np.testing.assert_allclose(grads[name], grads_sum[name], rtol=1e-10, atol=1e-12)

@@ -1,7 +1,10 @@
-"""Attention over encoder states, one decoder step: scores, a softmax over the real source positions, a context.
+"""Attention over encoder states: scores, a softmax over the real source positions, a context.
 
-    q (N, Q) the decoder state (the query), e (N, S, K) the encoder states (the keys, which are also the
-    values), mask (N, S) True at real source positions (None: all real), A the attention size
+    q (N, Q) the decoder state of one step (the query), or (N, T, Q) the states of T steps at once (teacher
+    forcing: every query is known before attention runs); e (N, S, K) the encoder states (the keys, which
+    are also the values), mask (N, S) True at real source positions (None: all real), A the attention size.
+    The equations below are for one query; with T queries each runs them independently over the same keys,
+    and a key's gradient is the sum over the queries.
 
 Scores, one per source position s:
 
@@ -99,12 +102,12 @@ def init_attention_params(
 @dataclass(frozen=True)
 class AttentionCache:
     score: str  # "additive", "general" or "dot"
-    query: np.ndarray  # (N, Q) q, as given
+    query: np.ndarray  # (N, Q) or (N, T, Q) q, as given
     keys: np.ndarray  # (N, S, K) e, as given
     params: dict[str, np.ndarray]  # the parameters by name (a shallow copy of the dict given), {} for dot
-    weights: np.ndarray  # (N, S) α, 0 at masked positions
-    hidden: np.ndarray | None  # additive: (N, S, A) u = tanh(q W_qᵀ + e W_kᵀ); else None
-    projected_query: np.ndarray | None  # general: (N, K) g = q W; else None
+    weights: np.ndarray  # (N, S) or (N, T, S) α, 0 at masked positions
+    hidden: np.ndarray | None  # additive: (N, T, S, A) u = tanh(q W_qᵀ + e W_kᵀ) (T = 1 for one query); else None
+    projected_query: np.ndarray | None  # general: (N, T, K) g = q W (T = 1 for one query); else None
 
 
 def _check_params(score: str, params: object, query_size: int, key_size: int) -> dict:
@@ -149,7 +152,7 @@ def attention_forward(
 
     Parameters
     ----------
-    query : (N, Q) float array, the decoder state
+    query : (N, Q) float array, the decoder state; or (N, T, Q), T queries over the same keys
     keys : (N, S, K) float array, the encoder states (also the values)
     params : the score's parameters (see the module docstring), all of one dtype, which query and keys must
         share; None or {} for ``dot`` (keys then share query's dtype)
@@ -158,13 +161,14 @@ def attention_forward(
 
     Returns
     -------
-    context : (N, K) c = Σ_s α_s e_s
-    weights : (N, S) α, exactly 0 at masked positions
+    context : (N, K) c = Σ_s α_s e_s; (N, T, K) for T queries
+    weights : (N, S) α, exactly 0 at masked positions; (N, T, S) for T queries
     cache : AttentionCache
     """
     check_choice("score", score, SCORES)
-    check_float_array("query", query, (None, None))
-    n, query_size = query.shape
+    one_step = not (isinstance(query, np.ndarray) and query.ndim == 3)
+    check_float_array("query", query, (None, None) if one_step else (None, None, None))
+    n, query_size = query.shape[0], query.shape[-1]
     check_float_array("keys", keys, (n, None, None))
     s_len, key_size = keys.shape[1:]
     params = _check_params(score, params, query_size, key_size)
@@ -182,29 +186,32 @@ def attention_forward(
     elif s_len == 0 and n > 0:
         raise ValueError("keys: expected at least one source position, got S = 0")
 
+    q3 = query[:, None, :] if one_step else query  # (N, T, Q): every query of the batch at once
     hidden = projected_query = None
     if score == "additive":
         weight_q, weight_k, v = params["query.weight"], params["key.weight"], params["v.weight"]
         size = weight_q.shape[0]
-        hidden = keys.reshape(-1, key_size) @ weight_k.T  # (N·S, A) every key's projection, one GEMM
-        hidden = hidden.reshape(n, s_len, size)
-        hidden += (query @ weight_q.T)[:, None, :]
-        np.tanh(hidden, out=hidden)  # (N, S, A) u
-        scores = hidden @ v[0]  # (N, S)
+        projected_keys = (keys.reshape(-1, key_size) @ weight_k.T).reshape(n, s_len, size)  # one GEMM
+        projected = (q3.reshape(-1, query_size) @ weight_q.T).reshape(n, -1, 1, size)  # (N, T, 1, A)
+        hidden = np.tanh(projected + projected_keys[:, None, :, :])  # (N, T, S, A) u
+        scores = hidden @ v[0]  # (N, T, S)
     elif score == "general":
-        projected_query = query @ params["weight"]  # (N, K) g = q W
-        scores = (keys @ projected_query[:, :, None])[:, :, 0]  # (N, S)
+        projected_query = q3 @ params["weight"]  # (N, T, K) g = q W
+        scores = projected_query @ keys.transpose(0, 2, 1)  # (N, T, S)
     else:
-        scores = (keys @ query[:, :, None])[:, :, 0]  # (N, S)
+        scores = q3 @ keys.transpose(0, 2, 1)  # (N, T, S)
 
     if mask is None:
-        shifted = scores - scores.max(axis=1, keepdims=True)
+        shifted = scores - scores.max(axis=2, keepdims=True)
     else:
-        top = np.where(mask, scores, -np.inf).max(axis=1, keepdims=True)  # (N, 1) finite: each row has a real s
-        shifted = np.where(mask, scores - top, -np.inf)  # exp(−inf) = 0 exactly at masked positions
+        real = mask[:, None, :]  # (N, 1, S), the same for every query
+        top = np.where(real, scores, -np.inf).max(axis=2, keepdims=True)  # finite: each row has a real s
+        shifted = np.where(real, scores - top, -np.inf)  # exp(−inf) = 0 exactly at masked positions
     weights = np.exp(shifted)
-    weights /= weights.sum(axis=1, keepdims=True)  # (N, S) α
-    context = (weights[:, None, :] @ keys)[:, 0, :]  # (N, K)
+    weights /= weights.sum(axis=2, keepdims=True)  # (N, T, S) α
+    context = weights @ keys  # (N, T, K)
+    if one_step:
+        context, weights = context[:, 0], weights[:, 0]
     cache = AttentionCache(score, query, keys, params, weights, hidden, projected_query)
     return context, weights, cache
 
@@ -216,48 +223,52 @@ def attention_backward(
 
     Parameters
     ----------
-    dcontext : (N, K) upstream gradient of the context
+    dcontext : (N, K) upstream gradient of the context ((N, T, K) for T queries)
     cache : AttentionCache from ``attention_forward``
-    dweights : (N, S) optional extra upstream gradient of the weights α (e.g. a loss on the attention)
+    dweights : (N, S) or (N, T, S), optional extra upstream gradient of the weights α (e.g. a loss on the attention)
 
     Returns
     -------
-    dquery : (N, Q)
+    dquery : (N, Q), or (N, T, Q)
     dkeys : (N, S, K); at masked positions only the context's part, α_s dc = 0
     grads : the params' names → gradients of their shapes ({} for ``dot``)
     """
     query, keys, weights = cache.query, cache.keys, cache.weights
+    one_step = query.ndim == 2
     n, s_len, key_size = keys.shape
-    check_float_array("dcontext", dcontext, (n, key_size), dtype=query.dtype, finite=False)
-    dalpha = (keys @ dcontext[:, :, None])[:, :, 0]  # (N, S) e_s · dc
+    check_float_array("dcontext", dcontext, query.shape[:-1] + (key_size,), dtype=query.dtype, finite=False)
+    if one_step:  # one query per row: the (N, T = 1, ·) case
+        query, weights, dcontext = query[:, None], weights[:, None], dcontext[:, None]
+    query_size = query.shape[2]
+    dalpha = dcontext @ keys.transpose(0, 2, 1)  # (N, T, S) e_s · dc
     if dweights is not None:
-        check_float_array("dweights", dweights, (n, s_len), dtype=query.dtype, finite=False)
-        dalpha += dweights
-    dscores = weights * (dalpha - (weights * dalpha).sum(axis=1, keepdims=True))  # (N, S), 0 where α = 0
-    dkeys = weights[:, :, None] * dcontext[:, None, :]  # (N, S, K) through the context sum
+        check_float_array("dweights", dweights, cache.weights.shape, dtype=query.dtype, finite=False)
+        dalpha += dweights[:, None] if one_step else dweights
+    dscores = weights * (dalpha - (weights * dalpha).sum(axis=2, keepdims=True))  # (N, T, S), 0 where α = 0
+    dkeys = weights.transpose(0, 2, 1) @ dcontext  # (N, S, K) through the context sums
 
     if cache.score == "additive":
         weight_q, weight_k, v = cache.params["query.weight"], cache.params["key.weight"], cache.params["v.weight"]
-        hidden = cache.hidden
-        size = hidden.shape[2]
-        dpre = dscores[:, :, None] * v[0]  # (N, S, A) through u vᵀ
+        hidden = cache.hidden  # (N, T, S, A)
+        size = hidden.shape[3]
+        dpre = dscores[..., None] * v[0]  # (N, T, S, A) through u vᵀ
         dpre *= 1.0 - hidden * hidden  # through tanh
-        dquery_proj = dpre.sum(axis=1)  # (N, A): q W_qᵀ is shared by every s
-        dpre2 = dpre.reshape(-1, size)  # (N·S, A)
-        dkeys += (dpre2 @ weight_k).reshape(n, s_len, key_size)
+        dquery_proj = dpre.sum(axis=2)  # (N, T, A): q_t W_qᵀ is shared by every s
+        dkey_proj = dpre.sum(axis=1)  # (N, S, A): e_s W_kᵀ is shared by every t
+        dkeys += (dkey_proj.reshape(-1, size) @ weight_k).reshape(n, s_len, key_size)
         dquery = dquery_proj @ weight_q
         grads = {
-            "query.weight": dquery_proj.T @ query,
-            "key.weight": dpre2.T @ keys.reshape(-1, key_size),
-            "v.weight": (dscores.reshape(1, -1) @ hidden.reshape(-1, size)),  # (1, A)
+            "query.weight": dquery_proj.reshape(-1, size).T @ query.reshape(-1, query_size),
+            "key.weight": dkey_proj.reshape(-1, size).T @ keys.reshape(-1, key_size),
+            "v.weight": dscores.reshape(1, -1) @ hidden.reshape(-1, size),  # (1, A)
         }
     elif cache.score == "general":
-        dprojected = (dscores[:, None, :] @ keys)[:, 0, :]  # (N, K) Σ_s dscore_s e_s
-        dkeys += dscores[:, :, None] * cache.projected_query[:, None, :]
+        dprojected = dscores @ keys  # (N, T, K) Σ_s dscore_s e_s
+        dkeys += dscores.transpose(0, 2, 1) @ cache.projected_query
         dquery = dprojected @ cache.params["weight"].T
-        grads = {"weight": query.T @ dprojected}
+        grads = {"weight": query.reshape(-1, query_size).T @ dprojected.reshape(-1, key_size)}
     else:
-        dquery = (dscores[:, None, :] @ keys)[:, 0, :]  # (N, K = Q)
-        dkeys += dscores[:, :, None] * query[:, None, :]
+        dquery = dscores @ keys  # (N, T, K = Q)
+        dkeys += dscores.transpose(0, 2, 1) @ query
         grads = {}
-    return dquery, dkeys, grads
+    return (dquery[:, 0] if one_step else dquery), dkeys, grads
