@@ -39,10 +39,12 @@ def test_public_names():
     from unrolled.models.classifier import RNNClassifier
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.models.language_model import RNNLanguageModel
+    from unrolled.models.translator import RNNTranslator
 
-    assert set(unrolled.__all__) == {"RNNClassifier", "RNNForecaster", "RNNLanguageModel", "load", "__version__"}
+    assert set(unrolled.__all__) == {"RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNTranslator", "load",
+                                     "__version__"}
     assert unrolled.RNNClassifier is RNNClassifier and unrolled.RNNForecaster is RNNForecaster
-    assert unrolled.RNNLanguageModel is RNNLanguageModel
+    assert unrolled.RNNLanguageModel is RNNLanguageModel and unrolled.RNNTranslator is RNNTranslator
     assert set(unrolled.__all__) <= set(dir(unrolled))
     with pytest.raises(AttributeError, match="module 'unrolled' has no attribute 'RNNTransformer'"):
         unrolled.RNNTransformer  # noqa: B018
@@ -55,7 +57,7 @@ def test_the_package_is_typed():
     assert (Path(unrolled.__file__).parent / "py.typed").is_file()
 
 
-@pytest.mark.parametrize("kind", ["classifier", "forecaster", "language_model"])
+@pytest.mark.parametrize("kind", ["classifier", "forecaster", "language_model", "translator"])
 def test_load_returns_the_estimator_of_the_checkpoints_kind(kind, tmp_path):
     if kind == "classifier":
         texts = ["i love this", "great movie", "so good", "truly great", "i hate this", "awful", "so bad", "dull"]
@@ -65,6 +67,10 @@ def test_load_returns_the_estimator_of_the_checkpoints_kind(kind, tmp_path):
         series = np.sin(np.arange(60) / 3.0)
         model = unrolled.RNNForecaster(window=6, horizon=2, hidden_size=4, epochs=2).fit(series)
         same = lambda a, b: np.array_equal(a.predict(series), b.predict(series))  # noqa: E731
+    elif kind == "translator":
+        sources, targets = ["eins zwei", "zwei drei", "drei eins"] * 4, ["one two", "two three", "three one"] * 4
+        model = unrolled.RNNTranslator(embedding_dim=4, hidden_size=4, min_freq=1, epochs=1).fit(sources, targets)
+        same = lambda a, b: a.translate(sources) == b.translate(sources)  # noqa: E731
     else:
         text = "abcab" * 20
         model = unrolled.RNNLanguageModel(embedding_dim=4, hidden_size=4, bptt=8, batch_size=2, max_steps=2).fit(text)
@@ -92,10 +98,10 @@ def test_load_of_a_missing_path_is_one_line_naming_it(tmp_path):
 
 def test_load_of_an_unknown_kind_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(
-        {"format": "unrolled-checkpoint", "format_version": 1, "kind": "translator"}))
+        {"format": "unrolled-checkpoint", "format_version": 1, "kind": "transformer"}))
     with pytest.raises(CheckpointError) as info:
         unrolled.load(tmp_path)
-    assert str(info.value).startswith(f"{tmp_path / 'config.json'}: kind 'translator' is not one")
+    assert str(info.value).startswith(f"{tmp_path / 'config.json'}: kind 'transformer' is not one")
     assert isinstance(info.value, ValueError)
 
 

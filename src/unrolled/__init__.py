@@ -1,6 +1,6 @@
 """unrolled: recurrent neural networks you can see through.
 
-The Python API is three scikit-learn-style estimators and one function::
+The Python API is four scikit-learn-style estimators and one function::
 
     import unrolled
 
@@ -11,6 +11,7 @@ The Python API is three scikit-learn-style estimators and one function::
 
     unrolled.RNNForecaster(window=24, horizon=12).fit(series)   # a numeric series -> its next values
     unrolled.RNNLanguageModel(level="char").fit(text)           # a text -> more of it (generate)
+    unrolled.RNNTranslator().fit(german, english)               # sentences -> their translations
 
 :func:`load` reads any checkpoint directory (or bundled model name) and returns the estimator of its kind.
 The estimators are imported on first use, so ``import unrolled`` stays cheap (it does not import NumPy).
@@ -24,16 +25,18 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which wo
 
 __version__ = "0.1.0"
 
-__all__ = ["RNNClassifier", "RNNForecaster", "RNNLanguageModel", "__version__", "load"]
+__all__ = ["RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNTranslator", "__version__", "load"]
 
 # the estimators: public name -> the module that defines it, imported on first access (PEP 562)
 _LAZY = {
     "RNNClassifier": "unrolled.models.classifier",
     "RNNForecaster": "unrolled.models.forecaster",
     "RNNLanguageModel": "unrolled.models.language_model",
+    "RNNTranslator": "unrolled.models.translator",
 }
 # checkpoint kind (config.json "kind") -> the estimator that reads it
-_BY_KIND = {"classifier": "RNNClassifier", "forecaster": "RNNForecaster", "language_model": "RNNLanguageModel"}
+_BY_KIND = {"classifier": "RNNClassifier", "forecaster": "RNNForecaster", "language_model": "RNNLanguageModel",
+            "translator": "RNNTranslator"}
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these on first use
     import os
@@ -43,6 +46,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from unrolled.models.classifier import RNNClassifier
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.models.language_model import RNNLanguageModel
+    from unrolled.models.translator import RNNTranslator
 
 
 def __getattr__(name: str) -> "Any":

@@ -1,0 +1,390 @@
+"""``RNNTranslator``: sentence translation with an attention encoder–decoder, in scikit-learn's style.
+
+    source text -> tokens (unrolled's tokenizer, lower-cased) -> ids -> bidirectional encoder -> bridge
+    -> attention decoder (teacher forcing in training; greedy or beam search to translate) -> target tokens
+    -> detokenized text
+
+Vocabularies: one per side, from the training pairs, keeping tokens seen ``min_freq`` times (rarer ones
+read as ``<unk>``). The target vocabulary adds ``<s>`` (id 2, the first decoder input) and ``</s>`` (id 3,
+the end of every reference). An output ``<unk>`` is replaced by the source token the step attended most
+(``replace_unk``, Luong et al. 2015), which carries names and numbers over.
+
+Training: length-bucketed batches (similar source lengths), Adam, gradient clipping, label-smoothed token
+cross-entropy; after each epoch the dev BLEU of greedy translations is measured and the best epoch's
+weights are kept. ``__init__`` only stores its arguments; learned attributes end in ``_``. The library
+never prints.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unrolled.checkpoint import Checkpoint
+from unrolled.data.batching import length_bucketed_batches, pad_batch
+from unrolled.models._estimator import Estimator, NotFittedError
+from unrolled.models.decoding import Hypothesis, beam_search, greedy_decode, max_lengths
+from unrolled.models.translator_net import (
+    TranslatorNetConfig,
+    encode,
+    init_translator_params,
+    sub_params,
+    translator_backward,
+    translator_forward,
+)
+from unrolled.nn.decoder import decoder_step_forward
+from unrolled.nn.losses import softmax
+from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
+from unrolled.text.bleu import BleuScore, corpus_bleu
+from unrolled.text.tokenize import tokenize
+from unrolled.text.vocab import Vocab
+from unrolled.train import TrainConfig, TrainHistory, fit
+
+__all__ = ["RNNTranslator", "NotFittedError", "detokenize", "TranslationVocab", "Translation"]
+
+KIND = "translator"
+BOS, EOS = "<s>", "</s>"
+BOS_ID, EOS_ID = 2, 3
+EVAL_BATCH = 100  # sentences per decoding batch
+
+_NO_SPACE_BEFORE = re.compile(r" ([.,!?;:%)\]}]|'s|n't|'re|'ve|'ll|'d|'m)(?= |$)")
+_NO_SPACE_AFTER = re.compile(r"([(\[{$]) ")
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Tokens back to text: spaces between words, none before closing punctuation and clitics
+    (``a man .`` -> ``a man.``), the first letter upper-cased."""
+    text = " ".join(tokens)
+    text = _NO_SPACE_BEFORE.sub(r"\1", text)
+    text = _NO_SPACE_AFTER.sub(r"\1", text)
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class TranslationVocab:
+    """The two vocabularies, saved together in vocab.json as {"source": …, "target": …}."""
+
+    source: Vocab
+    target: Vocab
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source.to_json(), "target": self.target.to_json()}
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str) -> TranslationVocab:
+        if not isinstance(obj, dict) or set(obj) != {"source", "target"}:
+            raise ValueError(f"{source}: expected an object with the keys source and target")
+        vocab = cls(Vocab.from_json(obj["source"], source=f"{source} source"),
+                    Vocab.from_json(obj["target"], source=f"{source} target"))
+        if vocab.target.tokens[BOS_ID] != BOS or vocab.target.tokens[EOS_ID] != EOS:
+            raise ValueError(f"{source}: the target vocabulary needs {BOS} at id {BOS_ID} and {EOS} at id {EOS_ID}")
+        return vocab
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One sentence's translation, with what the decoder saw: per output token (``</s>`` last, when it ended
+    with one) its probability, the top alternatives and the attention over the source tokens."""
+
+    source_tokens: list[str]
+    tokens: list[str]  # the output tokens, <unk> replaced when replace_unk
+    text: str
+    log_prob: float
+    probabilities: list[float]  # p(token_t | …) per output step (the last: </s>)
+    alternatives: list[list[tuple[str, float]]]  # per step, the top-k tokens and their probabilities
+    attention: np.ndarray  # (steps, S) α per output step
+
+
+def _check_nonnegative_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+
+
+def _check_texts(name: str, texts: object) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise ValueError(f"{name}: expected a list of str, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"{name}[{i}]: expected a str, got {type(text).__name__}")
+    return list(texts)
+
+
+class RNNTranslator(Estimator):
+    """An attention encoder–decoder translator.
+
+    Parameters
+    ----------
+    cell, embedding_dim, hidden_size, num_layers, dropout : the network (see :class:`TranslatorNetConfig`);
+        ``hidden_size`` is each encoder direction's and the decoder's
+    attention : the attention score, "general" (Luong) or "additive" (Bahdanau); ("dot" needs a decoder as
+        wide as the encoder states, 2·hidden_size here, so it is refused)
+    input_feeding : feed the last attentional state into the next step (Luong); slower to train
+    min_freq : tokens seen fewer times in the training pairs read as ``<unk>``
+    batch_size, epochs, lr, clip_norm, patience : training (see :class:`unrolled.train.TrainConfig`)
+    label_smoothing : ε of the token loss
+    max_steps : stop after this many optimizer steps (None: no limit)
+    random_state : int seed; the same seed and data give identical weights
+
+    Attributes (after fit)
+    ----------------------
+    vocab_ : TranslationVocab
+    net_config_ : TranslatorNetConfig
+    params_ : dict of arrays under PyTorch-style names
+    history_ : TrainHistory (dev metric: BLEU of greedy translations)
+    dev_bleu_ : float or None
+    """
+
+    def __init__(
+        self,
+        *,
+        cell: str = "gru",
+        embedding_dim: int = 256,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.3,
+        attention: str = "general",
+        input_feeding: bool = False,
+        min_freq: int = 2,
+        batch_size: int = 64,
+        epochs: int = 10,
+        lr: float = 1e-3,
+        clip_norm: float | None = 1.0,
+        patience: int | None = None,
+        label_smoothing: float = 0.1,
+        max_steps: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.cell = cell
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.attention = attention
+        self.input_feeding = input_feeding
+        self.min_freq = min_freq
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr = lr
+        self.clip_norm = clip_norm
+        self.patience = patience
+        self.label_smoothing = label_smoothing
+        self.max_steps = max_steps
+        self.random_state = random_state
+
+    KIND = KIND
+    _CONFIG_NAME = "translator"
+    _FIT_CALL = "fit(sources, targets)"
+    _SKLEARN_TARGET_REQUIRED = True
+    _SKLEARN_INPUT_TAGS = {"two_d_array": False, "string": True}
+
+    # --- tokens ------------------------------------------------------------------------------------------
+
+    def _source_ids(self, tokens: list[str]) -> list[int]:
+        return self.vocab_.source.encode(tokens) if tokens else [Vocab.UNK_ID]
+
+    # --- training ----------------------------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        check_positive_int("min_freq", self.min_freq)
+        check_probability("label_smoothing", self.label_smoothing, upper_open=False)
+        check_nonnegative_int("max_steps", self.max_steps, allow_none=True)
+
+    def fit(self, sources: Sequence[str], targets: Sequence[str], *,
+            validation: tuple[Sequence[str], Sequence[str]] | None = None,
+            callbacks: Sequence[object] = ()) -> RNNTranslator:
+        """Train on the aligned ``sources`` and ``targets``; ``validation`` = (sources, targets) picks the
+        best epoch by BLEU of greedy translations. Returns self."""
+        sources, targets = _check_texts("sources", sources), _check_texts("targets", targets)
+        if len(sources) != len(targets):
+            raise ValueError(f"targets: expected one per source ({len(sources)}), got {len(targets)}")
+        if not sources:
+            raise ValueError("sources: no training pairs")
+        if validation is not None:
+            dev_sources, dev_targets = (_check_texts("validation sources", validation[0]),
+                                        _check_texts("validation targets", validation[1]))
+            if len(dev_sources) != len(dev_targets) or not dev_sources:
+                raise ValueError(f"validation: expected as many targets as sources (at least one), got "
+                                 f"{len(dev_sources)} and {len(dev_targets)}")
+        self._check_params()
+        train_config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                   clip_norm=self.clip_norm, patience=self.patience, seed=self.random_state)
+        started = time.perf_counter()
+        source_tokens = [tokenize(text) for text in sources]
+        target_tokens = [tokenize(text) for text in targets]
+        for name, token_lists in (("sources", source_tokens), ("targets", target_tokens)):
+            for i, tokens in enumerate(token_lists):
+                if not tokens:
+                    raise ValueError(f"{name}[{i}]: no tokens (an empty or blank sentence)")
+        source_vocab = Vocab.build(source_tokens, min_freq=self.min_freq)
+        built = Vocab.build(target_tokens, min_freq=self.min_freq)
+        target_vocab = Vocab([Vocab.PAD, Vocab.UNK, BOS, EOS, *(t for t in built.tokens[2:] if t not in (BOS, EOS))],
+                             min_freq=self.min_freq)
+        self.vocab_ = TranslationVocab(source_vocab, target_vocab)
+        self.net_config_ = TranslatorNetConfig(
+            len(source_vocab), len(target_vocab), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
+            cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, score=self.attention,
+            input_feeding=self.input_feeding,
+        )
+        self.params_ = init_translator_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+        src_ids = [np.array(source_vocab.encode(t), np.int64) for t in source_tokens]
+        tgt_ids = [np.array(target_vocab.encode(t), np.int64) for t in target_tokens]
+        lengths = [len(s) for s in src_ids]
+        steps_left = [self.max_steps if self.max_steps is not None else -1]
+        self.tokens_seen_ = 0
+
+        def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
+            batches = length_bucketed_batches(lengths, self.batch_size, shuffle=True, rng=rng)
+            if steps_left[0] >= 0:
+                batches, steps_left[0] = batches[: steps_left[0]], max(0, steps_left[0] - len(batches))
+            return batches
+
+        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+            src, src_mask, tgt_in, tgt_out, tgt_mask = self._training_batch([src_ids[i] for i in batch],
+                                                                            [tgt_ids[i] for i in batch])
+            loss, _, cache = translator_forward(self.params_, self.net_config_, src, src_mask, tgt_in, tgt_out,
+                                                tgt_mask, label_smoothing=self.label_smoothing, training=True,
+                                                rng=rng)
+            self.tokens_seen_ += int(tgt_mask.sum()) + int(src_mask.sum())
+            return loss, translator_backward(cache)
+
+        evaluate = None  # the dev metric: BLEU of greedy translations
+        if validation is not None:
+            evaluate = lambda: self.score_bleu(dev_sources, dev_targets, beam_size=1).score  # noqa: E731
+
+        if self.max_steps == 0:
+            self.history_ = TrainHistory()
+            self.dev_bleu_ = evaluate() if evaluate is not None else None
+        else:
+            self.history_ = fit(self.params_, make_batches, batch_loss, train_config, evaluate=evaluate,
+                                higher_is_better=True, callbacks=callbacks)
+            self.dev_bleu_ = self.history_.best_metric
+        self.training_seconds_ = time.perf_counter() - started
+        return self
+
+    @staticmethod
+    def _training_batch(sources: list[np.ndarray], targets: list[np.ndarray]):
+        src, src_mask = pad_batch(sources)
+        tgt_in, tgt_mask = pad_batch([np.concatenate([[BOS_ID], t]) for t in targets])
+        tgt_out, _ = pad_batch([np.concatenate([t, [EOS_ID]]) for t in targets])
+        return src, src_mask, tgt_in, tgt_out, tgt_mask
+
+    # --- translation -------------------------------------------------------------------------------------
+
+    def _decode(self, texts: list[str], *, beam_size: int, alpha: float, max_len_a: float, max_len_b: float,
+                forbid_unk: bool) -> tuple[list[list[str]], list[Hypothesis]]:
+        """Tokenized sources and their best hypotheses, in input order."""
+        self._check_fitted()
+        check_positive_int("beam_size", beam_size)
+        for name, value in (("alpha", alpha), ("max_len_a", max_len_a), ("max_len_b", max_len_b)):
+            _check_nonnegative_number(name, value)
+        source_tokens = [tokenize(text) for text in texts]
+        ids = [np.array(self._source_ids(t), np.int64) for t in source_tokens]
+        hypotheses: list[Hypothesis | None] = [None] * len(texts)
+        for batch in length_bucketed_batches([len(i) for i in ids], EVAL_BATCH, shuffle=False):
+            src, src_mask = pad_batch([ids[i] for i in batch])
+            limits = max_lengths(src_mask.sum(axis=1), max_len_a, max_len_b)
+            common = dict(bos_id=BOS_ID, eos_id=EOS_ID, unk_id=Vocab.UNK_ID, max_len=limits, forbid_unk=forbid_unk)
+            if beam_size == 1:
+                found = greedy_decode(self.params_, self.net_config_, src, src_mask, **common)
+            else:
+                found = beam_search(self.params_, self.net_config_, src, src_mask, beam_size=beam_size, alpha=alpha,
+                                    **common)
+            for i, hypothesis in zip(batch, found):
+                hypotheses[i] = hypothesis
+        return source_tokens, hypotheses  # type: ignore[return-value]
+
+    def _output_tokens(self, source_tokens: list[str], hypothesis: Hypothesis, replace_unk: bool) -> list[str]:
+        words = self.vocab_.target.decode(hypothesis.tokens)
+        if replace_unk:
+            words = [source_tokens[pos] if w == Vocab.UNK and pos < len(source_tokens) else w
+                     for w, pos in zip(words, hypothesis.attended)]
+        return words
+
+    def translate_tokens(self, texts: Sequence[str], *, beam_size: int = 5, alpha: float = 0.6,
+                         max_len_a: float = 1.5, max_len_b: float = 5.0, replace_unk: bool = True,
+                         forbid_unk: bool = False) -> list[list[str]]:
+        """The translations as token lists (lower-cased, as the model writes them)."""
+        texts = _check_texts("texts", texts)
+        source_tokens, hypotheses = self._decode(texts, beam_size=beam_size, alpha=alpha, max_len_a=max_len_a,
+                                                 max_len_b=max_len_b, forbid_unk=forbid_unk)
+        return [self._output_tokens(s, h, replace_unk) for s, h in zip(source_tokens, hypotheses)]
+
+    def translate(self, texts: Sequence[str], *, beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5,
+                  max_len_b: float = 5.0, replace_unk: bool = True, forbid_unk: bool = False) -> list[str]:
+        """Translate each text: beam search of width ``beam_size`` (1 = greedy) with length penalty ``alpha``;
+        at most ⌊max_len_a·S + max_len_b⌋ tokens for a source of S tokens. Returns detokenized sentences."""
+        return [detokenize(t) for t in self.translate_tokens(
+            texts, beam_size=beam_size, alpha=alpha, max_len_a=max_len_a, max_len_b=max_len_b,
+            replace_unk=replace_unk, forbid_unk=forbid_unk)]
+
+    def score_bleu(self, sources: Sequence[str], references: Sequence[str], **options: Any) -> BleuScore:
+        """Corpus BLEU of the translations of ``sources`` against ``references``, both tokenized and
+        lower-cased by unrolled's tokenizer (the metric published Multi30k results use)."""
+        sources, references = _check_texts("sources", sources), _check_texts("references", references)
+        if len(sources) != len(references):
+            raise ValueError(f"references: expected one per source ({len(sources)}), got {len(references)}")
+        hypotheses = self.translate_tokens(sources, **options)
+        return corpus_bleu(hypotheses, [tokenize(r) for r in references])
+
+    def score(self, sources: Sequence[str], references: Sequence[str]) -> float:
+        """Corpus BLEU (0–100, tokenized, lower-cased) of beam-5 translations: higher is better."""
+        return self.score_bleu(sources, references).score
+
+    def explain(self, text: str, *, beam_size: int = 5, alpha: float = 0.6, top_k: int = 5,
+                replace_unk: bool = True) -> Translation:
+        """Translate one sentence and re-run its decoder along the chosen tokens: per step the chosen
+        token's probability, the top-k alternatives and the attention weights over the source tokens."""
+        if not isinstance(text, str):
+            raise ValueError(f"text: expected a str, got {type(text).__name__}")
+        check_positive_int("top_k", top_k)
+        (source_tokens,), (hypothesis,) = self._decode([text], beam_size=beam_size, alpha=alpha, max_len_a=1.5,
+                                                       max_len_b=5.0, forbid_unk=False)
+        src = np.array([self._source_ids(source_tokens)], np.int64)
+        mask = np.ones(src.shape, bool)
+        keys, state, _ = encode(self.params_, self.net_config_, src, mask, keep_cache=False)
+        params = sub_params(self.params_, "decoder.")
+        steps = hypothesis.tokens + ([EOS_ID] if hypothesis.finished else [])
+        prev, output = np.array([BOS_ID]), None
+        probabilities, alternatives, attention = [], [], []
+        target = self.vocab_.target
+        for token in steps:
+            logits, weights, state, output, _ = decoder_step_forward(
+                params, self.net_config_.decoder, prev, keys, src_mask=mask, state=state, prev_output=output,
+                keep_cache=False)
+            probs = softmax(logits[0])
+            top = np.argsort(-probs, kind="stable")[:top_k]
+            probabilities.append(float(probs[token]))
+            alternatives.append([(target.tokens[i], float(probs[i])) for i in top])
+            attention.append(weights[0].copy())
+            prev = np.array([token])
+        tokens = self._output_tokens(source_tokens, hypothesis, replace_unk)
+        return Translation(source_tokens, tokens, detokenize(tokens), hypothesis.log_prob, probabilities,
+                           alternatives, np.array(attention).reshape(len(steps), len(source_tokens) or 1))
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+
+    def _config_fields(self) -> dict[str, Any]:
+        return {"dev_bleu": self.dev_bleu_}
+
+    def _restore_config(self, config: dict[str, Any]) -> None:
+        self.net_config_ = TranslatorNetConfig(**config["model"])
+        self.dev_bleu_ = config["dev_bleu"]
+        self.history_ = TrainHistory.from_json(config["training"]["history"])
+        self.training_seconds_ = config["training"]["seconds"]
+
+    def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        source = str(path / "vocab.json")
+        if checkpoint.vocab is None:
+            raise ValueError(f"{source}: missing (a translator needs its vocabularies)")
+        self.vocab_ = TranslationVocab.from_json(checkpoint.vocab, source)
+        for side, size in (("source", self.net_config_.source_vocab_size),
+                           ("target", self.net_config_.target_vocab_size)):
+            if len(getattr(self.vocab_, side)) != size:
+                raise ValueError(f"{source}: {len(getattr(self.vocab_, side))} {side} tokens, but the model has "
+                                 f"{side}_vocab_size {size}")
