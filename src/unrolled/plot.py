@@ -8,6 +8,8 @@
 2. P(class | tokens 1..t) for every class: the prediction if the sentence ended at step t;
 3. ‖∂L/∂h_t‖ and ‖∂L/∂x_t‖ on a log scale: how much of the loss signal reaches each step.
 
+:func:`attention_heatmap` draws a translation's attention weights: output tokens × source tokens.
+
 The figure is rendered with the Agg backend into a file; no window is opened and pyplot's global state is
 not touched.
 """
@@ -20,7 +22,7 @@ import numpy as np
 
 from unrolled.explain import Trace
 
-__all__ = ["PlotDependencyError", "plot_forecast", "plot_trace"]
+__all__ = ["PlotDependencyError", "attention_heatmap", "plot_forecast", "plot_trace"]
 
 MAX_TICKS = 40  # token labels on the time axis at most; longer sentences get evenly spaced ones
 MARKERS = 60  # points get markers when a curve has at most this many
@@ -135,6 +137,35 @@ def plot_forecast(
     ax.set_title(title, fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=9)
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def attention_heatmap(weights: np.ndarray, source_tokens: list[str], output_tokens: list[str], path: str | Path,
+                      *, title: str | None = None, dpi: int = 120) -> Path:
+    """weights (T_out, S): row t is the attention of output step t over the source tokens (each row sums to 1);
+    drawn as a heatmap with the source tokens along the top and the output tokens down the side."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotDependencyError("plotting needs matplotlib: pip install 'unrolled[plot]'") from None
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(output_tokens), len(source_tokens)):
+        raise ValueError(f"weights: expected shape ({len(output_tokens)}, {len(source_tokens)}) (output tokens, "
+                         f"source tokens), got {weights.shape}")
+    fig = Figure(figsize=(max(4.0, 0.55 * len(source_tokens) + 2.0), max(3.0, 0.4 * len(output_tokens) + 1.5)),
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="left", fontsize=9)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(output_tokens)), output_tokens, fontsize=9)
+    if title:
+        ax.set_xlabel(title[:TITLE_CHARS], fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.04, label="attention weight")
     path = Path(path)
     fig.savefig(path, dpi=dpi)
     return path

@@ -204,19 +204,33 @@ example:
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    model_option(parser, DEFAULT_PREDICT, "a classifier")
-    parser.add_argument("file", metavar="FILE", help="labelled data")
+    from unrolled.cli.translate import decoding_options
+
+    model_option(parser, DEFAULT_PREDICT, "a classifier or a translator")
+    parser.add_argument("file", metavar="FILE",
+                        help="labelled data (classifier); source sentences or a source/target TSV (translator)")
     add_column_options(parser)
+    parser.add_argument("--reference", metavar="FILE",
+                        help="translator: the reference translations of FILE, aligned line by line")
+    decoding_options(parser)
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed rows (reported)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
 def run_evaluate(args: argparse.Namespace, streams: Streams) -> None:
+    from unrolled.checkpoint import checkpoint_kind
     from unrolled.models.classifier import RNNClassifier
     from unrolled.pretrained import model_path
 
     out = streams.out
-    model = RNNClassifier.load(model_path(args.model))
+    path = model_path(args.model)
+    if checkpoint_kind(path) == "translator":
+        from unrolled.cli.translate import run_evaluate as evaluate_translator
+
+        return evaluate_translator(args, streams, path)
+    if args.reference:
+        raise UsageError("--reference applies to translators; a classifier reads its labels from FILE")
+    model = RNNClassifier.load(path)
     data = read_labelled(args.file, args, streams.err)
     names = model.config_.get("label_names") or {}  # the display names given at training, if any
     labels = [names.get(label, label) for label in data.labels]

@@ -233,8 +233,10 @@ class Progress:
     MAX_LINES = 25
     BAR = 24
 
-    def __init__(self, err: TextIO, quiet: bool, metric: str = "dev accuracy", clock=time.perf_counter) -> None:
-        self.err, self.quiet, self.metric, self.clock = err, quiet, metric, clock
+    def __init__(self, err: TextIO, quiet: bool, metric: str = "dev accuracy", clock=time.perf_counter,
+                 tokens: Callable[[], int] | None = None) -> None:
+        """``tokens``: the number of tokens trained on so far (shown as tokens/s beside steps/s)."""
+        self.err, self.quiet, self.metric, self.clock, self.tokens = err, quiet, metric, clock, tokens
         self.live = not quiet and err.isatty()
         self.steps_per_epoch, self.epochs, self.recent = 1, 1, []
         self.started = self.last_draw = 0.0
@@ -257,8 +259,12 @@ class Progress:
         left = (self.steps_per_epoch * self.epochs - step) / rate if rate else float("nan")
         self.err.write(f"\repoch {epoch}/{self.epochs} [{'#' * filled}{'.' * (self.BAR - filled)}] "
                        f"{done}/{self.steps_per_epoch}  {_clock(elapsed)} elapsed, ETA {_clock(left)}, "
-                       f"{rate:.1f} steps/s  loss {sum(self.recent) / len(self.recent):.4f}\033[K")
+                       f"{rate:.1f} steps/s{self._token_rate(elapsed)}  "
+                       f"loss {sum(self.recent) / len(self.recent):.4f}\033[K")
         self.err.flush()
+
+    def _token_rate(self, elapsed: float) -> str:
+        return f", {self.tokens() / elapsed:,.0f} tokens/s" if self.tokens is not None and elapsed > 0 else ""
 
     def on_epoch_end(self, result, params) -> None:
         if self.quiet:
@@ -272,7 +278,7 @@ class Progress:
         mark = " *" if improved else ""
         self.err.write(("\r\033[K" if self.live else "") +
                        f"epoch {result.epoch}/{self.epochs}  loss {result.train_loss:.4f}{dev}  "
-                       f"{result.seconds:.1f}s{mark}\n")
+                       f"{result.seconds:.1f}s{self._token_rate(self.clock() - self.started)}{mark}\n")
 
 
 def _clock(seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from unrolled.cli.common import Command, Streams, UsageError, model_option, positive_float, write_json
+from unrolled.cli.common import Command, Streams, UsageError, model_option, positive_float, positive_int, write_json
 from unrolled.pretrained import DEFAULT_EXPLAIN
 
 WALKTHROUGH_HELP = """\
@@ -27,10 +27,12 @@ state, the class probabilities if the sentence ended at that step and the change
 gradient flow over time (|dL/dh_t| and |dL/dx_t|, which shows vanishing gradients on long inputs), and
 the mean gate activations of a GRU or LSTM. --json gives the full trace, --plot a figure.
 With a language model: per step the hidden state, the top-5 next-token guesses and the probability given
-to the token that came next.
+to the token that came next. With a translator: per output token its probability and the top-5
+alternatives, and the attention over the source tokens (a table; --plot draws the heatmap).
 
 example:
   unrolled explain --model models/sst2-rnn "a gorgeous , witty , seductive movie ."
+  unrolled explain --model models/de-en "Ein Mann fährt Fahrrad." --plot attention.png
   unrolled explain --model models/sst2-rnn "not bad at all" --label positive --plot trace.png
 """
 
@@ -64,12 +66,13 @@ def run_walkthrough(args: argparse.Namespace, streams: Streams) -> None:
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", metavar="TEXT", help="the sentence")
-    model_option(parser, DEFAULT_EXPLAIN, "a classifier or a language model")
+    model_option(parser, DEFAULT_EXPLAIN, "a classifier, a language model or a translator")
     parser.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
     parser.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
                         help="decimals shown (0-12, default: 3)")
     parser.add_argument("--plot", metavar="FILE", help="also draw the trace (PNG/SVG/PDF; needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="print the full trace as JSON")
+    parser.add_argument("--beam", type=positive_int, default=5, help="translator: beam size (default: 5)")
 
 
 def run_explain(args: argparse.Namespace, streams: Streams) -> None:
@@ -77,8 +80,15 @@ def run_explain(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.pretrained import model_path
 
     path = model_path(args.model)
-    if checkpoint_kind(path) == "language_model":
+    kind = checkpoint_kind(path)
+    if kind == "language_model":
         return _explain_lm(args, path, streams)
+    if kind == "translator":
+        from unrolled.cli.translate import run_explain as explain_translator
+
+        if args.label:
+            raise UsageError("--label applies to classifiers; a translator explains the tokens it chooses")
+        return explain_translator(args, streams, path)
     from unrolled.explain import explain, render_text
     from unrolled.models.classifier import RNNClassifier
 
