@@ -116,3 +116,26 @@ def test_bad_input_raises_one_line_errors():
         model.translate(["eins"], beam_size=0)
     with pytest.raises(ValueError, match="^max_len_a:"):
         model.translate(["eins"], max_len_a=-1)
+
+
+def test_subwords_train_save_and_load(tmp_path):
+    pytest.importorskip("sentencepiece")
+    sources, targets = make_pairs(240)
+    model = RNNTranslator(**SMALL, subwords=39, epochs=20).fit(sources, targets)  # 39: all this corpus allows
+    assert model.vocab_.sentencepiece is not None and model.vocab_.source is model.vocab_.target
+    assert len(model.vocab_.target) == 39 and model.vocab_.target.tokens[:4] == ("<pad>", "<unk>", "<s>", "</s>")
+    out = model.translate_tokens(["zwei rot ."], beam_size=3)[0]
+    assert set(out) <= set(WORDS.values()) | {"."} and "red" in out  # pieces joined back into words
+    assert model.history_.epochs[-1].train_loss < model.history_.epochs[0].train_loss / 4
+    explained = model.explain("zwei rot .")
+    assert explained.attention.shape == (len(explained.tokens) + 1, len(explained.source_tokens))
+    model.save(tmp_path / "m")
+    loaded = unrolled.load(tmp_path / "m")
+    assert loaded.translate(sources[:8]) == model.translate(sources[:8])
+    with pytest.raises(ValueError, match="^subwords: sentencepiece could not build 100000 pieces"):
+        RNNTranslator(**SMALL, subwords=100000).fit(sources, targets)
+    vocab = json.loads((tmp_path / "m" / "vocab.json").read_text())
+    vocab["sentencepiece"] = "not base64!"
+    (tmp_path / "m" / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(ValueError, match=r"vocab\.json: sentencepiece: expected the base64 of a sentencepiece model"):
+        unrolled.load(tmp_path / "m")

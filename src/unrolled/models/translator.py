@@ -17,10 +17,13 @@ never prints.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
 from unrolled.train import TrainConfig, TrainHistory, fit
 
-__all__ = ["RNNTranslator", "NotFittedError", "detokenize", "TranslationVocab", "Translation"]
+__all__ = ["RNNTranslator", "NotFittedError", "detokenize", "train_sentencepiece", "TranslationVocab", "Translation"]
 
 KIND = "translator"
 BOS, EOS = "<s>", "</s>"
@@ -68,23 +71,89 @@ def detokenize(tokens: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class TranslationVocab:
-    """The two vocabularies, saved together in vocab.json as {"source": …, "target": …}."""
+    """The two vocabularies, saved together in vocab.json as {"source": …, "target": …}; with subwords also
+    the sentencepiece model (base64 of its serialized proto, not code) under "sentencepiece", and then one
+    joint vocabulary: the model's pieces, ids as sentencepiece numbers them."""
 
     source: Vocab
     target: Vocab
+    sentencepiece: bytes | None = None  # the serialized sentencepiece model; None: word level
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source.to_json(), "target": self.target.to_json()}
+        obj = {"source": self.source.to_json(), "target": self.target.to_json()}
+        if self.sentencepiece is not None:
+            obj["sentencepiece"] = base64.b64encode(self.sentencepiece).decode("ascii")
+        return obj
 
     @classmethod
     def from_json(cls, obj: Any, source: str) -> TranslationVocab:
-        if not isinstance(obj, dict) or set(obj) != {"source", "target"}:
-            raise ValueError(f"{source}: expected an object with the keys source and target")
+        if not isinstance(obj, dict) or not {"source", "target"} <= set(obj) <= {"source", "target", "sentencepiece"}:
+            raise ValueError(f"{source}: expected an object with the keys source and target (and sentencepiece)")
+        model = None
+        if "sentencepiece" in obj:
+            try:
+                model = base64.b64decode(obj["sentencepiece"], validate=True)
+            except (TypeError, ValueError):
+                raise ValueError(f"{source}: sentencepiece: expected the base64 of a sentencepiece model") from None
         vocab = cls(Vocab.from_json(obj["source"], source=f"{source} source"),
-                    Vocab.from_json(obj["target"], source=f"{source} target"))
+                    Vocab.from_json(obj["target"], source=f"{source} target"), model)
         if vocab.target.tokens[BOS_ID] != BOS or vocab.target.tokens[EOS_ID] != EOS:
             raise ValueError(f"{source}: the target vocabulary needs {BOS} at id {BOS_ID} and {EOS} at id {EOS_ID}")
+        if model is not None:
+            pieces = vocab.pieces(source)
+            if list(vocab.target.tokens) != pieces or list(vocab.source.tokens) != pieces:
+                raise ValueError(f"{source}: the vocabularies are not the sentencepiece model's pieces")
         return vocab
+
+    @cached_property
+    def _processor(self):
+        return _sentencepiece().SentencePieceProcessor(model_proto=self.sentencepiece)
+
+    def pieces(self, source: str = "vocab.json") -> list[str]:
+        """The sentencepiece model's pieces, in id order."""
+        try:
+            processor = self._processor
+        except RuntimeError as error:  # sentencepiece's error for a damaged model
+            raise ValueError(f"{source}: sentencepiece: not a sentencepiece model ({error})") from None
+        return [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+
+    def split(self, text: str) -> list[str]:
+        """A sentence as the model's tokens: words (unrolled's tokenizer, lower-cased), or the sentencepiece
+        pieces of those words."""
+        words = tokenize(text)
+        if self.sentencepiece is None:
+            return words
+        return self._processor.encode(" ".join(words), out_type=str)
+
+    def words(self, tokens: list[str]) -> list[str]:
+        """The model's output tokens as words (pieces joined back into words)."""
+        return tokens if self.sentencepiece is None else self._processor.decode(tokens).split()
+
+
+def _sentencepiece():
+    try:
+        import sentencepiece
+    except ImportError:
+        raise ImportError("subwords need sentencepiece: pip install 'unrolled[translate]'") from None
+    return sentencepiece
+
+
+def train_sentencepiece(texts: Sequence[str], size: int) -> bytes:
+    """A unigram sentencepiece model of ``size`` pieces over the texts' words (unrolled's tokenizer,
+    lower-cased, joined by spaces), with ``<pad>``, ``<unk>``, ``<s>``, ``</s>`` at ids 0–3 (the ids unrolled's
+    vocabularies use). Deterministic: one thread, the texts in order."""
+    spm = _sentencepiece()
+    model = io.BytesIO()
+    lines = (" ".join(tokenize(text)) for text in texts)
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=lines, model_writer=model, vocab_size=size, model_type="unigram",
+            character_coverage=1.0, pad_id=0, unk_id=1, bos_id=2, eos_id=3, num_threads=1, minloglevel=2,
+            input_sentence_size=0, shuffle_input_sentence=False,
+        )
+    except RuntimeError as error:  # e.g. a vocabulary larger than the text allows
+        raise ValueError(f"subwords: sentencepiece could not build {size} pieces: {' '.join(str(error).split())}") from None
+    return model.getvalue()
 
 
 @dataclass(frozen=True)
@@ -92,8 +161,8 @@ class Translation:
     """One sentence's translation, with what the decoder saw: per output token (``</s>`` last, when it ended
     with one) its probability, the top alternatives and the attention over the source tokens."""
 
-    source_tokens: list[str]
-    tokens: list[str]  # the output tokens, <unk> replaced when replace_unk
+    source_tokens: list[str]  # the model's tokens (words, or sentencepiece pieces)
+    tokens: list[str]  # the output tokens (words or pieces), <unk> replaced when replace_unk
     text: str
     log_prob: float
     probabilities: list[float]  # p(token_t | …) per output step (the last: </s>)
@@ -125,7 +194,9 @@ class RNNTranslator(Estimator):
     attention : the attention score, "general" (Luong) or "additive" (Bahdanau); ("dot" needs a decoder as
         wide as the encoder states, 2·hidden_size here, so it is refused)
     input_feeding : feed the last attentional state into the next step (Luong); slower to train
-    min_freq : tokens seen fewer times in the training pairs read as ``<unk>``
+    min_freq : word level: tokens seen fewer times in the training pairs read as ``<unk>``
+    subwords : None (words), or the size of one sentencepiece unigram vocabulary learnt from both sides'
+        training sentences (needs sentencepiece); min_freq is then unused
     batch_size, epochs, lr, clip_norm, patience : training (see :class:`unrolled.train.TrainConfig`)
     label_smoothing : ε of the token loss
     max_steps : stop after this many optimizer steps (None: no limit)
@@ -151,6 +222,7 @@ class RNNTranslator(Estimator):
         attention: str = "general",
         input_feeding: bool = False,
         min_freq: int = 2,
+        subwords: int | None = None,
         batch_size: int = 64,
         epochs: int = 10,
         lr: float = 1e-3,
@@ -168,6 +240,7 @@ class RNNTranslator(Estimator):
         self.attention = attention
         self.input_feeding = input_feeding
         self.min_freq = min_freq
+        self.subwords = subwords
         self.batch_size = batch_size
         self.epochs = epochs
         self.lr = lr
@@ -192,6 +265,7 @@ class RNNTranslator(Estimator):
 
     def _check_params(self) -> None:
         check_positive_int("min_freq", self.min_freq)
+        check_positive_int("subwords", self.subwords, allow_none=True)
         check_probability("label_smoothing", self.label_smoothing, upper_open=False)
         check_nonnegative_int("max_steps", self.max_steps, allow_none=True)
 
@@ -215,17 +289,26 @@ class RNNTranslator(Estimator):
         train_config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                    clip_norm=self.clip_norm, patience=self.patience, seed=self.random_state)
         started = time.perf_counter()
-        source_tokens = [tokenize(text) for text in sources]
-        target_tokens = [tokenize(text) for text in targets]
-        for name, token_lists in (("sources", source_tokens), ("targets", target_tokens)):
-            for i, tokens in enumerate(token_lists):
-                if not tokens:
+        for name, texts in (("sources", sources), ("targets", targets)):
+            for i, text in enumerate(texts):
+                if not tokenize(text):
                     raise ValueError(f"{name}[{i}]: no tokens (an empty or blank sentence)")
-        source_vocab = Vocab.build(source_tokens, min_freq=self.min_freq)
-        built = Vocab.build(target_tokens, min_freq=self.min_freq)
-        target_vocab = Vocab([Vocab.PAD, Vocab.UNK, BOS, EOS, *(t for t in built.tokens[2:] if t not in (BOS, EOS))],
-                             min_freq=self.min_freq)
-        self.vocab_ = TranslationVocab(source_vocab, target_vocab)
+        if self.subwords is None:
+            source_tokens = [tokenize(text) for text in sources]
+            target_tokens = [tokenize(text) for text in targets]
+            source_vocab = Vocab.build(source_tokens, min_freq=self.min_freq)
+            built = Vocab.build(target_tokens, min_freq=self.min_freq)
+            target_vocab = Vocab([Vocab.PAD, Vocab.UNK, BOS, EOS,
+                                  *(t for t in built.tokens[2:] if t not in (BOS, EOS))], min_freq=self.min_freq)
+            self.vocab_ = TranslationVocab(source_vocab, target_vocab)
+        else:
+            model = train_sentencepiece(list(sources) + list(targets), self.subwords)
+            joint = TranslationVocab(Vocab([Vocab.PAD, Vocab.UNK]), Vocab([Vocab.PAD, Vocab.UNK]), model)
+            pieces = Vocab(joint.pieces())
+            self.vocab_ = TranslationVocab(pieces, pieces, model)
+            source_tokens = [self.vocab_.split(text) for text in sources]
+            target_tokens = [self.vocab_.split(text) for text in targets]
+            source_vocab = target_vocab = pieces
         self.net_config_ = TranslatorNetConfig(
             len(source_vocab), len(target_vocab), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
             cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, score=self.attention,
@@ -283,7 +366,7 @@ class RNNTranslator(Estimator):
         check_positive_int("beam_size", beam_size)
         for name, value in (("alpha", alpha), ("max_len_a", max_len_a), ("max_len_b", max_len_b)):
             _check_nonnegative_number(name, value)
-        source_tokens = [tokenize(text) for text in texts]
+        source_tokens = [self.vocab_.split(text) for text in texts]
         ids = [np.array(self._source_ids(t), np.int64) for t in source_tokens]
         hypotheses: list[Hypothesis | None] = [None] * len(texts)
         for batch in length_bucketed_batches([len(i) for i in ids], EVAL_BATCH, shuffle=False):
@@ -313,7 +396,7 @@ class RNNTranslator(Estimator):
         texts = _check_texts("texts", texts)
         source_tokens, hypotheses = self._decode(texts, beam_size=beam_size, alpha=alpha, max_len_a=max_len_a,
                                                  max_len_b=max_len_b, forbid_unk=forbid_unk)
-        return [self._output_tokens(s, h, replace_unk) for s, h in zip(source_tokens, hypotheses)]
+        return [self.vocab_.words(self._output_tokens(s, h, replace_unk)) for s, h in zip(source_tokens, hypotheses)]
 
     def translate(self, texts: Sequence[str], *, beam_size: int = 5, alpha: float = 0.6, max_len_a: float = 1.5,
                   max_len_b: float = 5.0, replace_unk: bool = True, forbid_unk: bool = False) -> list[str]:
@@ -364,8 +447,8 @@ class RNNTranslator(Estimator):
             attention.append(weights[0].copy())
             prev = np.array([token])
         tokens = self._output_tokens(source_tokens, hypothesis, replace_unk)
-        return Translation(source_tokens, tokens, detokenize(tokens), hypothesis.log_prob, probabilities,
-                           alternatives, np.array(attention).reshape(len(steps), len(source_tokens) or 1))
+        return Translation(source_tokens, tokens, detokenize(self.vocab_.words(tokens)), hypothesis.log_prob,
+                           probabilities, alternatives, np.array(attention).reshape(len(steps), len(source_tokens) or 1))
 
     # --- checkpoints -------------------------------------------------------------------------------------
 
