@@ -1239,6 +1239,25 @@ def _threads_of(rows: Sequence[Row]) -> str:
     return ", ".join(str(t) for t in dict.fromkeys(r.threads for r in rows))
 
 
+KEPT_BEGIN, KEPT_END = "<!-- kept: ", "<!-- /kept -->"
+
+
+def kept_sections(path: str) -> str:
+    """The blocks other benchmarks write into the page (between ``<!-- kept: NAME -->`` and
+    ``<!-- /kept -->``, e.g. benchmarks/translation_speed.py's): a rerun of this script keeps them."""
+    if not os.path.exists(path):
+        return ""
+    text = open(path, encoding="utf-8").read()
+    blocks, start = [], text.find(KEPT_BEGIN)
+    while start >= 0:
+        end = text.find(KEPT_END, start)
+        if end < 0:
+            break
+        blocks.append(text[start : end + len(KEPT_END)])
+        start = text.find(KEPT_BEGIN, end)
+    return "".join("\n" + block + "\n" for block in blocks)
+
+
 def render_doc(
     info: dict[str, str], command: str, results: dict[str, object], args, elapsed_s: float,
     section_times: dict[str, float], notes: str,
@@ -1571,6 +1590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = machine_info()
         info["other_load"] = "unknown" if load is None else f"{load:.0%} of the CPUs busy (1 s sample)"
         doc = render_doc(info, command, results, args, elapsed, section_times, notes)
+        doc += kept_sections(args.out)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(doc)
