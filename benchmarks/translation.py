@@ -34,8 +34,8 @@ import numpy as np
 
 from unrolled.data.parallel import read_parallel
 from unrolled.datasets import locate
-from unrolled.models.translator import RNNTranslator
-from unrolled.text.bleu import corpus_bleu
+from unrolled.models.translator import RNNTranslator, detokenize
+from unrolled.text.bleu import corpus_bleu, sacrebleu_score
 from unrolled.text.tokenize import tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,22 +84,12 @@ class EpochLog:
               f"{' *' if result.improved else ''}  {result.seconds:.0f} s  ({rate:.0f} tokens/s)", flush=True)
 
 
-def sacre(hypotheses: list[str], references: list[str]) -> float | None:
-    try:
-        import sacrebleu
-    except ImportError:
-        return None
-    return float(sacrebleu.corpus_bleu(hypotheses, [references], lowercase=True).score)
-
-
 def evaluate(model: RNNTranslator, pairs, beam: int) -> dict:
     started = time.perf_counter()
     tokens = model.translate_tokens(pairs.sources, beam_size=beam, **DECODING)
-    seconds = time.perf_counter() - started
-    from unrolled.models.translator import detokenize
-
+    seconds = time.perf_counter() - started  # the translation only, not the scoring
     bleu = corpus_bleu(tokens, [tokenize(r) for r in pairs.targets])
-    return {"bleu": round(bleu.score, 2), "sacrebleu": sacre([detokenize(t) for t in tokens], pairs.targets),
+    return {"bleu": round(bleu.score, 2), "sacrebleu": sacrebleu_score([detokenize(t) for t in tokens], pairs.targets),
             "details": str(bleu), "seconds": round(seconds, 2), "sentences": len(pairs.sources)}
 
 

@@ -139,3 +139,15 @@ def test_subwords_train_save_and_load(tmp_path):
     (tmp_path / "m" / "vocab.json").write_text(json.dumps(vocab))
     with pytest.raises(ValueError, match=r"vocab\.json: sentencepiece: expected the base64 of a sentencepiece model"):
         unrolled.load(tmp_path / "m")
+
+
+def test_evaluate_translates_once_and_scores_both_ways(fitted):
+    model, (dev_sources, dev_targets) = fitted
+    scores = model.evaluate(dev_sources, dev_targets, beam_size=2)
+    assert scores.translations == model.translate(dev_sources, beam_size=2)
+    assert scores.bleu == model.score_bleu(dev_sources, dev_targets, beam_size=2)
+    sacrebleu = pytest.importorskip("sacrebleu")
+    expected = sacrebleu.corpus_bleu(scores.translations, [dev_targets], lowercase=True).score
+    assert scores.sacrebleu == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"^references: expected one per source \(40\), got 39"):
+        model.evaluate(dev_sources, dev_targets[:39])

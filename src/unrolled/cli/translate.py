@@ -207,18 +207,10 @@ def run_evaluate(args: argparse.Namespace, streams: Streams, path) -> None:
         data = read_pairs(args.file, args.reference, None, "evaluation", args.skip_bad_rows, streams.err)
     else:
         data = read_pairs(None, None, args.file, "evaluation", args.skip_bad_rows, streams.err)
-    options = _decoding(args)
-    bleu = model.score_bleu(data.sources, data.targets, **options)
+    scores = model.evaluate(data.sources, data.targets, **_decoding(args))
+    bleu, sacre = scores.bleu, scores.sacrebleu
     result = {"model": args.model, "file": args.file, "reference": args.reference, "pairs": len(data.sources),
-              "beam": args.beam, **bleu.to_json()}
-    try:
-        import sacrebleu
-    except ImportError:
-        sacre = None
-    else:
-        hypotheses = model.translate(data.sources, **options)
-        sacre = float(sacrebleu.corpus_bleu(hypotheses, [data.targets], lowercase=True).score)
-    result["sacrebleu_lowercase"] = sacre
+              "beam": args.beam, **bleu.to_json(), "sacrebleu_lowercase": sacre}
     if args.json:
         write_json(result, streams.out)
         return

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unrolled.models.translator_net import TranslatorNetConfig, encode, sub_params
+from unrolled.models.translator_net import TranslatorNetConfig, encode
 from unrolled.nn.decoder import decoder_step_forward
 from unrolled.nn.losses import log_softmax
+from unrolled.nn.recurrent_layer import sub_params
 
 __all__ = ["Hypothesis", "max_lengths", "greedy_decode", "beam_search", "length_penalty"]
 

@@ -37,19 +37,25 @@ from unrolled.models.translator_net import (
     TranslatorNetConfig,
     encode,
     init_translator_params,
-    sub_params,
     translator_backward,
     translator_forward,
 )
 from unrolled.nn.decoder import decoder_step_forward
 from unrolled.nn.losses import softmax
-from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
-from unrolled.text.bleu import BleuScore, corpus_bleu
+from unrolled.nn.recurrent_layer import sub_params
+from unrolled.nn._validation import (
+    check_nonnegative_int,
+    check_nonnegative_number,
+    check_positive_int,
+    check_probability,
+)
+from unrolled.text.bleu import BleuScore, corpus_bleu, sacrebleu_score
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
 from unrolled.train import TrainConfig, TrainHistory, fit
 
-__all__ = ["RNNTranslator", "NotFittedError", "detokenize", "train_sentencepiece", "TranslationVocab", "Translation"]
+__all__ = ["RNNTranslator", "NotFittedError", "detokenize", "train_sentencepiece", "TranslationVocab", "Translation",
+           "TranslationScores"]
 
 KIND = "translator"
 BOS, EOS = "<s>", "</s>"
@@ -120,7 +126,10 @@ class TranslationVocab:
     def split(self, text: str) -> list[str]:
         """A sentence as the model's tokens: words (unrolled's tokenizer, lower-cased), or the sentencepiece
         pieces of those words."""
-        words = tokenize(text)
+        return self.encode_words(tokenize(text))
+
+    def encode_words(self, words: list[str]) -> list[str]:
+        """Tokenized words as the model's tokens: the words themselves, or their sentencepiece pieces."""
         if self.sentencepiece is None:
             return words
         return self._processor.encode(" ".join(words), out_type=str)
@@ -138,13 +147,13 @@ def _sentencepiece():
     return sentencepiece
 
 
-def train_sentencepiece(texts: Sequence[str], size: int) -> bytes:
-    """A unigram sentencepiece model of ``size`` pieces over the texts' words (unrolled's tokenizer,
-    lower-cased, joined by spaces), with ``<pad>``, ``<unk>``, ``<s>``, ``</s>`` at ids 0–3 (the ids unrolled's
+def train_sentencepiece(word_lists: Sequence[list[str]], size: int) -> bytes:
+    """A unigram sentencepiece model of ``size`` pieces over tokenized sentences (unrolled's tokenizer,
+    lower-cased; each joined by spaces), with ``<pad>``, ``<unk>``, ``<s>``, ``</s>`` at ids 0–3 (the ids unrolled's
     vocabularies use). Deterministic: one thread, the texts in order."""
     spm = _sentencepiece()
     model = io.BytesIO()
-    lines = (" ".join(tokenize(text)) for text in texts)
+    lines = (" ".join(words) for words in word_lists)
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=lines, model_writer=model, vocab_size=size, model_type="unigram",
@@ -154,6 +163,15 @@ def train_sentencepiece(texts: Sequence[str], size: int) -> bytes:
     except RuntimeError as error:  # e.g. a vocabulary larger than the text allows
         raise ValueError(f"subwords: sentencepiece could not build {size} pieces: {' '.join(str(error).split())}") from None
     return model.getvalue()
+
+
+@dataclass(frozen=True)
+class TranslationScores:
+    """What :meth:`RNNTranslator.evaluate` measures of one set of translations."""
+
+    bleu: BleuScore  # tokenized, lower-cased
+    sacrebleu: float | None  # 13a, case-insensitive; None without sacreBLEU
+    translations: list[str]  # the detokenized output, in input order
 
 
 @dataclass(frozen=True)
@@ -168,11 +186,6 @@ class Translation:
     probabilities: list[float]  # p(token_t | …) per output step (the last: </s>)
     alternatives: list[list[tuple[str, float]]]  # per step, the top-k tokens and their probabilities
     attention: np.ndarray  # (steps, S) α per output step
-
-
-def _check_nonnegative_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
 
 
 def _check_texts(name: str, texts: object) -> list[str]:
@@ -289,25 +302,25 @@ class RNNTranslator(Estimator):
         train_config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                    clip_norm=self.clip_norm, patience=self.patience, seed=self.random_state)
         started = time.perf_counter()
-        for name, texts in (("sources", sources), ("targets", targets)):
-            for i, text in enumerate(texts):
-                if not tokenize(text):
+        source_tokens = [tokenize(text) for text in sources]  # words; pieces of them with subwords
+        target_tokens = [tokenize(text) for text in targets]
+        for name, token_lists in (("sources", source_tokens), ("targets", target_tokens)):
+            for i, tokens in enumerate(token_lists):
+                if not tokens:
                     raise ValueError(f"{name}[{i}]: no tokens (an empty or blank sentence)")
         if self.subwords is None:
-            source_tokens = [tokenize(text) for text in sources]
-            target_tokens = [tokenize(text) for text in targets]
             source_vocab = Vocab.build(source_tokens, min_freq=self.min_freq)
             built = Vocab.build(target_tokens, min_freq=self.min_freq)
             target_vocab = Vocab([Vocab.PAD, Vocab.UNK, BOS, EOS,
                                   *(t for t in built.tokens[2:] if t not in (BOS, EOS))], min_freq=self.min_freq)
             self.vocab_ = TranslationVocab(source_vocab, target_vocab)
         else:
-            model = train_sentencepiece(list(sources) + list(targets), self.subwords)
+            model = train_sentencepiece(source_tokens + target_tokens, self.subwords)
             joint = TranslationVocab(Vocab([Vocab.PAD, Vocab.UNK]), Vocab([Vocab.PAD, Vocab.UNK]), model)
             pieces = Vocab(joint.pieces())
             self.vocab_ = TranslationVocab(pieces, pieces, model)
-            source_tokens = [self.vocab_.split(text) for text in sources]
-            target_tokens = [self.vocab_.split(text) for text in targets]
+            source_tokens = [self.vocab_.encode_words(words) for words in source_tokens]
+            target_tokens = [self.vocab_.encode_words(words) for words in target_tokens]
             source_vocab = target_vocab = pieces
         self.net_config_ = TranslatorNetConfig(
             len(source_vocab), len(target_vocab), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
@@ -365,7 +378,7 @@ class RNNTranslator(Estimator):
         self._check_fitted()
         check_positive_int("beam_size", beam_size)
         for name, value in (("alpha", alpha), ("max_len_a", max_len_a), ("max_len_b", max_len_b)):
-            _check_nonnegative_number(name, value)
+            check_nonnegative_number(name, value)
         source_tokens = [self.vocab_.split(text) for text in texts]
         ids = [np.array(self._source_ids(t), np.int64) for t in source_tokens]
         hypotheses: list[Hypothesis | None] = [None] * len(texts)
@@ -406,14 +419,27 @@ class RNNTranslator(Estimator):
             texts, beam_size=beam_size, alpha=alpha, max_len_a=max_len_a, max_len_b=max_len_b,
             replace_unk=replace_unk, forbid_unk=forbid_unk)]
 
-    def score_bleu(self, sources: Sequence[str], references: Sequence[str], **options: Any) -> BleuScore:
-        """Corpus BLEU of the translations of ``sources`` against ``references``, both tokenized and
-        lower-cased by unrolled's tokenizer (the metric published Multi30k results use)."""
+    def _translated_tokens(self, sources: Sequence[str], references: Sequence[str],
+                           options: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         sources, references = _check_texts("sources", sources), _check_texts("references", references)
         if len(sources) != len(references):
             raise ValueError(f"references: expected one per source ({len(sources)}), got {len(references)}")
-        hypotheses = self.translate_tokens(sources, **options)
+        return self.translate_tokens(sources, **options), references
+
+    def score_bleu(self, sources: Sequence[str], references: Sequence[str], **options: Any) -> BleuScore:
+        """Corpus BLEU of the translations of ``sources`` against ``references``, both tokenized and
+        lower-cased by unrolled's tokenizer (the metric published Multi30k results use)."""
+        hypotheses, references = self._translated_tokens(sources, references, options)
         return corpus_bleu(hypotheses, [tokenize(r) for r in references])
+
+    def evaluate(self, sources: Sequence[str], references: Sequence[str], **options: Any) -> TranslationScores:
+        """Translate ``sources`` once (``options`` as :meth:`translate` takes them) and score the translations
+        both ways: tokenized BLEU (as :meth:`score_bleu`) and sacreBLEU on the detokenized text (None when
+        sacreBLEU is not installed)."""
+        hypotheses, references = self._translated_tokens(sources, references, options)
+        translations = [detokenize(h) for h in hypotheses]
+        return TranslationScores(corpus_bleu(hypotheses, [tokenize(r) for r in references]),
+                                 sacrebleu_score(translations, references), translations)
 
     def score(self, sources: Sequence[str], references: Sequence[str]) -> float:
         """Corpus BLEU (0–100, tokenized, lower-cased) of beam-5 translations: higher is better."""

@@ -32,6 +32,7 @@ from unrolled.nn.recurrent_layer import (
     init_recurrent_params,
     recurrent_backward,
     recurrent_forward,
+    sub_params,
 )
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "encode",
     "translator_forward",
     "translator_backward",
-    "sub_params",
 ]
 
 Params = dict[str, np.ndarray]
@@ -90,17 +90,13 @@ class TranslatorNetConfig:
         return shapes
 
 
-def sub_params(params: dict, prefix: str) -> dict:
-    """The entries under ``prefix`` ("decoder."), renamed without it; the arrays themselves."""
-    return {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix)}
-
-
 def init_translator_params(config: TranslatorNetConfig, rng: np.random.Generator,
                            dtype: np.dtype | type = np.float32) -> Params:
     """Embeddings ~ U(−0.1, 0.1); recurrent layers, attention and linear maps as PyTorch
     initialises them (U(−1/√fan_in, 1/√fan_in)), the output bias zero."""
+    shapes = config.param_shapes()
     params: Params = {}
-    for name, shape in config.param_shapes().items():
+    for name, shape in shapes.items():
         if name.endswith("embedding.weight"):
             params[name] = rng.uniform(-0.1, 0.1, shape).astype(dtype)
         elif ".rnn." in name:
@@ -108,13 +104,13 @@ def init_translator_params(config: TranslatorNetConfig, rng: np.random.Generator
         elif name == "decoder.out.bias":
             params[name] = np.zeros(shape, dtype)
         else:
-            fan_in = shape[1] if len(shape) == 2 else config.param_shapes()[name[: -len("bias")] + "weight"][1]
+            fan_in = shape[1] if len(shape) == 2 else shapes[name[: -len("bias")] + "weight"][1]
             bound = 1.0 / np.sqrt(fan_in)
             params[name] = rng.uniform(-bound, bound, shape).astype(dtype)
     for side, rec in (("encoder", config.encoder), ("decoder", config.decoder.recurrent)):
         for name, value in init_recurrent_params(rec, rng, dtype=dtype).items():
             params[f"{side}.rnn.{name}"] = value
-    return {name: params[name] for name in config.param_shapes()}
+    return {name: params[name] for name in shapes}
 
 
 @dataclass(frozen=True)

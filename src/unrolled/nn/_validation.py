@@ -127,6 +127,16 @@ def check_positive_number(name: str, value: _T, *, allow_none: bool = False) -> 
     return value
 
 
+def check_nonnegative_number(name: str, value: _T) -> _T:
+    """Check a finite number >= 0 (a length penalty, a length factor).
+
+    Raises ``ValueError("<name>: expected a finite number >= 0, got <value!r>")``.
+    """
+    if not (_is_number(value) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
 def check_probability(name: str, value: _T, *, upper_open: bool = True, noun: str = "a probability") -> _T:
     """Check a number in [0, 1) (``upper_open``, the default: a dropout rate, a held-out fraction) or [0, 1].
 

@@ -45,6 +45,7 @@ from unrolled.nn.recurrent_layer import (
     RecurrentState,
     recurrent_backward,
     recurrent_forward,
+    sub_params,
 )
 
 __all__ = [
@@ -117,17 +118,13 @@ class _BlockCache:
     out: LinearCache
 
 
-def _attention_params(params: Params) -> Params:
-    return {name[len("attention."):]: value for name, value in params.items() if name.startswith("attention.")}
-
-
 def _block_forward(params, config, x, keys, src_mask, state0, feed, *, training, rng, keep_cache):
     """x (N, T, E) the dropped-out token vectors; feed (N, T, H) õ of the previous steps, or None.
     Returns logits (N, T, V), α (N, T, S), the final state, õ (N, T, H) and the block's cache (or None)."""
     inputs = x if feed is None else np.concatenate([x, feed], axis=2)
     h, state, rec_cache = recurrent_forward(inputs, params, config.recurrent, state0=state0, training=training,
                                             rng=rng, prefix="rnn.", keep_cache=keep_cache)  # (N, T, H)
-    context, weights, att_cache = attention_forward(h, keys, _attention_params(params), mask=src_mask,
+    context, weights, att_cache = attention_forward(h, keys, sub_params(params, "attention."), mask=src_mask,
                                                     score=config.score)  # (N, T, K), (N, T, S)
     pre, combine_cache = linear_forward(np.concatenate([context, h], axis=2), params["combine.weight"], None,
                                         check=keep_cache)

@@ -167,10 +167,16 @@ def check_recurrent_params(config: RecurrentConfig, params: Params, *, finite: b
     return dtype
 
 
+def sub_params(params: Params, prefix: str) -> Params:
+    """The entries of a params dict under ``prefix`` (``"decoder."``, ``"attention."``), renamed without it;
+    the arrays themselves, not copies."""
+    return {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
+
+
 def recurrent_params_of(params: Params, prefix: str = "rnn.") -> Params:
     """The recurrent layer's arrays inside a model's params dict (names ``rnn.weight_ih_l0`` …), under the
     layer's own names (``weight_ih_l0`` …); the arrays themselves, not copies."""
-    return {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
+    return sub_params(params, prefix)
 
 
 def state_dict(params: Params) -> dict[str, np.ndarray]:
@@ -397,4 +403,5 @@ __all__ = [
     "recurrent_forward",
     "recurrent_params_of",
     "state_dict",
+    "sub_params",
 ]

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["BleuScore", "corpus_bleu"]
+__all__ = ["BleuScore", "corpus_bleu", "sacrebleu_score"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,16 @@ class BleuScore:
         precisions = "/".join(f"{p:.1f}" for p in self.precisions)
         return (f"BLEU = {self.score:.2f} {precisions} (BP = {self.brevity_penalty:.3f} ratio = {self.ratio:.3f} "
                 f"hyp_len = {self.hypothesis_length} ref_len = {self.reference_length})")
+
+
+def sacrebleu_score(hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
+    """sacreBLEU (its 13a tokenizer, case-insensitive) of detokenized hypotheses against the raw references;
+    None when sacreBLEU (an optional dependency) is not installed."""
+    try:
+        import sacrebleu
+    except ImportError:
+        return None
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], lowercase=True).score)
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter:
