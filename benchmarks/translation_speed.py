@@ -126,7 +126,7 @@ def main() -> None:
     block += [f"| {n} | {u * 1e3:.0f} | {t * 1e3:.0f} | {tokens / u:,.0f} | {tokens / t:,.0f} | {t / u:.2f} |"
               for n, u, t in rows]
     block += ["", "Rerun: `UNROLLED_DATA_DIR=../shared/data PYTHONPATH=src python benchmarks/translation_speed.py "
-              f"--threads {' '.join(map(str, args.threads))}`", "", END]
+              f"--threads {' '.join(map(str, args.threads))} --repeats {args.repeats}`", "", END]
     text = "\n".join(block)
     if args.out == "-":
         print(text)

@@ -52,16 +52,17 @@ class TorchTranslator(nn.Module):
         self.config = config
         e, h, layers = config.embedding_dim, config.hidden_size, config.num_layers
         rnn = _RNNS[config.cell]
+        between = config.dropout if layers > 1 else 0.0  # torch's dropout between layers (none with one)
         self.encoder = nn.Module()
         self.encoder.embedding = nn.Embedding(config.source_vocab_size, e)
-        self.encoder.rnn = rnn(e, h, layers, batch_first=True, bidirectional=True, dropout=config.dropout)
+        self.encoder.rnn = rnn(e, h, layers, batch_first=True, bidirectional=True, dropout=between)
         self.bridge = nn.Linear(2 * h, h)
         if config.cell == "lstm":
             self.bridge_cell = nn.Linear(2 * h, h)
         dec = config.decoder
         self.decoder = nn.Module()
         self.decoder.embedding = nn.Embedding(dec.vocab_size, e)
-        self.decoder.rnn = rnn(dec.recurrent.input_size, h, layers, batch_first=True, dropout=config.dropout)
+        self.decoder.rnn = rnn(dec.recurrent.input_size, h, layers, batch_first=True, dropout=between)
         self.decoder.attention = _Attention(dec.score, h, dec.context_size,
                                             dec.attention_size if dec.attention_size is not None else h)
         self.decoder.combine = nn.Linear(dec.context_size + h, h, bias=False)
