@@ -39,10 +39,12 @@ def test_public_names():
     from unrolled.models.classifier import RNNClassifier
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.models.language_model import RNNLanguageModel
+    from unrolled.models.speech import RNNSpeechRecognizer
     from unrolled.models.translator import RNNTranslator
 
-    assert set(unrolled.__all__) == {"RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNTranslator", "load",
-                                     "__version__"}
+    assert set(unrolled.__all__) == {"RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNTranslator",
+                                     "RNNSpeechRecognizer", "load", "__version__"}
+    assert unrolled.RNNSpeechRecognizer is RNNSpeechRecognizer
     assert unrolled.RNNClassifier is RNNClassifier and unrolled.RNNForecaster is RNNForecaster
     assert unrolled.RNNLanguageModel is RNNLanguageModel and unrolled.RNNTranslator is RNNTranslator
     assert set(unrolled.__all__) <= set(dir(unrolled))

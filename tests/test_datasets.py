@@ -91,6 +91,9 @@ def server():
     httpd.server_close()
 
 
+ORIGINAL_DATA_DIR = os.environ.get("UNROLLED_DATA_DIR")  # before the fixture below points it at tmp_path
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Everything the code could write goes under tmp_path; no proxy stands between us and 127.0.0.1."""
@@ -209,7 +212,7 @@ def test_data_dir_precedence_env_then_xdg_then_home(tmp_path, monkeypatch):
 
 
 def test_registry_entries_are_complete():
-    assert sorted(REGISTRY) == ["imdb", "mr", "multi30k", "sst2", "tinyshakespeare"]
+    assert sorted(REGISTRY) == ["fsdd", "imdb", "mr", "multi30k", "sst2", "tinyshakespeare"]
     for info in REGISTRY.values():
         assert info.description and info.citation and info.license and info.homepage.startswith("https://")
         for source in info.sources:
@@ -291,6 +294,37 @@ def test_tinyshakespeare_is_copied_byte_for_byte(server, tmp_path):
     files = download(_entry(server, "tinyshakespeare", [text]))
     assert files == {"text": tmp_path / "data" / "text" / "tinyshakespeare.txt"}
     assert files["text"].read_bytes() == text
+
+
+def test_fsdd_downloads_every_recording_into_its_folder(server, tmp_path):
+    from unrolled.audio.wav import write_wav
+
+    bodies = []
+    for i in range(3):
+        path = write_wav(tmp_path / f"{i}.wav", [0.1 * i] * 80, 8000)
+        bodies.append(path.read_bytes())
+    base = REGISTRY["fsdd"]
+    names = [Path(source.url).name for source in base.sources[:3]]
+    sources = tuple(Source(server.serve(name, body), _sha(body), len(body)) for name, body in zip(names, bodies))
+    info = dataclasses.replace(base, sources=sources, files={f"fsdd/recordings/{n}": None for n in names})
+    files = download(info)
+    assert files == {"recordings": tmp_path / "data" / "fsdd" / "recordings"}
+    assert sorted(p.name for p in files["recordings"].iterdir()) == sorted(names)
+    assert (files["recordings"] / names[1]).read_bytes() == bodies[1]
+    assert locate(info) == files  # verified against the MANIFEST.json written beside them
+
+
+def test_fsdd_list_matches_the_shared_sha256sums():
+    """The per-file hashes shipped in the package are the shared copy's SHA256SUMS (itself pinned)."""
+    root = ORIGINAL_DATA_DIR
+    sums = Path(root or "") / "fsdd" / "SHA256SUMS"
+    if not root or not sums.is_file():
+        pytest.skip("the shared data (fsdd/SHA256SUMS) is not available")
+    assert _sha(sums.read_bytes()) == "1801eae019c063377d98f831d3f93574f259475df7332bb0e3d1b080fb5e6959"
+    listed = dict(reversed(line.split()) for line in sums.read_text().splitlines() if line.strip())
+    info = REGISTRY["fsdd"]
+    assert {Path(path).name: sha for path, sha in info.files.items()} == listed
+    assert len(info.sources) == 3000 and info.download_bytes == 21_128_848
 
 
 def test_tsv_rows_lose_tabs_and_line_breaks(tmp_path):
@@ -455,7 +489,7 @@ def test_the_real_reference_files_verify():
         pytest.skip("set UNROLLED_DATA_DIR to a folder laid out like shared/data to check the reference files")
     for name in REGISTRY:
         files = locate(name, REAL_DATA_DIR)
-        assert all(path.is_file() for path in files.values())
+        assert all(path.is_file() or path.is_dir() for path in files.values())
 
 
 def test_the_imdb_writer_formats_rows_as_the_reference_files(tmp_path):
@@ -494,7 +528,7 @@ def test_cli_list_info_and_download(server, tmp_path, monkeypatch, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["name", "description", "download", "status"]
-    assert [line.split()[0] for line in lines[1:]] == ["sst2", "imdb", "mr", "tinyshakespeare", "multi30k"]
+    assert [line.split()[0] for line in lines[1:]] == ["sst2", "imdb", "mr", "tinyshakespeare", "multi30k", "fsdd"]
     assert all(line.endswith("not downloaded") for line in lines[1:])
 
     code, out, err = _cli("datasets", "download", "mr")
@@ -515,7 +549,7 @@ def test_cli_list_info_and_download(server, tmp_path, monkeypatch, capsys):
     code, out, _ = _cli("datasets", "info", "sst2", "--data-dir", str(tmp_path / "elsewhere"))
     assert code == 0 and "trainDevTestTrees_PTB.zip" in out and out.endswith("status:   not downloaded\n")
     code, out, _ = _cli("datasets", "list", "--json")
-    assert [entry["name"] for entry in json.loads(out)] == ["sst2", "imdb", "mr", "tinyshakespeare", "multi30k"]
+    assert [entry["name"] for entry in json.loads(out)] == ["sst2", "imdb", "mr", "tinyshakespeare", "multi30k", "fsdd"]
 
     assert _cli("datasets", "info", "nosuch")[0] == 2
     assert _cli("datasets")[0] == 2

@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which wo
 
 __version__ = "0.1.0"
 
-__all__ = ["RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNTranslator", "__version__", "load"]
+__all__ = ["RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNSpeechRecognizer", "RNNTranslator", "__version__", "load"]
 
 # the estimators: public name -> the module that defines it, imported on first access (PEP 562)
 _LAZY = {
@@ -33,10 +33,11 @@ _LAZY = {
     "RNNForecaster": "unrolled.models.forecaster",
     "RNNLanguageModel": "unrolled.models.language_model",
     "RNNTranslator": "unrolled.models.translator",
+    "RNNSpeechRecognizer": "unrolled.models.speech",
 }
 # checkpoint kind (config.json "kind") -> the estimator that reads it
 _BY_KIND = {"classifier": "RNNClassifier", "forecaster": "RNNForecaster", "language_model": "RNNLanguageModel",
-            "translator": "RNNTranslator"}
+            "translator": "RNNTranslator", "speech_recognizer": "RNNSpeechRecognizer"}
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these on first use
     import os
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from unrolled.models.classifier import RNNClassifier
     from unrolled.models.forecaster import RNNForecaster
     from unrolled.models.language_model import RNNLanguageModel
+    from unrolled.models.speech import RNNSpeechRecognizer
     from unrolled.models.translator import RNNTranslator
 
 

@@ -55,7 +55,7 @@ __all__ = [
 FORMAT = "unrolled-checkpoint"
 FORMAT_VERSION = 1  # the version this code writes and the newest it reads
 MIN_FORMAT_VERSION = 1  # the oldest version this code still reads
-KINDS = ("classifier", "forecaster", "language_model", "translator")
+KINDS = ("classifier", "forecaster", "language_model", "translator", "speech_recognizer")
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -7,6 +7,7 @@ yields in the project's layout and the reference sha256 of each file (``shared/d
     <data dir>/imdb/{train,test}.jsonl.gz                  {"text": ..., "label": 0|1}, gzip mtime 0
     <data dir>/mr/mr.tsv                                   sentence<TAB>label
     <data dir>/text/tinyshakespeare.txt                    the char-rnn text, as is
+    <data dir>/fsdd/recordings/*.wav                       the 3,000 FSDD recordings, as is (one download each)
 
 The data dir is ``$UNROLLED_DATA_DIR``, else ``$XDG_CACHE_HOME/unrolled/data``, else
 ``~/.cache/unrolled/data``; every function takes ``data_dir`` to override it. A folder that already holds
@@ -95,8 +96,8 @@ class Source:
 class DatasetInfo:
     """A registry entry. ``files`` maps each path it yields (``sst2/train.tsv``, relative to the data dir)
     to the reference sha256 (None when there is none); ``splits`` maps roles (``train``, ``dev``, ``test``,
-    ``train_phrases``, ``text``) to those paths; ``convert(archives, folder)`` writes the files, by their
-    base names, into ``folder`` from the downloaded archives (one per source, in order) and returns notes."""
+    ``train_phrases``, ``text``; ``recordings``, a folder of them) to those paths; ``convert(archives,
+    folder)`` writes the files, by their paths below the dataset's folder, into ``folder`` from the downloaded archives (one per source, in order) and returns notes."""
 
     name: str
     description: str
@@ -111,9 +112,10 @@ class DatasetInfo:
 
     def __post_init__(self) -> None:
         folders = {Path(path).parts[0] for path in self.files}
-        if len(folders) != 1 or any(len(Path(path).parts) != 2 for path in self.files):
-            raise ValueError(f"dataset {self.name!r}: files must lie directly in one folder, got {list(self.files)}")
-        unknown = sorted(set(self.splits.values()) - set(self.files))
+        if len(folders) != 1 or any(len(Path(path).parts) < 2 for path in self.files):
+            raise ValueError(f"dataset {self.name!r}: files must lie in one folder, got {list(self.files)[:3]}")
+        unknown = sorted(p for p in set(self.splits.values()) - set(self.files)
+                         if not any(f.startswith(p + "/") for f in self.files))
         if unknown:
             raise ValueError(f"dataset {self.name!r}: split path {unknown[0]!r} is not one of its files")
 
@@ -337,7 +339,7 @@ def _check_replaceable(info: DatasetInfo, target: Path) -> None:
         return
     if not target.is_dir():
         raise DatasetError(f"{target} exists and is not a folder; refusing to replace it with dataset {info.name}")
-    owned = {Path(path).name for path in info.files} | {MANIFEST}
+    owned = {Path(path).parts[1] for path in info.files} | {MANIFEST}
     foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in owned)
     if foreign:
         shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
@@ -436,7 +438,7 @@ def _reason(reason: object) -> str:
 def _write_manifest(info: DatasetInfo, folder: Path, archives: Sequence[_Archive], notes: list[str]) -> None:
     files = {}
     for path in info.files:
-        written = folder / Path(path).name
+        written = folder.joinpath(*Path(path).parts[1:])
         if not written.is_file():
             raise DatasetError(f"converting {info.name} did not produce {path}")
         files[path] = {"sha256": sha256_file(written), "bytes": written.stat().st_size}
@@ -618,6 +620,27 @@ def _convert_multi30k(archives: Sequence[_Archive], folder: Path) -> list[str]:
     for name, archive in zip(_MULTI30K_FILES, archives):
         shutil.copyfile(archive.path, folder / name)
     return notes
+
+
+_FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
+_FSDD_RAW = f"https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/{_FSDD_COMMIT}/recordings"
+
+
+def _fsdd_files() -> list[tuple[str, int, str]]:
+    """(name, bytes, sha256) of the 3,000 recordings, from the list shipped in the package (the sha256 of
+    every file as shared/data/fsdd/SHA256SUMS lists it, whose own sha256 is 1801eae0…6959)."""
+    from importlib.resources import files
+
+    rows = files("unrolled").joinpath("fsdd_files.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return [(name, int(size), sha) for name, size, sha in (row.split("\t") for row in rows)]
+
+
+def _convert_fsdd(archives: Sequence[_Archive], folder: Path) -> list[str]:
+    """Each recording, verified on download, copied byte for byte into recordings/ under its own name."""
+    (folder / "recordings").mkdir()
+    for archive in archives:
+        shutil.copyfile(archive.path, folder / "recordings" / Path(urllib.parse.urlsplit(archive.url).path).name)
+    return [f"fsdd/recordings: {len(archives)} recordings from commit {_FSDD_COMMIT}"]
 
 
 _TREE_ROOT = re.compile(r"\((\d) ")
@@ -896,6 +919,21 @@ REGISTRY: dict[str, DatasetInfo] = {
             splits={f"{role}.{language}": f"multi30k/{stem}.{language}.gz"
                     for role, stem in _MULTI30K_SPLITS for language in ("de", "en")},
             convert=_convert_multi30k,
+        ),
+        DatasetInfo(
+            name="fsdd",
+            description="Free Spoken Digit Dataset: 3,000 recordings of spoken digits, 6 speakers, 8 kHz WAV",
+            citation=("Jackson, Souza, Flaks, Pan, Nicolas and Thite, Free Spoken Digit Dataset (FSDD), "
+                      "https://github.com/Jakobovski/free-spoken-digit-dataset (cite it through its Zenodo DOI)"),
+            license="an open dataset; check its Zenodo record for the license before redistributing",
+            homepage="https://github.com/Jakobovski/free-spoken-digit-dataset",
+            task="speech",
+            sources=tuple(Source(f"{_FSDD_RAW}/{name}", sha256, size,
+                                 checksum_from="shared/data/fsdd/SHA256SUMS (byte-identical copies)")
+                          for name, size, sha256 in _fsdd_files()),
+            files={f"fsdd/recordings/{name}": sha256 for name, _, sha256 in _fsdd_files()},
+            splits={"recordings": "fsdd/recordings"},
+            convert=_convert_fsdd,
         ),
     )
 }

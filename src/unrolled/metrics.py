@@ -1,7 +1,9 @@
-"""Classification metrics: accuracy, per-class precision/recall/F1, confusion matrix."""
+"""Classification metrics (accuracy, per-class precision/recall/F1, confusion matrix) and sequence ones
+(edit distance, symbol error rate)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +59,24 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(true_pos), where=denom > 0)
     accuracy = float(true_pos.sum() / len(y_true))
     return ClassificationReport(tuple(labels), accuracy, precision, recall, f1, support, confusion)
+
+
+def edit_distance(reference: Sequence[object], hypothesis: Sequence[object]) -> int:
+    """The Levenshtein distance: the fewest substitutions, deletions and insertions turning one into the other."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        current = [i]
+        for j, hyp in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
+        previous = current
+    return previous[-1]
+
+
+def symbol_error_rate(references: Sequence[Sequence[object]], hypotheses: Sequence[Sequence[object]]) -> float:
+    """Σ edit distances / Σ reference lengths (the word, character or digit error rate of a corpus)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"hypotheses: {len(hypotheses)} for {len(references)} references")
+    total = sum(len(ref) for ref in references)
+    if total == 0:
+        raise ValueError("references: no symbols to score against")
+    return sum(edit_distance(ref, hyp) for ref, hyp in zip(references, hypotheses)) / total

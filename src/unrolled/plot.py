@@ -169,3 +169,50 @@ def attention_heatmap(weights: np.ndarray, source_tokens: list[str], output_toke
     path = Path(path)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def speech_explanation_plot(explained, path: str | Path, *, title: str | None = None, dpi: int = 120) -> Path:
+    """A speech recognizer's explanation (:class:`unrolled.models.speech.SpeechExplanation`) in three panels on
+    one time axis: the input features, the per-frame posteriors of every output, and (ctc) the best alignment
+    of the transcript, the symbol each frame emits."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotDependencyError("plotting needs matplotlib: pip install 'unrolled[plot]'") from None
+    features = np.asarray(explained.features, dtype=np.float64)
+    posteriors = np.asarray(explained.posteriors, dtype=np.float64)
+    t_len = len(features)
+    seconds = t_len * explained.frame_seconds
+    rows = 3 if explained.alignment is not None else 2
+    fig = Figure(figsize=(max(6.0, min(14.0, 0.05 * t_len + 4)), 2.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 1, sharex=True)
+    extent = (0.0, seconds, -0.5, features.shape[1] - 0.5)
+    axes[0].imshow(features.T, origin="lower", aspect="auto", cmap="magma", extent=extent)
+    axes[0].set_ylabel("feature")
+    axes[0].set_title(f"{(title or '')[:TITLE_CHARS]}  →  {explained.transcript}  (p = {explained.probability:.3f})",
+                      fontsize=10)
+    times = (np.arange(t_len) + 0.5) * explained.frame_seconds
+    for index, name in enumerate(explained.outputs):
+        style = {"color": "0.7", "linestyle": ":"} if name == "<blank>" else {}
+        axes[1].plot(times, posteriors[:, index], label=name, **style)
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_ylabel("posterior")
+    axes[1].legend(ncol=min(12, len(explained.outputs)), fontsize=7, loc="upper right")
+    if explained.alignment is not None:
+        ax = axes[2]
+        path_index = [explained.outputs.index(symbol) for symbol in explained.alignment]
+        ax.step(times, path_index, where="mid", color="black")
+        previous = None
+        for t, symbol in enumerate(explained.alignment):
+            if symbol != previous and symbol != "<blank>":
+                ax.annotate(symbol, (times[t], path_index[t]), xytext=(0, 4), textcoords="offset points",
+                            fontsize=9, ha="center")
+            previous = symbol
+        ax.set_yticks(range(len(explained.outputs)), explained.outputs, fontsize=7)
+        ax.set_ylabel("best alignment")
+    axes[-1].set_xlabel("time (s)")
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    return path

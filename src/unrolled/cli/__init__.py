@@ -8,13 +8,14 @@ One module per task, each holding its commands (``Command``: help, options, run)
     train.py     train (the --task switch)  forecast.py   train --task forecast, forecast
     explain.py   explain, walkthrough       lm.py         train --task lm, generate
     datasets.py  datasets, train --dataset  translate.py  train --task translate, translate
+                                            speech.py     train --task speech, transcribe
     common.py    what they share (options, progress, errors)
 
 Only the module of the command being run is imported, and only its parser is built, so ``unrolled --help``
 and ``predict`` start fast; the command modules import the library inside their functions. The modules
 import ``common``; besides, ``train`` imports the task module it switches to, ``classify`` the dataset
-options of ``datasets``, and ``classify`` (evaluate) and ``explain`` import ``translate`` for a translator's
-checkpoint (tests/test_imports.py checks there is no cycle).
+options of ``datasets``, and ``classify`` (evaluate) and ``explain`` import ``translate`` or ``speech`` for a translator's or a
+speech recognizer's checkpoint (tests/test_imports.py checks there is no cycle).
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ from unrolled.cli.common import ExitCode, Streams, UsageError, new_parser
 # command -> (module of unrolled.cli that has it, one-line summary for `unrolled --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "train a tiny sentiment RNN on embedded sentences"),
-    "train": ("train", "train a classifier, a forecaster, a language model or a translator"),
-    "evaluate": ("classify", "evaluate a classifier (accuracy) or a translator (BLEU) on a file"),
+    "train": ("train", "train a classifier, forecaster, language model, translator or speech recognizer"),
+    "evaluate": ("classify", "evaluate a classifier, a translator (BLEU) or a speech recognizer on a file"),
     "predict": ("classify", "predict labels of texts"),
     "walkthrough": ("explain", "the seed's example, every number of forward, loss and BPTT"),
     "explain": ("explain", "trace a text through a model, step by step"),
     "forecast": ("forecast", "forecast the next values of a series"),
     "generate": ("lm", "generate text with a language model"),
     "translate": ("translate", "translate sentences with a trained translator"),
+    "transcribe": ("speech", "transcribe WAV files with a speech recognizer"),
     "datasets": ("datasets", "list, describe and download public datasets"),
 }
 

@@ -224,10 +224,15 @@ def run_evaluate(args: argparse.Namespace, streams: Streams) -> None:
 
     out = streams.out
     path = model_path(args.model)
-    if checkpoint_kind(path) == "translator":
+    kind = checkpoint_kind(path)
+    if kind == "translator":
         from unrolled.cli.translate import run_evaluate as evaluate_translator
 
         return evaluate_translator(args, streams, path)
+    if kind == "speech_recognizer":
+        from unrolled.cli.speech import run_evaluate as evaluate_speech
+
+        return evaluate_speech(args, streams, path)
     if args.reference:
         raise UsageError("--reference applies to translators; a classifier reads its labels from FILE")
     model = RNNClassifier.load(path)

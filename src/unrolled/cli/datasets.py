@@ -159,9 +159,24 @@ def _fetch(info, data_dir: str | None, err: TextIO, why: str = "") -> dict[str, 
     err.write(f"{why}downloading {info.name} ({_size(info.download_bytes)}) from {hosts}\n")
     progress = _DownloadProgress(err)
     try:
+        if len(info.sources) > 20:  # many small files (fsdd): one line for all of them
+            return download(info, data_dir, progress=_Cumulative(progress, info.download_bytes))
         return download(info, data_dir, progress=progress)
     finally:
         progress.close()
+
+
+class _Cumulative:
+    """Progress over many downloads as one: each file's bytes added to those of the files before it."""
+
+    def __init__(self, progress: _DownloadProgress, total: int | None) -> None:
+        self.progress, self.total, self.before, self.last = progress, total, 0, 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if done < self.last:  # the next file began
+            self.before += self.last
+        self.last = done
+        self.progress(self.before + done, self.total)
 
 
 class _DownloadProgress:

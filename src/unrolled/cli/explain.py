@@ -65,14 +65,14 @@ def run_walkthrough(args: argparse.Namespace, streams: Streams) -> None:
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text", metavar="TEXT", help="the sentence")
-    model_option(parser, DEFAULT_EXPLAIN, "a classifier, a language model or a translator")
+    parser.add_argument("text", metavar="TEXT", help="the sentence (a speech recognizer: a WAV file)")
+    model_option(parser, DEFAULT_EXPLAIN, "a classifier, a language model, a translator or a speech recognizer")
     parser.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
     parser.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
                         help="decimals shown (0-12, default: 3)")
     parser.add_argument("--plot", metavar="FILE", help="also draw the trace (PNG/SVG/PDF; needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="print the full trace as JSON")
-    parser.add_argument("--beam", type=positive_int, default=5, help="translator: beam size (default: 5)")
+    parser.add_argument("--beam", type=positive_int, default=5, help="translator, speech recognizer (ctc): beam size (default: 5)")
 
 
 def run_explain(args: argparse.Namespace, streams: Streams) -> None:
@@ -89,6 +89,12 @@ def run_explain(args: argparse.Namespace, streams: Streams) -> None:
         if args.label:
             raise UsageError("--label applies to classifiers; a translator explains the tokens it chooses")
         return explain_translator(args, streams, path)
+    if kind == "speech_recognizer":
+        from unrolled.cli.speech import run_explain as explain_speech
+
+        if args.label:
+            raise UsageError("--label applies to classifiers of text; a speech recognizer explains its transcript")
+        return explain_speech(args, streams, path)
     from unrolled.explain import explain, render_text
     from unrolled.models.classifier import RNNClassifier
 

@@ -1,6 +1,6 @@
 """``unrolled train``: one command, one option set per task.
 
-``--task`` picks the task module (classify.py, forecast.py, lm.py, translate.py); only that task's options exist on the
+``--task`` picks the task module (classify.py, forecast.py, lm.py, translate.py, speech.py); only that task's options exist on the
 command line (``unrolled train --task lm --help`` shows what applies to language models), and an option of
 another task is a usage error that says whose it is. The options every task shares (the output directory,
 the recurrent layer's shape, the optimizer's basics) are added by each task from its estimator's parameters,
@@ -21,6 +21,7 @@ TASKS: dict[str, tuple[str, str]] = {
     "forecast": ("forecast", "time-series forecasting on one column of a CSV series"),
     "lm": ("lm", "character- or word-level language modelling of a text"),
     "translate": ("translate", "sentence translation from aligned sentence pairs"),
+    "speech": ("speech", "speech recognition from WAV files (spoken digits; connected digits with CTC)"),
 }
 DEFAULT_TASK = "classify"
 
