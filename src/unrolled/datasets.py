@@ -923,8 +923,8 @@ REGISTRY: dict[str, DatasetInfo] = {
         DatasetInfo(
             name="fsdd",
             description="Free Spoken Digit Dataset: 3,000 recordings of spoken digits, 6 speakers, 8 kHz WAV",
-            citation=("Jackson, Souza, Flaks, Pan, Nicolas and Thite, Free Spoken Digit Dataset (FSDD), "
-                      "https://github.com/Jakobovski/free-spoken-digit-dataset (cite it through its Zenodo DOI)"),
+            citation=("Free Spoken Digit Dataset (FSDD), https://github.com/Jakobovski/free-spoken-digit-dataset: "
+                      "cite it through the Zenodo DOI its README gives"),
             license="an open dataset; check its Zenodo record for the license before redistributing",
             homepage="https://github.com/Jakobovski/free-spoken-digit-dataset",
             task="speech",

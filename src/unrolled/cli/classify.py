@@ -206,9 +206,10 @@ example:
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     from unrolled.cli.translate import decoding_options
 
-    model_option(parser, DEFAULT_PREDICT, "a classifier or a translator")
+    model_option(parser, DEFAULT_PREDICT, "a classifier, a translator or a speech recognizer")
     parser.add_argument("file", metavar="FILE",
-                        help="labelled data (classifier); source sentences or a source/target TSV (translator)")
+                        help="labelled data (classifier); source sentences or a source/target TSV (translator); a "
+                             "path/transcript manifest or a folder of FSDD recordings (speech recognizer)")
     add_column_options(parser)
     parser.add_argument("--reference", metavar="FILE",
                         help="translator: the reference translations of FILE, aligned line by line")

@@ -72,7 +72,8 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decimals shown (0-12, default: 3)")
     parser.add_argument("--plot", metavar="FILE", help="also draw the trace (PNG/SVG/PDF; needs matplotlib)")
     parser.add_argument("--json", action="store_true", help="print the full trace as JSON")
-    parser.add_argument("--beam", type=positive_int, default=5, help="translator, speech recognizer (ctc): beam size (default: 5)")
+    parser.add_argument("--beam", type=positive_int, default=5,
+                        help="translator, speech recognizer (ctc): beam size (default: 5)")
 
 
 def run_explain(args: argparse.Namespace, streams: Streams) -> None:

@@ -53,7 +53,7 @@ def model_params() -> tuple[Param, ...]:
         *optimizer_params(),
         Param("patience", "stop after this many epochs without a better dev score", positive_int),
         Param("validation_fraction", "share of the training utterances held out as the dev set",
-              lambda text: _fraction_or_zero(text)),
+              _fraction_or_zero),
         Param("beam_size", "ctc: prefix beam search width when transcribing", positive_int, aliases=("--beam",)),
         SEED_PARAM,
     )
