@@ -97,7 +97,8 @@ class DatasetInfo:
     """A registry entry. ``files`` maps each path it yields (``sst2/train.tsv``, relative to the data dir)
     to the reference sha256 (None when there is none); ``splits`` maps roles (``train``, ``dev``, ``test``,
     ``train_phrases``, ``text``; ``recordings``, a folder of them) to those paths; ``convert(archives,
-    folder)`` writes the files, by their paths below the dataset's folder, into ``folder`` from the downloaded archives (one per source, in order) and returns notes."""
+    folder)`` writes the files, by their paths below the dataset's folder, into ``folder`` from the
+    downloaded archives (one per source, in order) and returns notes."""
 
     name: str
     description: str

@@ -211,7 +211,8 @@ class RNNSpeechRecognizer(Estimator):
 
     def _samples(self, audio: Sequence[Audio], name: str = "audio") -> list[tuple[np.ndarray, str]]:
         """Each item, a WAV path or (n,) samples -> ((n,) samples at the model's rate, where it came from)."""
-        if isinstance(audio, (str, os.PathLike, np.ndarray)) and not (isinstance(audio, np.ndarray) and audio.ndim == 2):
+        one_item = isinstance(audio, (str, os.PathLike)) or (isinstance(audio, np.ndarray) and audio.ndim != 2)
+        if one_item:  # a single path or array, not a list of them
             raise ValueError(f"{name}: expected a list of WAV paths or of sample arrays, got one "
                              f"{type(audio).__name__}")
         config = self.feature_config_ if hasattr(self, "feature_config_") else self._feature_config()
@@ -292,7 +293,8 @@ class RNNSpeechRecognizer(Estimator):
         feats = [compute_features(samples, self.feature_config_) for samples, _ in loaded]
         raw = [samples for samples, _ in loaded] if augment else None
         if validation is not None:
-            dev_audio, dev_texts = list(validation[0]), [_clean(t, i, self.objective) for i, t in enumerate(validation[1])]
+            dev_audio = list(validation[0])
+            dev_texts = [_clean(t, i, self.objective) for i, t in enumerate(validation[1])]
             if len(dev_texts) != len(dev_audio):
                 raise ValueError(f"validation: {len(dev_audio)} utterances but {len(dev_texts)} transcripts")
             dev_feats = self._features(dev_audio, "validation audio")
