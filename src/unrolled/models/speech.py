@@ -292,6 +292,7 @@ class RNNSpeechRecognizer(Estimator):
         loaded = self._samples(audio)
         feats = [compute_features(samples, self.feature_config_) for samples, _ in loaded]
         raw = [samples for samples, _ in loaded] if augment else None
+        sources = [where for _, where in loaded]  # each utterance's file or audio[i], for error messages
         if validation is not None:
             dev_audio = list(validation[0])
             dev_texts = [_clean(t, i, self.objective) for i, t in enumerate(validation[1])]
@@ -312,6 +313,7 @@ class RNNSpeechRecognizer(Estimator):
                 dev_idx, train_idx = sorted(shuffled[:n_dev]), sorted(shuffled[n_dev:])
             dev_feats, dev_texts = [feats[i] for i in dev_idx], [texts[i] for i in dev_idx]
             feats, texts = [feats[i] for i in train_idx], [texts[i] for i in train_idx]
+            sources = [sources[i] for i in train_idx]
             if raw is not None:
                 raw = [raw[i] for i in train_idx]
         else:
@@ -337,7 +339,7 @@ class RNNSpeechRecognizer(Estimator):
             for i, (f, t) in enumerate(zip(feats, texts)):
                 need = min_frames[i] = ctc_min_frames(targets[i, : len(t)])
                 if len(f) < need:
-                    where = audio[i] if isinstance(audio[i], (str, os.PathLike)) else f"audio[{i}]"
+                    where = sources[i]
                     raise ValueError(f"{where}: {len(f)} frames cannot carry the {len(t)} symbols of {t!r} (CTC "
                                      f"needs {need}): use a smaller stack or hop")
 
