@@ -82,14 +82,17 @@ def test_written_sets_read_back(tmp_path):
 def test_manifest_errors_name_the_line(tmp_path):
     manifest = tmp_path / "m.tsv"
     manifest.write_text("file\ttext\n")
-    with pytest.raises(ValueError, match="line 1: expected the header"):
+    with pytest.raises(ValueError, match=r"m.tsv:1: field 'path': missing column \(columns: 'file', 'text'\)"):
         read_manifest(manifest)
     manifest.write_text("path\ttranscript\nmissing.wav\t12\n")
-    with pytest.raises(ValueError, match="line 2: .*missing.wav does not exist"):
+    with pytest.raises(ValueError, match="m.tsv:2: field 'path': .*missing.wav does not exist"):
         read_manifest(manifest)
     write_wav(tmp_path / "a.wav", np.zeros(100), 8000)
     manifest.write_text("path\ttranscript\na.wav\t1\ta.wav\n")
-    with pytest.raises(ValueError, match="line 2: expected 2 tab-separated fields"):
+    with pytest.raises(ValueError, match="m.tsv:2: expected 2 tab-separated fields"):
+        read_manifest(manifest)
+    manifest.write_text("path\ttranscript\na.wav\t \n")
+    with pytest.raises(ValueError, match="m.tsv:2: field 'transcript': empty value"):
         read_manifest(manifest)
 
 

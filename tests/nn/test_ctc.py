@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tests.gradcheck import numerical_gradient, rel_error
-from unrolled.nn.ctc import ctc_backward, ctc_forward, ctc_min_frames, log_softmax
+from unrolled.nn.ctc import ctc_backward, ctc_forward, ctc_min_frames
+from unrolled.nn.losses import log_softmax
 
 
 def _batch(seed=0, n=4, t=9, c=5, s=4):

@@ -13,7 +13,6 @@ samples, bit for bit, on any machine.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from unrolled.audio.wav import read_wav, write_wav
+from unrolled.data.readers import DataError, read_dataset
 
 __all__ = ["ConnectedUtterance", "Recording", "connected_digits", "fsdd_recordings", "official_split",
            "read_manifest", "speaker_split", "write_connected_digits", "write_manifest"]
@@ -155,34 +155,23 @@ def write_manifest(path: str | os.PathLike[str], rows: Iterable[tuple[str, str]]
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[list[Path], list[str]]:
-    """(audio paths, transcripts) of a ``path<TAB>transcript`` TSV; relative paths are taken from its folder.
+    """(audio paths, transcripts) of a manifest with the columns ``path`` and ``transcript`` (TSV, CSV or JSONL,
+    optionally gzip-compressed: :func:`unrolled.data.readers.read_dataset` reads it); relative paths are
+    taken from the manifest's folder.
 
-    Raises ValueError naming the file and line for a missing header, a malformed row or a missing audio file.
+    Raises :class:`unrolled.data.readers.DataError` naming the file and line for a missing column, a
+    malformed or empty row, or an audio file that does not exist.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
-    lines = text.splitlines()
-    if not lines or [c.strip() for c in lines[0].split("\t")] != ["path", "transcript"]:
-        raise ValueError(f"{path}: line 1: expected the header 'path<TAB>transcript'")
-    paths, transcripts = [], []
-    for number, row in enumerate(csv.reader(lines[1:], delimiter="\t", quoting=csv.QUOTE_NONE), 2):
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) != 2 or not row[0].strip():
-            raise ValueError(f"{path}: line {number}: expected 2 tab-separated fields (path, transcript), "
-                             f"got {len(row)}")
-        audio = Path(row[0].strip())
-        audio = audio if audio.is_absolute() else path.parent / audio
+    rows = read_dataset(path, text_column="path", label_column="transcript")
+    folder = Path(path).parent
+    paths = []
+    for text, line in zip(rows.texts, rows.lines):
+        audio = Path(text.strip())
+        audio = audio if audio.is_absolute() else folder / audio
         if not audio.is_file():
-            raise ValueError(f"{path}: line {number}: {audio} does not exist")
+            raise DataError(rows.path, f"{audio} does not exist", line=line, field="path")
         paths.append(audio)
-        transcripts.append(row[1].strip())
-    if not paths:
-        raise ValueError(f"{path}: no rows after the header")
-    return paths, transcripts
+    return paths, list(rows.labels)
 
 
 def write_connected_digits(folder: str | os.PathLike[str], utterances: Sequence[ConnectedUtterance],

@@ -26,6 +26,7 @@ from unrolled.cli.common import (
     param_values,
     positive_float,
     positive_int,
+    probability,
     recurrent_params,
     write_json,
 )
@@ -52,21 +53,10 @@ def model_params() -> tuple[Param, ...]:
         Param("pooling", "classify: how the frames' states are pooled", choices=("mean", "max")),
         *optimizer_params(),
         Param("patience", "stop after this many epochs without a better dev score", positive_int),
-        Param("validation_fraction", "share of the training utterances held out as the dev set",
-              _fraction_or_zero),
+        Param("validation_fraction", "share of the training utterances held out as the dev set", probability),
         Param("beam_size", "ctc: prefix beam search width when transcribing", positive_int, aliases=("--beam",)),
         SEED_PARAM,
     )
-
-
-def _fraction_or_zero(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
-    return value
 
 
 TRAIN_HELP = """\

@@ -36,8 +36,8 @@ from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.ctc_decoding import best_alignment, greedy_decode, prefix_beam_search
 from unrolled.models.speech_net import BLANK, SpeechNetConfig, init_speech_params, speech_backward, speech_forward
 from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
-from unrolled.nn.ctc import ctc_forward, ctc_min_frames, log_softmax
-from unrolled.nn.losses import softmax
+from unrolled.nn.ctc import ctc_forward, ctc_min_frames
+from unrolled.nn.losses import log_softmax, softmax
 from unrolled.train import TrainConfig, TrainHistory, fit
 
 __all__ = ["RNNSpeechRecognizer", "NotFittedError", "SpeechExplanation", "SpeechScores", "Transcription"]
@@ -200,26 +200,20 @@ class RNNSpeechRecognizer(Estimator):
 
     def _features(self, audio: Sequence[Audio], name: str = "audio") -> list[np.ndarray]:
         """Each item, a WAV path or (n,) samples at the model's rate -> (T, F) float32 features."""
-        config = self.feature_config_ if hasattr(self, "feature_config_") else self._feature_config()
-        out = []
-        for samples, where in self._samples(audio, name):
-            try:
-                out.append(compute_features(samples, config))
-            except ValueError as error:
-                raise ValueError(f"{where}: {error}") from None
-        return out
+        return [compute_features(samples, self.feature_config_) for samples, _ in self._samples(audio, name)]
 
     def _samples(self, audio: Sequence[Audio], name: str = "audio") -> list[tuple[np.ndarray, str]]:
-        """Each item, a WAV path or (n,) samples -> ((n,) samples at the model's rate, where it came from)."""
+        """Each item, a WAV path or (n,) samples -> ((n,) samples at the model's rate, where it came from).
+
+        The samples are checked here (1-D, non-empty, finite), so ``compute_features`` accepts every one."""
         one_item = isinstance(audio, (str, os.PathLike)) or (isinstance(audio, np.ndarray) and audio.ndim != 2)
         if one_item:  # a single path or array, not a list of them
             raise ValueError(f"{name}: expected a list of WAV paths or of sample arrays, got one "
                              f"{type(audio).__name__}")
-        config = self.feature_config_ if hasattr(self, "feature_config_") else self._feature_config()
         out = []
         for index, item in enumerate(audio):
             if isinstance(item, (str, os.PathLike)):
-                samples, _ = read_wav(item, config.sample_rate)
+                samples, _ = read_wav(item, self.feature_config_.sample_rate)
                 where = str(item)
             else:
                 samples = np.asarray(item)
@@ -401,19 +395,15 @@ class RNNSpeechRecognizer(Estimator):
         one with the lower loss then wins."""
         all_logits = self._logits(feats)
         if self.objective == "classify":
-            z = np.stack(all_logits).astype(np.float64)
-            log_p = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
-            loss = float(-np.mean(log_p[np.arange(len(z)), targets]))
-            hypotheses = [self.symbols_[i] for i in np.argmax(z, axis=1)]
+            log_p = log_softmax(np.stack(all_logits).astype(np.float64))
+            loss = float(-np.mean(log_p[np.arange(len(log_p)), targets]))
+            hypotheses = [self.symbols_[i] for i in np.argmax(log_p, axis=1)]
             score, units = float(np.mean([h == r for h, r in zip(hypotheses, texts)])), len(texts)
         else:
-            losses, hypotheses = [], []
-            for i, z in enumerate(all_logits):
-                log_probs = log_softmax(z.astype(np.float64))
-                hypotheses.append("".join(self.symbols_[s] for s in greedy_decode(log_probs, BLANK)))
-                n = int(lengths[i])
-                losses.append(-np.log(max(_labelling_probability(z, list(targets[i, :n])), 1e-300)) / max(n, 1))
-            loss = float(np.mean(losses))
+            hypotheses = [t.text for t in self._transcribe_logits(all_logits, beam_size=1, exact=False)]
+            losses = _ctc_losses(all_logits, [targets[i, : int(n)] for i, n in enumerate(lengths)])
+            # an impossible or hopeless labelling counts as p = 1e-300, per label as torch's "mean" divides
+            loss = float(np.mean(np.minimum(losses, -np.log(1e-300)) / np.maximum(lengths, 1)))
             score, units = 1.0 - symbol_error_rate(texts, hypotheses), int(lengths.sum())
         return score - min(loss, 1.0) * 0.5 / max(units, 1)
 
@@ -431,20 +421,29 @@ class RNNSpeechRecognizer(Estimator):
 
     def _transcribe_features(self, feats: Sequence[np.ndarray], beam_size: int | None = None,
                              exact: bool = True) -> list[Transcription]:
+        return self._transcribe_logits(self._logits(feats), beam_size, exact)
+
+    def _transcribe_logits(self, all_logits: Sequence[np.ndarray], beam_size: int | None = None,
+                           exact: bool = True) -> list[Transcription]:
+        """:meth:`_logits`' output -> transcripts; ctc: decoded with ``beam_size`` (1 = greedy) and, with
+        ``exact``, p(transcript | audio) from the CTC forward (NaN otherwise: evaluation needs only the text)."""
         beam = self.beam_size if beam_size is None else beam_size
         check_positive_int("beam_size", beam)
-        results = []
-        for logits in self._logits(feats):
-            if self.objective == "classify":
+        if self.objective == "classify":
+            results = []
+            for logits in all_logits:
                 p = softmax(logits.astype(np.float64))
                 best = int(np.argmax(p))
                 results.append(Transcription(self.symbols_[best], float(p[best])))
-                continue
+            return results
+        labellings = []
+        for logits in all_logits:
             log_probs = log_softmax(logits.astype(np.float64))
-            labels = greedy_decode(log_probs, BLANK) if beam == 1 else prefix_beam_search(log_probs, beam, BLANK)[0][0]
-            probability = _labelling_probability(logits, labels) if exact else float("nan")
-            results.append(Transcription("".join(self.symbols_[s] for s in labels), probability))
-        return results
+            labellings.append(greedy_decode(log_probs, BLANK) if beam == 1
+                              else prefix_beam_search(log_probs, beam, BLANK)[0][0])
+        probabilities = np.exp(-_ctc_losses(all_logits, labellings)) if exact else [float("nan")] * len(labellings)
+        return [Transcription("".join(self.symbols_[s] for s in labels), float(p))
+                for labels, p in zip(labellings, probabilities)]
 
     def transcribe(self, audio: Sequence[Audio], *, beam_size: int | None = None) -> list[Transcription]:
         """The transcript of each utterance and its probability (ctc: prefix beam search of ``beam_size``,
@@ -494,16 +493,16 @@ class RNNSpeechRecognizer(Estimator):
         """One utterance: its features, per-frame posteriors and (ctc) the best alignment of its transcript."""
         self._check_fitted()
         (feats,) = self._features([audio])
-        (result,) = self._transcribe_features([feats], beam_size)
-        x, mask = self._batch([feats])
         if self.objective == "ctc":
             (logits,) = self._logits([feats])
+            (result,) = self._transcribe_logits([logits], beam_size)
             log_probs = log_softmax(logits.astype(np.float64))
             labels = [self.symbols_.index(ch) for ch in result.text]
             path, path_log_prob = best_alignment(log_probs, labels, BLANK)
             posteriors, alignment = np.exp(log_probs), tuple(self.symbols_[s] for s in path)
         else:
-            posteriors = self._running_class_posteriors(x, mask)
+            (result,) = self._transcribe_features([feats], beam_size)
+            posteriors = self._running_class_posteriors(*self._batch([feats]))
             alignment, path_log_prob = None, None
         return SpeechExplanation(result.text, result.probability, feats, self.feature_config_.frame_seconds,
                                  self.symbols_, posteriors, alignment, path_log_prob)
@@ -550,9 +549,20 @@ class RNNSpeechRecognizer(Estimator):
                              f"{self.net_config_.objective!r}")
 
 
-def _labelling_probability(logits: np.ndarray, labels: list[int]) -> float:
-    """p(labels | frames) under CTC: exp(−loss), summed over every alignment (0 if they cannot fit)."""
-    targets = np.array([labels or [1]], dtype=np.int64)
-    loss, _ = ctc_forward(logits[None].astype(np.float64), np.array([len(logits)]), targets,
-                          np.array([len(labels)]), blank=BLANK, reduction="none")
-    return float(np.exp(-loss[0]))
+def _ctc_losses(all_logits: Sequence[np.ndarray], labellings: Sequence[Sequence[int]], chunk: int = 64) -> np.ndarray:
+    """−log p(labels_i | frames_i) under CTC for every utterance, (N,) float64 (+inf where the labels cannot fit):
+    (T_i, C) logits padded into batches of ``chunk`` utterances, one CTC forward each."""
+    out = []
+    for start in range(0, len(all_logits), chunk):
+        logits, labels = all_logits[start : start + chunk], labellings[start : start + chunk]
+        frames = np.array([len(z) for z in logits], dtype=np.int64)
+        batch = np.zeros((len(logits), int(frames.max()), logits[0].shape[1]))
+        for i, z in enumerate(logits):
+            batch[i, : len(z)] = z
+        lengths = np.array([len(l) for l in labels], dtype=np.int64)
+        targets = np.ones((len(labels), max(1, int(lengths.max()))), dtype=np.int64)  # 1: padding, never read
+        for i, l in enumerate(labels):
+            targets[i, : len(l)] = l
+        losses, _ = ctc_forward(batch, frames, targets, lengths, blank=BLANK, reduction="none")
+        out.append(losses)
+    return np.concatenate(out)

@@ -30,17 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from unrolled.nn._validation import check_choice, check_float_array
+from unrolled.nn.losses import log_softmax
 
-__all__ = ["CTCCache", "REDUCTIONS", "ctc_backward", "ctc_forward", "ctc_min_frames", "log_softmax"]
+__all__ = ["CTCCache", "REDUCTIONS", "ctc_backward", "ctc_forward", "ctc_min_frames"]
 
 REDUCTIONS = ("mean", "sum", "none")
 _NEG_INF = -np.inf
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Log-softmax over the last axis, in the logits' dtype."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def ctc_min_frames(labels: np.ndarray) -> int:
