@@ -6,7 +6,7 @@ batches, the same thread count, interleaved in one process (benchmarks/speed.py'
 The model is the one benchmarks/translation.py trains (its CONFIG: bidirectional GRU encoder, bridge, GRU
 decoder with general attention, dropout 0.3, label smoothing 0.1), the batches are real Multi30k training
 batches (length-bucketed, 64 pairs). One step = forward, label-smoothed token loss, backward, gradient
-clipping and Adam; torch runs ``TorchTranslator`` (unrolled.models.torch_translator, packed source sequences)
+clipping and Adam; torch runs ``TorchTranslator`` (unrolled.torch.translator, packed source sequences)
 with ``torch.optim.Adam`` and ``clip_grad_norm_``. tokens/s counts source and target tokens. The table goes
 into docs/performance.md between the markers ``<!-- kept: translation -->`` and ``<!-- /kept -->`` (which
 benchmarks/speed.py keeps when it rewrites the page).
@@ -69,7 +69,7 @@ def make_unrolled(model, batches):
 def make_torch(model, batches):
     import torch
 
-    from unrolled.models.torch_translator import TorchTranslator
+    from unrolled.torch.translator import TorchTranslator
 
     net = TorchTranslator(model.net_config_)
     net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.params_.items()})
@@ -119,7 +119,7 @@ def main() -> None:
              f"{model.net_config_.target_vocab_size:,} tokens), real length-bucketed training batches of 64 pairs "
              f"({tokens:.0f} source + target tokens per batch on average); one step = forward, label-smoothed "
              "loss, backward, clipping, Adam. PyTorch " + torch.__version__ + " runs the same equations "
-             "(`unrolled.models.torch_translator`, packed source sequences). Medians of "
+             "(`unrolled.torch.translator`, packed source sequences). Medians of "
              f"{args.repeats} interleaved steps.", "",
              "| threads | unrolled ms/step | torch ms/step | unrolled tokens/s | torch tokens/s | speed ratio (> 1: unrolled faster) |",
              "|---|---|---|---|---|---|"]

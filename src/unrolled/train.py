@@ -1,6 +1,7 @@
 """The one training loop, shared by every task: the classifier (``RNNClassifier.fit``), the forecaster
-(``RNNForecaster.fit``) and the language model (``RNNLanguageModel.fit``, whose batches are the windows of
-truncated BPTT over one stream); the demo runs its own few full-batch steps (``unrolled.demo``).
+(``RNNForecaster.fit``), the language model (``RNNLanguageModel.fit``, whose batches are the windows of
+truncated BPTT over one stream), the translator and the speech recognizer; the demo runs its own few
+full-batch steps (``unrolled.demo``).
 
 A task hands the loop three things: the parameters (a dict of arrays, updated in place), a function that
 makes the epoch's batches, and a function that returns the loss and the gradients of one batch. The loop
@@ -8,8 +9,14 @@ owns the rest: the optimizer, gradient clipping by global norm, the learning-rat
 the dev set after each epoch, early stopping on the dev metric, keeping the best weights, and callbacks.
 It never prints: progress reaches the caller through callbacks.
 
+One step is the engine's: the NumPy engine (the task's hand-written gradients and :mod:`unrolled.optim`), or the
+torch engine (:mod:`unrolled.torch.engine`: the network's PyTorch twin, autograd and ``torch.optim``, given a
+:class:`TorchTask`). With a :class:`unrolled.distributed.Distributed` group each rank trains on its rows of
+every batch and the gradients are all-reduced, so W processes train as one with the same global batch.
+
 Determinism: all randomness (batch order, dropout) comes from one ``numpy.random.Generator`` seeded with
-``TrainConfig.seed``, so the same seed and data give identical weights.
+``TrainConfig.seed``, so the same seed and data give identical weights. Distributed, the batch order comes
+from that seed in every rank and the noise from a per-rank stream.
 """
 
 from __future__ import annotations
@@ -113,8 +120,13 @@ class Callback(Protocol):
     def on_epoch_end(self, result: EpochResult, params: Params) -> None: ...
 
 
-def _stop_requested(callbacks: Sequence[object]) -> bool:
-    return any(getattr(callback, "stop_training", False) for callback in callbacks)
+def _stop_requested(callbacks: Sequence[object], distributed=None) -> bool:
+    """A callback asked to stop (in any rank, when distributed: all ranks stop together)."""
+    stop = any(getattr(callback, "stop_training", False) for callback in callbacks)
+    if distributed is not None and any(hasattr(callback, "stop_training") for callback in callbacks):
+        # agreed over the ranks (which hold the same kinds of callbacks: the CLI gives every rank the same)
+        stop = distributed.all_sum([float(stop)])[0] > 0
+    return stop
 
 
 def make_optimizer(config: TrainConfig, params: Params) -> Adam | AdamW | SGD:
@@ -141,6 +153,68 @@ def _call(callbacks: Sequence[object], method: str, *args: object) -> None:
             hook(*args)
 
 
+ENGINES = ("numpy", "torch")
+
+
+@dataclass(frozen=True)
+class TorchTask:
+    """What the torch engine needs from a task (:mod:`unrolled.torch.engine` builds the rest).
+
+    net_config: the network's config (``model.net_config_``), from which the twin is built
+    inputs(batch, rng) -> the batch's NumPy arrays (the same ones the NumPy engine's ``batch_loss`` uses)
+    loss: the kind of loss (``unrolled.torch.engine.LOSSES``)
+    frozen: parameter names that do not train
+    options: the loss's options (label smoothing)
+    """
+
+    net_config: Any
+    inputs: Callable[[object, np.random.Generator], dict[str, np.ndarray]]
+    loss: str
+    frozen: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def check_engine(engine: str, device: str | None) -> None:
+    """Refuse an unknown engine, a device without the torch engine, and the torch engine without torch."""
+    check_choice("engine", engine, ENGINES)
+    if engine == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(f"device: {device!r} needs the torch engine (engine='torch'); the NumPy engine runs "
+                             "on the CPU")
+        return
+    try:
+        from unrolled.torch.engine import resolve_device
+    except ImportError:
+        raise ValueError("engine 'torch' needs PyTorch: pip install 'unrolled[torch]'") from None
+    resolve_device(device)
+
+
+class _NumpyStepper:
+    """One training step of the NumPy engine: the task's hand-written gradients, all-reduced over the ranks
+    when distributed, clipped, and the optimizer's update."""
+
+    def __init__(self, params: Params, batch_loss, config: TrainConfig, distributed) -> None:
+        self.batch_loss, self.config, self.distributed = batch_loss, config, distributed
+        self.optimizer = make_optimizer(config, params)
+
+    def start_epoch(self) -> None:
+        pass
+
+    def step(self, batch: object, share: float, rng: np.random.Generator, lr: float) -> float:
+        loss, grads = self.batch_loss(batch, rng)
+        if self.distributed is not None:
+            loss, grads = self.distributed.reduce_gradients(loss, grads, share)
+        if not math.isfinite(loss):
+            return loss  # the loop stops with its message; no update
+        if self.config.clip_norm is not None:
+            clip_grad_norm(grads, self.config.clip_norm)
+        self.optimizer.step(grads, lr=lr)
+        return loss
+
+    def sync(self) -> None:
+        pass  # the NumPy engine trains the parameter arrays themselves
+
+
 def fit(
     params: Params,
     make_batches: Callable[[np.random.Generator], Sequence[object]],
@@ -151,6 +225,11 @@ def fit(
     higher_is_better: bool = True,
     callbacks: Sequence[object] = (),
     keep_freed_memory: bool = True,
+    engine: str = "numpy",
+    device: str | None = None,
+    torch_task: TorchTask | None = None,
+    distributed=None,
+    example_weights: np.ndarray | None = None,
 ) -> TrainHistory:
     """Train ``params`` in place; at the end they hold the weights of the best dev epoch.
 
@@ -159,11 +238,28 @@ def fit(
     evaluate() -> the dev metric after an epoch, or None to keep the last weights
     keep_freed_memory: keep freed memory for the next step (glibc malloc settings for the whole process,
         see :mod:`unrolled.nn.allocator`): each step's big arrays then reuse pages instead of page-faulting
+    engine: "numpy" (``batch_loss``) or "torch" (``torch_task`` on ``device``: the twin, autograd and torch's
+        optimizers, with the same schedule, clipping and lazy embedding rows; ``params`` are updated from the
+        twin before each evaluation and at the end)
+    distributed: a :class:`unrolled.distributed.Distributed` (joined by the caller) to train data-parallel:
+        each rank takes its rows of every batch (``example_weights``: loss terms per example, for a loss
+        averaged over tokens); the batch order comes from ``config.seed``, the noise from a per-rank stream
     """
+    check_engine(engine, device)
     if keep_freed_memory:
         allocator.keep_freed_memory()
     rng = np.random.default_rng(config.seed)
-    optimizer = make_optimizer(config, params)
+    noise_rng = rng  # one stream for a single process, as always: the same seed gives the same weights
+    if distributed is not None:
+        noise_rng = np.random.default_rng([config.seed, distributed.rank + 1])
+    if engine == "torch":
+        if torch_task is None:
+            raise ValueError("engine: this task has no torch engine")
+        from unrolled.torch.engine import TorchStepper
+
+        stepper = TorchStepper(params, torch_task, config, device=device, distributed=distributed)
+    else:
+        stepper = _NumpyStepper(params, batch_loss, config, distributed)
     history = TrainHistory()
     started = time.perf_counter()
     best_params: Params | None = None
@@ -178,25 +274,27 @@ def fit(
         if total_steps is None:
             total_steps = len(batches) * config.epochs
             _call(callbacks, "on_train_begin", len(batches), config.epochs)
+        stepper.start_epoch()
         losses = []
         lr = config.lr
         for batch in batches:
-            loss, grads = batch_loss(batch, rng)
+            share = 1.0
+            if distributed is not None:
+                batch, share = distributed.shard(batch, example_weights)
+            lr = learning_rate(config, step, total_steps)
+            loss = stepper.step(batch, share, noise_rng, lr)
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"the training loss became {loss} at epoch {epoch}, step {step + 1}; "
                     "try a lower learning rate or gradient clipping"
                 )
-            if config.clip_norm is not None:
-                clip_grad_norm(grads, config.clip_norm)
-            lr = learning_rate(config, step, total_steps)
-            optimizer.step(grads, lr=lr)
             losses.append(loss)
             step += 1
             _call(callbacks, "on_batch_end", step, loss)
-            if _stop_requested(callbacks):
+            if _stop_requested(callbacks, distributed):
                 break
 
+        stepper.sync()
         metric = evaluate() if evaluate is not None else None
         if metric is None:
             improved = True
@@ -214,7 +312,8 @@ def fit(
         result = EpochResult(epoch, float(np.mean(losses)), metric, lr, time.perf_counter() - epoch_start, improved)
         history.epochs.append(result)
         _call(callbacks, "on_epoch_end", result, params)
-        if config.patience is not None and epochs_without_gain >= config.patience or _stop_requested(callbacks):
+        if config.patience is not None and epochs_without_gain >= config.patience or _stop_requested(
+                callbacks, distributed):
             history.stopped_early = True
             break
 

@@ -242,12 +242,15 @@ def test_not_fitted_error_is_importable_where_it_always_was():
 # --- save / load ---------------------------------------------------------------------------------------
 
 
+RUNTIME = ["engine", "device", "processes"]  # how it was trained (since the torch engine)
+
+
 def test_config_json_layout_is_unchanged(classifier, forecaster, language_model, tmp_path):
     head = ["format", "format_version", "kind", "model", "estimator"]
     for model, own, training in [
-        (classifier, ["labels", "classes"], ["history", "seconds", "embedding_coverage"]),
-        (forecaster, ["scaler", "columns"], ["history", "seconds"]),
-        (language_model, ["start_token", "val_loss"], ["history", "seconds"]),
+        (classifier, ["labels", "classes"], ["history", "seconds", *RUNTIME, "embedding_coverage"]),
+        (forecaster, ["scaler", "columns"], ["history", "seconds", *RUNTIME]),
+        (language_model, ["start_token", "val_loss"], ["history", "seconds", *RUNTIME]),
     ]:
         path = model.save(tmp_path / model.KIND, extra={"metrics": {"x": 1}})
         config = json.loads((path / "config.json").read_text())

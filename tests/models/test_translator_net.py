@@ -1,5 +1,5 @@
 """The translation network: float64 finite differences through encoder, bridge, decoder and loss; the same
-numbers as a PyTorch implementation of the same equations (unrolled.models.torch_translator)."""
+numbers as a PyTorch implementation of the same equations (unrolled.torch.translator)."""
 
 import numpy as np
 import pytest
@@ -124,7 +124,7 @@ def test_config_validates_and_names_parameters_as_torch():
 
 
 def _torch_comparison(torch, config, *, perturb=None):
-    from unrolled.models.torch_translator import TorchTranslator
+    from unrolled.torch.translator import TorchTranslator
 
     params = init_translator_params(config, np.random.default_rng(4), np.float64)
     src, tgt_in, tgt_out = _batch(config, seed=5)

@@ -8,7 +8,7 @@ One module per task, each holding its commands (``Command``: help, options, run)
     train.py     train (the --task switch)  forecast.py   train --task forecast, forecast
     explain.py   explain, walkthrough       lm.py         train --task lm, generate
     datasets.py  datasets, train --dataset  translate.py  train --task translate, translate
-                                            speech.py     train --task speech, transcribe
+    export.py    export (ONNX)              speech.py     train --task speech, transcribe
     common.py    what they share (options, progress, errors)
 
 Only the module of the command being run is imported, and only its parser is built, so ``unrolled --help``
@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate", "translate sentences with a trained translator"),
     "transcribe": ("speech", "transcribe WAV files with a speech recognizer"),
     "datasets": ("datasets", "list, describe and download public datasets"),
+    "export": ("export", "export a classifier or language model to ONNX (onnxruntime)"),
 }
 
 
@@ -106,6 +107,11 @@ def main(
     if args is None:
         _top_parser().print_help(streams.out)
         return ExitCode.USAGE
+    rank = _worker_rank()
+    if rank is not None and args.command == "train":
+        # Under torchrun only rank 0 prints; every rank says its errors, naming itself.
+        streams = Streams(streams.out if rank == 0 else _Discard(), _RankPrefix(streams.err, rank, rank == 0),
+                          streams.stdin)
     try:
         command.run(args, streams)
         return ExitCode.OK
@@ -123,6 +129,57 @@ def main(
     except KeyboardInterrupt:
         streams.err.write("unrolled: interrupted\n")
         return ExitCode.ERROR
+    finally:
+        _leave_process_group()
+
+
+def _worker_rank() -> int | None:
+    """This process's rank when it is one of several (torchrun), else None."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None  # unrolled.distributed names the bad variable when training starts
+    return None
+
+
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+class _RankPrefix(_Discard):
+    """Error lines ("unrolled…: error: …") prefixed with the rank; the rest passed on (``passes``) or dropped."""
+
+    def __init__(self, err: TextIO, rank: int, passes: bool) -> None:
+        self.err, self.rank, self.passes = err, rank, passes
+
+    def write(self, text: str) -> int:
+        if text.startswith("unrolled") and ": error: " in text:
+            self.err.write(f"rank {self.rank}: {text}")
+            self.err.flush()
+        elif self.passes:
+            self.err.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.err.flush()
+
+    def isatty(self) -> bool:
+        return self.passes and self.err.isatty()
+
+
+def _leave_process_group() -> None:
+    """End torch.distributed's process group if a training run joined one (torch warns otherwise)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _silence_stdout() -> None:

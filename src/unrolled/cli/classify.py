@@ -30,6 +30,7 @@ from unrolled.cli.common import (
     positive_int,
     probability,
     recurrent_params,
+    training_runtime,
     write_json,
 )
 from unrolled.pretrained import DEFAULT_PREDICT
@@ -101,6 +102,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.classifier import RNNClassifier
 
     err, quiet = streams.err, args.quiet or args.json
+    runtime = training_runtime(args)
     if args.embeddings and args.embedding_dim is None:
         from unrolled.text.embeddings import word_vector_dim
 
@@ -128,7 +130,9 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     model = RNNClassifier(**{**params, "patience": args.patience if dev else None})
     validation = (dev.texts, dev.labels) if dev else None
     model.fit(train.texts, train.labels, validation=validation,
-              callbacks=[_CoverageNote(model, err, quiet=quiet), Progress(err, quiet)])
+              callbacks=[_CoverageNote(model, err, quiet=quiet), Progress(err, quiet)], **runtime.fit_options)
+    if not runtime.is_main:
+        return  # rank 0 writes the checkpoint
 
     metrics = {"train_accuracy": model.score(train.texts, train.labels)}
     if dev:

@@ -180,6 +180,61 @@ def param_values(args: argparse.Namespace, estimator: type, params: Sequence[Par
 # --- shared helpers ---------------------------------------------------------------------------------------
 
 
+ENGINE_HELP = """\
+engine:
+  --engine torch runs the same training through PyTorch (autograd and torch's optimizers on the model's twin;
+  pip install 'unrolled[torch]') and writes the same checkpoint, which predict, explain and the rest read
+  with the NumPy engine. --device cuda (or cuda:N) trains on a GPU. Data-parallel training:
+  torchrun --nproc_per_node=N -m unrolled train ... (either engine; one thread per process; rank 0 prints
+  and writes the checkpoint; docs/scaling.md)."""
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine", ENGINE_HELP.split("\n", 1)[1])
+    group.add_argument("--engine", choices=["numpy", "torch"], default="numpy",
+                       help="the training engine (default: numpy)")
+    group.add_argument("--device", default=None, metavar="DEVICE",
+                       help="cpu, cuda or cuda:N, for --engine torch (default: cpu)")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a training run runs: the engine, the device and, under torchrun, the process group."""
+
+    engine: str
+    device: str | None
+    distributed: Any  # unrolled.distributed.Distributed or None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 (or the only process): the one that prints and writes the checkpoint."""
+        return self.distributed is None or self.distributed.is_main
+
+    @property
+    def fit_options(self) -> dict[str, Any]:
+        return {"engine": self.engine, "device": self.device, "distributed": self.distributed}
+
+
+def training_runtime(args: argparse.Namespace) -> Runtime:
+    """Check --engine/--device before any work, and join torchrun's process group when there is one."""
+    from unrolled.distributed import from_environment
+    from unrolled.train import check_engine
+
+    if args.engine == "numpy" and args.device not in (None, "cpu"):
+        raise UsageError(f"--device {args.device}: needs --engine torch (the NumPy engine runs on the CPU)")
+    try:
+        check_engine(args.engine, args.device)  # torch missing: a runtime error (exit 1) that says what to install
+    except ValueError as error:
+        message = str(error)
+        if message.startswith("device: "):
+            raise UsageError("--device " + message[len("device: "):]) from None
+        raise
+    distributed = from_environment()
+    if distributed is not None:
+        distributed.start(args.device if args.engine == "torch" else None)
+    return Runtime(args.engine, args.device, distributed)
+
+
 def command_line() -> list[str] | None:
     """The command as the user typed it, for the checkpoint's record (None when not run as a command)."""
     if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py"):

@@ -27,6 +27,7 @@ from unrolled.cli.common import (
     param_values,
     positive_int,
     recurrent_params,
+    training_runtime,
     write_json,
 )
 
@@ -125,6 +126,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.timeseries.series import read_series
 
     out = streams.out
+    runtime = training_runtime(args)
     if not args.csv or not args.column:
         raise UsageError("--csv FILE and --column NAME are required for --task forecast")
     if args.calendar and not args.date_column:
@@ -149,7 +151,9 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
                          "MASE and the seasonal baselines need")
     model = RNNForecaster(**param_values(args, RNNForecaster, model_params()))
     model.fit(values[:cut], dates=None if dates is None else dates[:cut], columns=series.columns,
-              callbacks=[Progress(streams.err, args.quiet or args.json, metric="val MSE")])
+              callbacks=[Progress(streams.err, args.quiet or args.json, metric="val MSE")], **runtime.fit_options)
+    if not runtime.is_main:
+        return  # rank 0 writes the checkpoint and evaluates
     extra = {
         "series": {"column": args.column, "date_column": args.date_column, "exog": list(args.exog), "fill": args.fill},
         "data": {"train": {**file_summary(args.csv, length, 0), "trained_on": cut}},

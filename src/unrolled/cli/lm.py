@@ -26,6 +26,7 @@ from unrolled.cli.common import (
     positive_float,
     positive_int,
     recurrent_params,
+    training_runtime,
     write_json,
 )
 
@@ -92,12 +93,16 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.language_model import RNNLanguageModel
 
     out = streams.out
+    runtime = training_runtime(args)
     if not args.text:
         raise UsageError("--text FILE is required for --task lm")
     out_dir = check_out_dir(args.out)
     text = read_text(args.text)
     model = RNNLanguageModel(**param_values(args, RNNLanguageModel, model_params()))
-    model.fit(text, callbacks=[Progress(streams.err, args.quiet or args.json, metric="val loss")])
+    model.fit(text, callbacks=[Progress(streams.err, args.quiet or args.json, metric="val loss")],
+              **runtime.fit_options)
+    if not runtime.is_main:
+        return  # rank 0 writes the checkpoint
     metrics = {"val_loss": model.val_loss_}
     if args.level == "char":
         metrics["val_bits_per_char"] = model.bits_per_char

@@ -28,6 +28,7 @@ from unrolled.cli.common import (
     positive_int,
     probability,
     recurrent_params,
+    training_runtime,
     write_json,
 )
 
@@ -116,6 +117,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.audio.digits import read_manifest, speech_split
     from unrolled.models.speech import RNNSpeechRecognizer
 
+    runtime = training_runtime(args)
     data = resolve_data(args.data)
     split = args.split or ("all" if data.is_file() else "official")
     values = param_values(args, RNNSpeechRecognizer, model_params())
@@ -135,7 +137,10 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     model = RNNSpeechRecognizer(**values)
     metric = "dev accuracy" if model.objective == "classify" else "dev 1-SER"
     model.fit(parts.train_audio, parts.train_texts, callbacks=[Progress(streams.err, args.quiet or args.json,
-                                                                        metric=metric)])
+                                                                        metric=metric)],
+              **runtime.fit_options)
+    if not runtime.is_main:
+        return  # rank 0 evaluates and writes the checkpoint
     metrics = {"dev_metric": model.dev_metric_}
     for name, audio, texts in tests:
         metrics[name] = model.evaluate(audio, texts).to_json()

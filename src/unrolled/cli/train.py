@@ -13,7 +13,7 @@ import argparse
 import importlib
 from collections.abc import Sequence
 
-from unrolled.cli.common import Command, UsageError, new_parser
+from unrolled.cli.common import Command, UsageError, add_engine_options, new_parser
 
 # --task -> (module of unrolled.cli, one-line summary)
 TASKS: dict[str, tuple[str, str]] = {
@@ -48,6 +48,7 @@ def train_parser(task: str) -> tuple[argparse.ArgumentParser, Command]:
                         help=f"what to train (default: {DEFAULT_TASK}); this help shows --task {task}'s options")
     parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     command.add_arguments(parser)
+    add_engine_options(parser)
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--json", action="store_true", help="print the training summary as JSON")
     return parser, command

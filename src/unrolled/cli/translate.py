@@ -28,6 +28,7 @@ from unrolled.cli.common import (
     positive_int,
     probability,
     recurrent_params,
+    training_runtime,
     write_json,
 )
 
@@ -122,6 +123,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.translator import RNNTranslator
 
     out = streams.out
+    runtime = training_runtime(args)
     train = read_pairs(args.source, args.target, args.pairs, "training", args.skip_bad_rows, streams.err)
     if train is None:
         raise UsageError("--source FILE and --target FILE (or --pairs FILE) are required for --task translate")
@@ -130,7 +132,9 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     model = RNNTranslator(**param_values(args, RNNTranslator, model_params()))
     progress = Progress(streams.err, args.quiet or args.json, metric="dev BLEU", tokens=lambda: model.tokens_seen_)
     model.fit(train.sources, train.targets, validation=None if dev is None else (dev.sources, dev.targets),
-              callbacks=[progress])
+              callbacks=[progress], **runtime.fit_options)
+    if not runtime.is_main:
+        return  # rank 0 writes the checkpoint
     metrics = {"dev_bleu": model.dev_bleu_}
     data = {"train": _data_record(train)}
     if dev is not None:

@@ -95,7 +95,22 @@ class Estimator:
 
     def _training_record(self) -> dict[str, Any]:
         """The "training" field of config.json."""
-        return {"history": self.history_.to_json(), "seconds": self.training_seconds_}
+        return {"history": self.history_.to_json(), "seconds": self.training_seconds_, **self._runtime_record()}
+
+    def _runtime_record(self) -> dict[str, Any]:
+        """How the model was trained: engine, device, processes (absent for a model that predates them)."""
+        return dict(getattr(self, "runtime_", {}))
+
+    def _train_loop(self, make_batches, batch_loss, config, *, engine: str = "numpy", device: str | None = None,
+                    distributed=None, torch_task=None, **options: Any):
+        """:func:`unrolled.train.fit` on ``params_``, with the engine, device and process group of ``fit``'s
+        arguments, recorded in ``runtime_`` (the checkpoint's "training" field)."""
+        from unrolled.train import fit
+
+        self.runtime_ = {"engine": engine, "device": device or "cpu",
+                         "processes": 1 if distributed is None else distributed.world_size}
+        return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
+                   distributed=distributed, torch_task=torch_task, **options)
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         """Set the learned attributes that config.json holds (``net_config_`` among them)."""

@@ -19,6 +19,7 @@ import numpy as np
 from unrolled.checkpoint import Checkpoint
 from unrolled.data.batching import length_bucketed_batches, pad_batch
 from unrolled.data.readers import LabelMap
+from unrolled.distributed import Distributed
 from unrolled.metrics import ClassificationReport, classification_report
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.classifier_net import (
@@ -31,7 +32,7 @@ from unrolled.nn._validation import check_positive_int, check_probability
 from unrolled.nn.losses import softmax
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TrainConfig, TrainHistory, fit
+from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNClassifier", "NotFittedError"]
 
@@ -185,9 +186,16 @@ class RNNClassifier(Estimator):
         *,
         validation: tuple[Sequence[str], Sequence[object]] | None = None,
         callbacks: Sequence[object] = (),
+        engine: str = "numpy",
+        device: str | None = None,
+        distributed: Distributed | None = None,
     ) -> RNNClassifier:
         """Train on texts ``X`` with labels ``y``; ``validation=(texts, labels)`` drives early stopping and
-        keeps the best epoch's weights. Returns self."""
+        keeps the best epoch's weights. Returns self.
+
+        engine: "numpy", or "torch" on ``device`` (cpu, cuda, cuda:N; PyTorch's autograd and optimizers on the
+        model's twin, the same checkpoint); distributed: an :class:`unrolled.distributed.Distributed` group
+        (``torchrun``) to train data-parallel, each process on its rows of every batch."""
         texts = _as_texts("X", X)
         labels = [str(v).strip() for v in y]  # as LabelMap reads them
         if len(texts) != len(labels):
@@ -195,6 +203,9 @@ class RNNClassifier(Estimator):
         if not texts:
             raise ValueError("X: no training texts")
         train_config = self._train_config()
+        check_engine(engine, device)
+        if distributed is not None:
+            distributed.check_size(len(texts))
         check_positive_int("max_len", self.max_len, allow_none=True)
         check_probability("word_dropout", self.word_dropout)
         if self.freeze_embeddings and self.embeddings is None:
@@ -228,12 +239,16 @@ class RNNClassifier(Estimator):
         def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
             return length_bucketed_batches(lengths, train_config.batch_size, shuffle=True, rng=rng)
 
-        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+        def batch_inputs(batch: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
             ids, mask = pad_batch([train_ids[i] for i in batch], pad_id=pad_id)
             if self.word_dropout > 0.0:
                 ids[(rng.random(ids.shape) < self.word_dropout) & mask] = Vocab.UNK_ID
+            return {"ids": ids, "mask": mask, "targets": train_targets[batch]}
+
+        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+            b = batch_inputs(batch, rng)
             _, loss, cache = classifier_forward(
-                self.params_, self.net_config_, ids, mask=mask, targets=train_targets[batch], training=True, rng=rng
+                self.params_, self.net_config_, b["ids"], mask=b["mask"], targets=b["targets"], training=True, rng=rng
             )
             grads = classifier_backward(cache)
             if self.freeze_embeddings:
@@ -251,8 +266,11 @@ class RNNClassifier(Estimator):
             def evaluate() -> float:
                 return float(np.mean(self._proba_of_ids(dev_ids).argmax(axis=1) == dev_targets))
 
-        self.history_: TrainHistory = fit(
-            self.params_, make_batches, batch_loss, train_config, evaluate=evaluate, callbacks=callbacks
+        frozen = ("embedding.weight",) if self.freeze_embeddings else ()
+        self.history_: TrainHistory = self._train_loop(
+            make_batches, batch_loss, train_config, evaluate=evaluate, callbacks=callbacks, engine=engine,
+            device=device, distributed=distributed,
+            torch_task=TorchTask(self.net_config_, batch_inputs, "classifier", frozen=frozen),
         )
         self.training_seconds_ = time.perf_counter() - started
         return self
@@ -303,7 +321,7 @@ class RNNClassifier(Estimator):
 
     def _training_record(self) -> dict[str, Any]:
         coverage = getattr(self, "embedding_coverage_", None)
-        return {"history": self.history_.to_json(), "seconds": self.training_seconds_,
+        return {**super()._training_record(),
                 "embedding_coverage": coverage.to_json() if coverage is not None else None}
 
     def _restore_config(self, config: dict[str, Any]) -> None:

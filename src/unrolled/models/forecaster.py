@@ -36,7 +36,7 @@ from unrolled.models.forecaster_net import (
 )
 from unrolled.nn._validation import check_positive_int, check_probability
 from unrolled.timeseries.series import StandardScaler, calendar_features, future_dates, make_windows
-from unrolled.train import TrainConfig, TrainHistory, fit
+from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNForecaster", "NotFittedError"]
 
@@ -187,12 +187,17 @@ class RNNForecaster(Estimator):
         *,
         columns: Sequence[str] | None = None,
         callbacks: Sequence[object] = (),
+        engine: str = "numpy",
+        device: str | None = None,
+        distributed=None,
     ) -> RNNForecaster:
         """Train on ``values`` (T,) or (T, F), target first; ``dates`` (T,) datetime64 for ``calendar``.
 
         Pass only the training part of a series: the scaler is fitted on exactly these values. ``columns``
-        names the value columns (default "y", "x1", "x2", …). Returns self.
+        names the value columns (default "y", "x1", "x2", …). Returns self. ``engine``, ``device``,
+        ``distributed``: the torch engine and data-parallel training, as :meth:`unrolled.RNNClassifier.fit`.
         """
+        check_engine(engine, device)
         values = _as_values("values", values)
         t_len, n_features = values.shape
         check_positive_int("window", self.window)
@@ -224,16 +229,21 @@ class RNNForecaster(Estimator):
             raise ValueError(f"validation_fraction: {self.validation_fraction} of {len(x)} windows leaves no "
                              "training or no validation window")
         n_train = len(x) - n_dev
+        if distributed is not None:
+            distributed.check_size(n_train, "training windows")
         self.params_ = init_forecaster_params(net_config, np.random.default_rng([self.random_state, 1]))
 
         def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
             order = rng.permutation(n_train)
             return [order[i : i + train_config.batch_size] for i in range(0, n_train, train_config.batch_size)]
 
+        def batch_inputs(batch: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+            return {"x": x[batch], "y": y[batch]}
+
         def batch_loss(batch: np.ndarray, rng: np.random.Generator):
-            _, loss, cache = forecaster_forward(
-                self.params_, net_config, x[batch], targets=y[batch], training=True, rng=rng
-            )
+            b = batch_inputs(batch, rng)
+            _, loss, cache = forecaster_forward(self.params_, net_config, b["x"], targets=b["y"], training=True,
+                                                rng=rng)
             return loss, forecaster_backward(cache)
 
         evaluate = None
@@ -242,9 +252,10 @@ class RNNForecaster(Estimator):
             def evaluate() -> float:  # validation MSE in scaled units (lower is better)
                 return forecaster_forward(self.params_, net_config, x[n_train:], targets=y[n_train:])[1]
 
-        self.history_: TrainHistory = fit(
-            self.params_, make_batches, batch_loss, train_config, evaluate=evaluate, higher_is_better=False,
-            callbacks=callbacks,
+        self.history_: TrainHistory = self._train_loop(
+            make_batches, batch_loss, train_config, evaluate=evaluate, higher_is_better=False, callbacks=callbacks,
+            engine=engine, device=device, distributed=distributed,
+            torch_task=TorchTask(net_config, batch_inputs, "forecaster"),
         )
         self.training_seconds_ = time.perf_counter() - started
         return self

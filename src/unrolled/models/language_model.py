@@ -41,7 +41,7 @@ from unrolled.nn._validation import check_nonnegative_int, check_positive_int, c
 from unrolled.sampling import check_sampling_options, sample_next
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TrainConfig, TrainHistory, fit
+from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNLanguageModel", "NotFittedError"]
 
@@ -150,10 +150,16 @@ class RNNLanguageModel(Estimator):
         check_probability("validation_fraction", self.validation_fraction, noun="a number")
         check_nonnegative_int("max_steps", self.max_steps, allow_none=True)
 
-    def fit(self, text: str, *, callbacks: Sequence[object] = ()) -> RNNLanguageModel:
-        """Train on ``text`` (its last ``validation_fraction`` held out for validation). Returns self."""
+    def fit(self, text: str, *, callbacks: Sequence[object] = (), engine: str = "numpy", device: str | None = None,
+            distributed=None) -> RNNLanguageModel:
+        """Train on ``text`` (its last ``validation_fraction`` held out for validation). Returns self.
+        ``engine``, ``device``, ``distributed``: the torch engine and data-parallel training, as
+        :meth:`unrolled.RNNClassifier.fit`."""
         text = _check_text("text", text)
         self._check_params()
+        check_engine(engine, device)
+        if distributed is not None:
+            distributed.check_size(self.batch_size, "streams (batch_size)")
         train_config = TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, clip_norm=self.clip_norm, patience=None,
             seed=self.random_state,
@@ -197,6 +203,9 @@ class RNNLanguageModel(Estimator):
             steps_left -= len(batches)
             return batches
 
+        def batch_inputs(batch: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+            return {"x": batch[0], "y": batch[1]}
+
         def batch_loss(batch: tuple[np.ndarray, np.ndarray], rng: np.random.Generator):
             nonlocal state
             x, y = batch  # (B, T) each
@@ -208,9 +217,10 @@ class RNNLanguageModel(Estimator):
 
         evaluate = (lambda: self._stream_loss(val_ids)) if n_val else None
         if epochs > 0:
-            self.history_: TrainHistory = fit(
-                self.params_, make_batches, batch_loss, replace(train_config, epochs=epochs), evaluate=evaluate,
-                higher_is_better=False, callbacks=callbacks,
+            self.history_: TrainHistory = self._train_loop(
+                make_batches, batch_loss, replace(train_config, epochs=epochs), evaluate=evaluate,
+                higher_is_better=False, callbacks=callbacks, engine=engine, device=device, distributed=distributed,
+                torch_task=TorchTask(self.net_config_, batch_inputs, "language_model"),
             )
             self.val_loss_ = self.history_.best_metric
         else:

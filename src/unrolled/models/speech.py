@@ -38,7 +38,7 @@ from unrolled.models.speech_net import BLANK, SpeechNetConfig, init_speech_param
 from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
 from unrolled.nn.ctc import ctc_forward, ctc_min_frames
 from unrolled.nn.losses import log_softmax, softmax
-from unrolled.train import TrainConfig, TrainHistory, fit
+from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNSpeechRecognizer", "NotFittedError", "SpeechExplanation", "SpeechScores", "Transcription"]
 
@@ -262,13 +262,18 @@ class RNNSpeechRecognizer(Estimator):
         *,
         validation: tuple[Sequence[Audio], Sequence[str]] | None = None,
         callbacks: Sequence[object] = (),
+        engine: str = "numpy",
+        device: str | None = None,
+        distributed=None,
     ) -> RNNSpeechRecognizer:
         """Train on utterances (WAV paths or sample arrays at ``sample_rate``) and their transcripts.
 
         ``validation``: (audio, transcripts) of a dev set (default: ``validation_fraction`` of the training
-        utterances). Returns self.
+        utterances). Returns self. ``engine``, ``device``, ``distributed``: the torch engine and data-parallel
+        training, as :meth:`unrolled.RNNClassifier.fit`.
         """
         started = time.perf_counter()
+        check_engine(engine, device)
         if self.objective not in ("classify", "ctc"):
             raise ValueError(f"objective: expected classify or ctc, got {self.objective!r}")
         check_probability("validation_fraction", self.validation_fraction, noun="a number")
@@ -346,6 +351,8 @@ class RNNSpeechRecognizer(Estimator):
                                    clip_norm=self.clip_norm, patience=self.patience, seed=self.random_state)
         self.params_ = init_speech_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
         lengths = [len(f) for f in feats]
+        if distributed is not None:
+            distributed.check_size(len(feats), "training utterances")
 
         def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
             return length_bucketed_batches(lengths, train_config.batch_size, shuffle=True, rng=rng)
@@ -365,16 +372,17 @@ class RNNSpeechRecognizer(Estimator):
                 out.append(f)
             return out
 
-        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+        def batch_inputs(batch: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
             x, mask = self._batch(batch_feats(batch, rng), rng)
             if self.objective == "classify":
-                _, loss, cache = speech_forward(self.params_, self.net_config_, x, mask, targets=targets[batch],
-                                                training=True, rng=rng)
-            else:
-                width = max(1, int(target_lengths[batch].max()))
-                _, loss, cache = speech_forward(self.params_, self.net_config_, x, mask,
-                                                targets=targets[batch, :width], target_lengths=target_lengths[batch],
-                                                training=True, rng=rng)
+                return {"x": x, "mask": mask, "targets": targets[batch]}
+            width = max(1, int(target_lengths[batch].max()))
+            return {"x": x, "mask": mask, "targets": targets[batch, :width], "target_lengths": target_lengths[batch]}
+
+        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+            b = batch_inputs(batch, rng)
+            _, loss, cache = speech_forward(self.params_, self.net_config_, b["x"], b["mask"], targets=b["targets"],
+                                            target_lengths=b.get("target_lengths"), training=True, rng=rng)
             return loss, speech_backward(cache)
 
         evaluate = None
@@ -382,8 +390,9 @@ class RNNSpeechRecognizer(Estimator):
             dev_targets, dev_lengths = self._encode(dev_texts)
             evaluate = partial(self._dev_score, dev_feats, dev_texts, dev_targets, dev_lengths)
 
-        self.history_: TrainHistory = fit(self.params_, make_batches, batch_loss, train_config, evaluate=evaluate,
-                                          callbacks=callbacks)
+        self.history_: TrainHistory = self._train_loop(
+            make_batches, batch_loss, train_config, evaluate=evaluate, callbacks=callbacks, engine=engine,
+            device=device, distributed=distributed, torch_task=TorchTask(self.net_config_, batch_inputs, "speech"))
         self.dev_metric_ = self.history_.best_metric
         self.training_seconds_ = time.perf_counter() - started
         return self
@@ -526,7 +535,7 @@ class RNNSpeechRecognizer(Estimator):
         return {"features": asdict(self.feature_config_), "symbols": list(self.symbols_)}
 
     def _training_record(self) -> dict[str, Any]:
-        return {"history": self.history_.to_json(), "seconds": self.training_seconds_, "dev_metric": self.dev_metric_}
+        return {**super()._training_record(), "dev_metric": self.dev_metric_}
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = SpeechNetConfig(**config["model"])

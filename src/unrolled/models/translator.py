@@ -52,7 +52,7 @@ from unrolled.nn._validation import (
 from unrolled.text.bleu import BleuScore, corpus_bleu, sacrebleu_score
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TrainConfig, TrainHistory, fit
+from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNTranslator", "NotFittedError", "detokenize", "train_sentencepiece", "TranslationVocab", "Translation",
            "TranslationScores"]
@@ -284,14 +284,20 @@ class RNNTranslator(Estimator):
 
     def fit(self, sources: Sequence[str], targets: Sequence[str], *,
             validation: tuple[Sequence[str], Sequence[str]] | None = None,
-            callbacks: Sequence[object] = ()) -> RNNTranslator:
+            callbacks: Sequence[object] = (), engine: str = "numpy", device: str | None = None,
+            distributed=None) -> RNNTranslator:
         """Train on the aligned ``sources`` and ``targets``; ``validation`` = (sources, targets) picks the
-        best epoch by BLEU of greedy translations. Returns self."""
+        best epoch by BLEU of greedy translations. Returns self. ``engine``, ``device``, ``distributed``: the
+        torch engine and data-parallel training (each process's share weighted by its target tokens), as
+        :meth:`unrolled.RNNClassifier.fit`."""
+        check_engine(engine, device)
         sources, targets = _check_texts("sources", sources), _check_texts("targets", targets)
         if len(sources) != len(targets):
             raise ValueError(f"targets: expected one per source ({len(sources)}), got {len(targets)}")
         if not sources:
             raise ValueError("sources: no training pairs")
+        if distributed is not None:
+            distributed.check_size(len(sources), "training pairs")
         if validation is not None:
             dev_sources, dev_targets = (_check_texts("validation sources", validation[0]),
                                         _check_texts("validation targets", validation[1]))
@@ -340,13 +346,17 @@ class RNNTranslator(Estimator):
                 batches, steps_left[0] = batches[: steps_left[0]], max(0, steps_left[0] - len(batches))
             return batches
 
-        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+        def batch_inputs(batch: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
             src, src_mask, tgt_in, tgt_out, tgt_mask = self._training_batch([src_ids[i] for i in batch],
                                                                             [tgt_ids[i] for i in batch])
-            loss, _, cache = translator_forward(self.params_, self.net_config_, src, src_mask, tgt_in, tgt_out,
-                                                tgt_mask, label_smoothing=self.label_smoothing, training=True,
-                                                rng=rng)
             self.tokens_seen_ += int(tgt_mask.sum()) + int(src_mask.sum())
+            return {"src": src, "src_mask": src_mask, "tgt_in": tgt_in, "tgt_out": tgt_out, "tgt_mask": tgt_mask}
+
+        def batch_loss(batch: np.ndarray, rng: np.random.Generator):
+            b = batch_inputs(batch, rng)
+            loss, _, cache = translator_forward(self.params_, self.net_config_, b["src"], b["src_mask"], b["tgt_in"],
+                                                b["tgt_out"], b["tgt_mask"], label_smoothing=self.label_smoothing,
+                                                training=True, rng=rng)
             return loss, translator_backward(cache)
 
         evaluate = None  # the dev metric: BLEU of greedy translations
@@ -357,8 +367,12 @@ class RNNTranslator(Estimator):
             self.history_ = TrainHistory()
             self.dev_bleu_ = evaluate() if evaluate is not None else None
         else:
-            self.history_ = fit(self.params_, make_batches, batch_loss, train_config, evaluate=evaluate,
-                                higher_is_better=True, callbacks=callbacks)
+            task = TorchTask(self.net_config_, batch_inputs, "translator",
+                             options={"label_smoothing": self.label_smoothing})
+            target_tokens = np.array([len(t) + 1 for t in tgt_ids], dtype=np.float64)  # y_1 … </s>
+            self.history_ = self._train_loop(make_batches, batch_loss, train_config, evaluate=evaluate,
+                                             higher_is_better=True, callbacks=callbacks, engine=engine, device=device,
+                                             distributed=distributed, torch_task=task, example_weights=target_tokens)
             self.dev_bleu_ = self.history_.best_metric
         self.training_seconds_ = time.perf_counter() - started
         return self

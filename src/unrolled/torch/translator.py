@@ -1,10 +1,5 @@
-"""The translation network in PyTorch, with the same parameter names: the equivalence tests and the
-side-by-side speed benchmark use it, and it loads an :class:`unrolled.RNNTranslator`'s weights as they are::
-
-    net = TorchTranslator(model.net_config_)
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in model.params_.items()})
-
-Needs torch (the ``[torch]`` extra); nothing else in unrolled imports this module. The equations are those of
+"""The translation network in PyTorch, with the same parameter names (``unrolled.torch.to_torch`` builds it
+from an :class:`unrolled.RNNTranslator`; the torch engine trains it). The equations are those of
 :mod:`unrolled.models.translator_net` and :mod:`unrolled.nn.decoder`: the encoder reads packed sequences
 (``pack_padded_sequence``), so padded source steps change nothing, as the engine's masks.
 """
@@ -47,21 +42,21 @@ class _Attention(nn.Module):
 
 
 class TorchTranslator(nn.Module):
-    def __init__(self, config: TranslatorNetConfig) -> None:
+    def __init__(self, config: TranslatorNetConfig, *, sparse_embeddings: bool = False) -> None:
         super().__init__()
         self.config = config
         e, h, layers = config.embedding_dim, config.hidden_size, config.num_layers
         rnn = _RNNS[config.cell]
         between = config.dropout if layers > 1 else 0.0  # torch's dropout between layers (none with one)
         self.encoder = nn.Module()
-        self.encoder.embedding = nn.Embedding(config.source_vocab_size, e)
+        self.encoder.embedding = nn.Embedding(config.source_vocab_size, e, sparse=sparse_embeddings)
         self.encoder.rnn = rnn(e, h, layers, batch_first=True, bidirectional=True, dropout=between)
         self.bridge = nn.Linear(2 * h, h)
         if config.cell == "lstm":
             self.bridge_cell = nn.Linear(2 * h, h)
         dec = config.decoder
         self.decoder = nn.Module()
-        self.decoder.embedding = nn.Embedding(dec.vocab_size, e)
+        self.decoder.embedding = nn.Embedding(dec.vocab_size, e, sparse=sparse_embeddings)
         self.decoder.rnn = rnn(dec.recurrent.input_size, h, layers, batch_first=True, dropout=between)
         self.decoder.attention = _Attention(dec.score, h, dec.context_size,
                                             dec.attention_size if dec.attention_size is not None else h)
