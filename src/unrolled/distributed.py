@@ -7,7 +7,9 @@ torchrun's business (``--nnodes``, ``--rdzv-endpoint``): unrolled only sees a la
 
 How a global batch is split (what ``DistributedSampler`` does per epoch, done per batch): every rank builds the
 same epoch of batches from the same seed, then takes rows ``rank, rank + W, rank + 2W, …`` of each batch. The
-union over ranks is the global batch, so W processes with batch B train exactly as one process with batch B:
+union over ranks is the global batch, so W processes with batch B train as one process with batch B (exactly, up
+to the rounding of split sums, when training draws no noise: a single process draws dropout and augmentation from
+the batch-order stream, a distributed run from a per-rank one, so with noise the runs differ from epoch 2):
 
 - the NumPy engine all-reduces its hand-written gradients, each rank's weighted by its share of the batch's loss
   terms (rows, or target tokens for the translator), so the sum is the gradient of the global mean loss; the
@@ -15,10 +17,12 @@ union over ranks is the global batch, so W processes with batch B train exactly 
 - the torch engine wraps the twin in ``DistributedDataParallel`` and scales each rank's loss by
   ``W · share``, since DDP averages gradients over ranks.
 
-A rank whose share of a small last batch is empty computes on one row with weight 0, so every rank takes part
-in every collective. Randomness: the batch order comes from the shared seed, the noise (dropout, augmentation)
-from a per-rank stream. Evaluation runs on the whole dev set in every rank (no padded duplicates, the same
-metric everywhere, so early stopping agrees). Only rank 0 prints and writes checkpoints (the CLI's part).
+A rank whose share of a small last batch is empty computes on one row with weight 0 (its contribution is
+zeros), so every rank takes part in every collective; a global batch smaller than the world is refused.
+Randomness: the batch order comes from the shared seed, the noise (dropout, augmentation) from a per-rank
+stream. Evaluation runs on the whole dev set in every rank (no padded duplicates) and every rank takes rank
+0's metric, so early stopping agrees even where BLAS rounding differs between machines. Only rank 0 prints and
+writes checkpoints (the CLI's part).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import numpy as np
 
 from unrolled.nn.embedding import SparseRows
 
-__all__ = ["Distributed", "DistributedError", "from_environment"]
+__all__ = ["Distributed", "DistributedError", "from_environment", "leave"]
+
+_joined = False  # this process's group was started by Distributed.start (and is unrolled's to end)
 
 
 class DistributedError(RuntimeError):
@@ -73,28 +79,36 @@ class Distributed:
     # --- the process group ----------------------------------------------------------------------------------
 
     def start(self, device: str | None = None) -> None:
-        """Join the process group (``env://`` rendezvous, as torchrun sets it up); a no-op if joined."""
+        """Join the process group (``env://`` rendezvous, as torchrun sets it up); a no-op if joined.
+
+        CUDA runs get nccl for the model's tensors and gloo for the loop's few CPU numbers."""
+        global _joined
         try:
             import torch.distributed as dist
         except ImportError:
             raise DistributedError("data-parallel training needs torch: pip install 'unrolled[torch]'") from None
         if dist.is_initialized():
             return
-        backend = "nccl" if device is not None and str(device).startswith("cuda") else "gloo"
+        backend = "cpu:gloo,cuda:nccl" if device is not None and str(device).startswith("cuda") else "gloo"
         try:
             dist.init_process_group(backend, rank=self.rank, world_size=self.world_size,
                                     timeout=datetime.timedelta(seconds=self.timeout_seconds))
         except (RuntimeError, ValueError) as error:
             raise DistributedError(f"cannot join the {backend} process group as rank {self.rank} of "
                                    f"{self.world_size} ({error})") from None
+        _joined = True
 
     def stop(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave()
 
     # --- splitting batches ------------------------------------------------------------------------------------
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a global batch smaller than the world: some rank would never have a row of its own."""
+        if batch_size < self.world_size:
+            raise ValueError(f"batch_size: {batch_size} rows per global batch for {self.world_size} processes "
+                             f"(each process takes every {self.world_size}th row): use a batch of at least "
+                             f"{self.world_size} or fewer processes")
 
     def check_size(self, examples: int, what: str = "training examples") -> None:
         """Refuse a world larger than the data: some rank would never see an example."""
@@ -128,6 +142,10 @@ class Distributed:
         return DistributedError(f"lost contact with another training process ({' '.join(str(error).split())}); "
                                 "the job stops (that rank's own error, if it had one, is above)")
 
+    def from_rank_0(self, value: float) -> float:
+        """Rank 0's value of a number, in every rank (the dev metric: one decision for early stopping)."""
+        return self.all_sum([value if self.rank == 0 else 0.0])[0]
+
     def all_sum(self, values: Sequence[float]) -> list[float]:
         """Sums of a few numbers over the ranks (float64)."""
         import torch
@@ -160,9 +178,10 @@ class Distributed:
         flat = np.zeros(sum(sizes) + 1 + world * len(sparse), dtype=dtype)
         offset = 0
         for name, size in zip(dense, sizes):
-            np.multiply(grads[name].reshape(-1), share, out=flat[offset : offset + size])
+            if share > 0:  # a rank with no rows of its own adds zeros (not 0 · its dummy row, which may be inf)
+                np.multiply(grads[name].reshape(-1), share, out=flat[offset : offset + size])
             offset += size
-        flat[offset] = loss * share
+        flat[offset] = loss * share if share > 0 else 0.0
         counts = flat[offset + 1 :].reshape(len(sparse), world)
         for j, name in enumerate(sparse):
             counts[j, self.rank] = grads[name].indices.size if share > 0 else 0  # no rows of its own: none
@@ -193,7 +212,8 @@ class Distributed:
             indices = np.zeros(width, np.int64)
             indices[:count] = grad.indices[:count]
             values = np.zeros((width, grad.values.shape[1]), grad.values.dtype)
-            np.multiply(grad.values[:count], share, out=values[:count])
+            if count:
+                np.multiply(grad.values[:count], share, out=values[:count])
             parts += [indices.view(np.uint8), values.reshape(-1).view(np.uint8)]
         mine = torch.from_numpy(np.concatenate(parts))
         gathered = [torch.empty_like(mine) for _ in range(self.world_size)]
@@ -216,3 +236,14 @@ class Distributed:
             np.add.at(summed, where, np.concatenate(vals))  # rank order: the same sum in every rank
             out[name] = SparseRows(rows.astype(np.int64), summed, grad.num_rows)
         return out
+
+
+def leave() -> None:
+    """End the process group if :meth:`Distributed.start` began it (never one its caller started)."""
+    global _joined
+    if _joined:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        _joined = False

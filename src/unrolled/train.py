@@ -120,11 +120,11 @@ class Callback(Protocol):
     def on_epoch_end(self, result: EpochResult, params: Params) -> None: ...
 
 
-def _stop_requested(callbacks: Sequence[object], distributed=None) -> bool:
-    """A callback asked to stop (in any rank, when distributed: all ranks stop together)."""
+def _stop_requested(callbacks: Sequence[object], distributed=None, agree: bool = False) -> bool:
+    """A callback asked to stop; with ``agree`` (distributed, and some rank has a callback that can stop),
+    decided over the ranks, so that all stop together."""
     stop = any(getattr(callback, "stop_training", False) for callback in callbacks)
-    if distributed is not None and any(hasattr(callback, "stop_training") for callback in callbacks):
-        # agreed over the ranks (which hold the same kinds of callbacks: the CLI gives every rank the same)
+    if agree:
         stop = distributed.all_sum([float(stop)])[0] > 0
     return stop
 
@@ -246,6 +246,8 @@ def fit(
         averaged over tokens); the batch order comes from ``config.seed``, the noise from a per-rank stream
     """
     check_engine(engine, device)
+    if distributed is not None:
+        distributed.check_batch_size(config.batch_size)
     if keep_freed_memory:
         allocator.keep_freed_memory()
     rng = np.random.default_rng(config.seed)
@@ -260,6 +262,9 @@ def fit(
         stepper = TorchStepper(params, torch_task, config, device=device, distributed=distributed)
     else:
         stepper = _NumpyStepper(params, batch_loss, config, distributed)
+    agree = False  # whether the ranks must agree on stopping after each batch (one collective per step)
+    if distributed is not None:  # decided once, the same in every rank, whatever callbacks each one holds
+        agree = distributed.all_sum([float(any(hasattr(c, "stop_training") for c in callbacks))])[0] > 0
     history = TrainHistory()
     started = time.perf_counter()
     best_params: Params | None = None
@@ -291,11 +296,13 @@ def fit(
             losses.append(loss)
             step += 1
             _call(callbacks, "on_batch_end", step, loss)
-            if _stop_requested(callbacks, distributed):
+            if _stop_requested(callbacks, distributed, agree):
                 break
 
         stepper.sync()
         metric = evaluate() if evaluate is not None else None
+        if metric is not None and distributed is not None:
+            metric = distributed.from_rank_0(metric)  # one early-stopping decision for all ranks
         if metric is None:
             improved = True
         elif history.best_metric is None:
@@ -313,7 +320,7 @@ def fit(
         history.epochs.append(result)
         _call(callbacks, "on_epoch_end", result, params)
         if config.patience is not None and epochs_without_gain >= config.patience or _stop_requested(
-                callbacks, distributed):
+                callbacks, distributed, agree):
             history.stopped_early = True
             break
 

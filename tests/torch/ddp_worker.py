@@ -4,7 +4,8 @@ with unrolled.train.fit and write the final weights (rank 0) to OUT.npz.
     python ddp_worker.py ENGINE OUT [die]
 
 Batches of 7 rows over 36 examples: uneven shards over 2 ranks and a last batch of one row, where one rank
-has nothing of its own (weight 0). ``die``: rank 1 exits abruptly at its third step.
+has nothing of its own (weight 0). ``die``: rank 1 exits abruptly at its third step. ``stop``: only rank 0 holds a callback that asks to stop
+after step 3 (the ranks must still stop together); the number of steps run goes to OUT.steps.
 """
 
 from __future__ import annotations
@@ -29,6 +30,25 @@ class DieAtStep3:
     def on_batch_end(self, step, loss):
         if step == 3:
             os._exit(3)
+
+
+class StopAtStep3:
+    stop_training = False
+
+    def __init__(self):
+        self.steps = 0
+
+    def on_batch_end(self, step, loss):
+        self.steps = step
+        self.stop_training = step >= 3
+
+
+class CountSteps:
+    def __init__(self):
+        self.steps = 0
+
+    def on_batch_end(self, step, loss):
+        self.steps = step
 
 
 def main(engine: str, out: str, mode: str = "train") -> None:
@@ -56,12 +76,18 @@ def main(engine: str, out: str, mode: str = "train") -> None:
                                             training=True, rng=rng)
         return loss, classifier_backward(cache)
 
-    callbacks = [DieAtStep3()] if mode == "die" and distributed is not None and distributed.rank == 1 else []
+    rank = 0 if distributed is None else distributed.rank
+    callbacks = [DieAtStep3()] if mode == "die" and rank == 1 else []
+    if mode == "stop":
+        callbacks = [StopAtStep3() if rank == 0 else CountSteps()]
     train_config = TrainConfig(epochs=3, batch_size=7, lr=0.01, patience=None, seed=4)
     fit(params, make_batches, batch_loss, train_config, engine=engine, distributed=distributed,
         torch_task=TorchTask(config, inputs, "classifier"), callbacks=callbacks)
     if distributed is None or distributed.is_main:
         np.savez(out, **params)
+    if mode == "stop":
+        with open(f"{out}.steps{rank}", "w") as f:
+            f.write(str(callbacks[0].steps))
     if distributed is not None:
         distributed.stop()
 

@@ -72,6 +72,14 @@ def test_a_rank_that_dies_ends_the_job(tmp_path):
     assert not (tmp_path / "w.npz").exists()
 
 
+def test_a_stop_asked_by_one_rank_stops_all(tmp_path):
+    out = tmp_path / "w.npz"
+    result = torchrun(str(WORKER), "numpy", str(out), "stop", timeout=120)
+    assert result.returncode == 0, result.stderr
+    steps = [int((tmp_path / f"w.npz.steps{rank}").read_text()) for rank in (0, 1)]
+    assert steps == [3, 3]  # rank 1 had no such callback and stopped with rank 0
+
+
 TSV = "text\tlabel\n" + "".join(f"{w} film {v}\t{'pos' if w == 'good' else 'neg'}\n"
                                for w in ("good", "bad") for v in ("very", "so", "quite", "rather", "truly"))
 
@@ -156,3 +164,6 @@ def test_environment(monkeypatch):
         from_environment()
     with pytest.raises(ValueError, match="4 processes but only 3 streams"):
         Distributed(rank=0, world_size=4).check_size(3, "streams")
+    with pytest.raises(ValueError, match="batch_size: 3 rows per global batch for 4 processes"):
+        Distributed(rank=0, world_size=4).check_batch_size(3)
+    Distributed(rank=0, world_size=4).check_batch_size(4)

@@ -176,10 +176,10 @@ class _RankPrefix(_Discard):
 
 
 def _leave_process_group() -> None:
-    """End torch.distributed's process group if a training run joined one (torch warns otherwise)."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """End the process group a training run joined (torch warns otherwise); never one a caller started."""
+    distributed = sys.modules.get("unrolled.distributed")
+    if distributed is not None:
+        distributed.leave()
 
 
 def _silence_stdout() -> None:

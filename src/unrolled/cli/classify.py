@@ -102,7 +102,6 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.classifier import RNNClassifier
 
     err, quiet = streams.err, args.quiet or args.json
-    runtime = training_runtime(args)
     if args.embeddings and args.embedding_dim is None:
         from unrolled.text.embeddings import word_vector_dim
 
@@ -112,6 +111,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     dataset_options.check_dataset_options(args)
     if not args.train and not args.dataset:
         raise UsageError("--train FILE or --dataset NAME is required for --task classify")
+    runtime = training_runtime(args)  # --engine/--device checked, torchrun's group joined
     out_dir = check_out_dir(args.out)
     dataset = dataset_options.load_training_data(args, err) if args.dataset else None
     if dataset:

@@ -126,7 +126,6 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.timeseries.series import read_series
 
     out = streams.out
-    runtime = training_runtime(args)
     if not args.csv or not args.column:
         raise UsageError("--csv FILE and --column NAME are required for --task forecast")
     if args.calendar and not args.date_column:
@@ -135,6 +134,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         raise UsageError("--season and --plot evaluate on a held-out tail: they need --test-size")
     if args.test_size and args.test_size < args.horizon:
         raise UsageError(f"--test-size {args.test_size} is shorter than --horizon {args.horizon}")
+    runtime = training_runtime(args)  # --engine/--device checked, torchrun's group joined
     out_dir = check_out_dir(args.out)
 
     series = read_series(args.csv, column=args.column, date_column=args.date_column, exog_columns=args.exog,

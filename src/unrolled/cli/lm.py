@@ -93,9 +93,9 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.language_model import RNNLanguageModel
 
     out = streams.out
-    runtime = training_runtime(args)
     if not args.text:
         raise UsageError("--text FILE is required for --task lm")
+    runtime = training_runtime(args)  # --engine/--device checked, torchrun's group joined
     out_dir = check_out_dir(args.out)
     text = read_text(args.text)
     model = RNNLanguageModel(**param_values(args, RNNLanguageModel, model_params()))

@@ -117,7 +117,6 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.audio.digits import read_manifest, speech_split
     from unrolled.models.speech import RNNSpeechRecognizer
 
-    runtime = training_runtime(args)
     data = resolve_data(args.data)
     split = args.split or ("all" if data.is_file() else "official")
     values = param_values(args, RNNSpeechRecognizer, model_params())
@@ -125,6 +124,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         values["objective"] = "ctc"
     if args.connected and values["objective"] != "ctc":
         raise UsageError("--connected utterances have several digits each: they need --objective ctc")
+    runtime = training_runtime(args)  # --engine/--device checked, torchrun's group joined
     out_dir = check_out_dir(args.out)
     parts = speech_split(data, split, connected=args.connected, connected_test=args.connected_test,
                          seed=args.connected_seed)

@@ -123,7 +123,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.models.translator import RNNTranslator
 
     out = streams.out
-    runtime = training_runtime(args)
+    runtime = training_runtime(args)  # --engine/--device checked, torchrun's group joined
     train = read_pairs(args.source, args.target, args.pairs, "training", args.skip_bad_rows, streams.err)
     if train is None:
         raise UsageError("--source FILE and --target FILE (or --pairs FILE) are required for --task translate")

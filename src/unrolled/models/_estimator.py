@@ -107,7 +107,10 @@ class Estimator:
         arguments, recorded in ``runtime_`` (the checkpoint's "training" field)."""
         from unrolled.train import fit
 
-        self.runtime_ = {"engine": engine, "device": device or "cpu",
+        used = device or "cpu"
+        if distributed is not None and device == "cuda":
+            used = f"cuda:{distributed.local_rank}"  # the GPU this process trains on (rank 0's, as saved)
+        self.runtime_ = {"engine": engine, "device": used,
                          "processes": 1 if distributed is None else distributed.world_size}
         return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
                    distributed=distributed, torch_task=torch_task, **options)

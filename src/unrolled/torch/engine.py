@@ -122,7 +122,10 @@ class TorchStepper:
                  distributed=None) -> None:
         self.params, self.task, self.config, self.distributed = params, task, config, distributed
         self.device = resolve_device(device)
-        if distributed is not None and self.device.type == "cuda" and self.device.index is None:
+        if distributed is not None and self.device.type == "cuda":
+            if self.device.index is not None:
+                raise ValueError(f"device: {device!r} would put every process on one GPU; under torchrun give "
+                                 "'cuda' (each process takes cuda:LOCAL_RANK)")
             self.device = torch.device("cuda", distributed.local_rank)  # one GPU per process on each machine
             torch.cuda.set_device(self.device)
         dtype = getattr(torch, np.dtype(next(iter(params.values())).dtype).name)

@@ -11,8 +11,8 @@ Masks are right-padded (True on each sequence's first L_n steps), as unrolled's 
 layers read packed sequences (``pack_padded_sequence``), so padded steps change nothing, as the NumPy engine's
 masks; the reverse direction starts at each sequence's own last step. Dropout is ``nn.Dropout`` at the places the
 NumPy networks put it (torch draws its own masks, so training runs with dropout agree in distribution, not in
-numbers). ``sparse_embeddings=True`` makes the embeddings' gradients sparse, which the torch engine needs to
-update only the rows a batch used, as the NumPy optimizers do.
+numbers). ``sparse_embeddings=True`` makes the embeddings' gradients sparse (for torch code that wants them;
+the torch engine keeps them dense and updates only the rows the batch's ids used, as the NumPy optimizers do).
 """
 
 from __future__ import annotations
