@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ImportError as error:  # one line that says what to install
+    raise ImportError(f"unrolled.torch needs PyTorch: pip install 'unrolled[torch]' ({error})") from None
 
 from unrolled.models.classifier_net import ClassifierNetConfig
 from unrolled.models.forecaster_net import ForecasterNetConfig
