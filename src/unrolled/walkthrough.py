@@ -528,13 +528,13 @@ class _Pass:
     loss_cache: Any  # CrossEntropyCache
 
 
-def _forward(cell: str, weights: Mapping[str, np.ndarray]) -> _Pass:
+def _forward(cell: str, weights: Mapping[str, np.ndarray], embeddings: np.ndarray = EMBEDDINGS) -> _Pass:
     params = {k: weights[k] for k in CELL_PARAM_NAMES}
     hidden = weights["weight_hh"].shape[1]
     components = len(REGISTRY[cell].kernel("tanh").state_names)  # (h,) or (h, c)
     state: State = tuple(np.zeros((1, hidden)) for _ in range(components))  # h_0 = 0 (c_0 = 0), N = 1
     steps, caches = [], []
-    for t, (word, x_row) in enumerate(zip(WORDS, EMBEDDINGS), start=1):
+    for t, (word, x_row) in enumerate(zip(WORDS, embeddings), start=1):
         x = x_row[None, :].copy()  # (1, D)
         state_prev = state
         state, cache = _step_forward(cell, x, state_prev, params)
@@ -581,6 +581,7 @@ def run_walkthrough(
     weights: Mapping[str, Any] | None = None,
     seed: int = DEFAULT_SEED,
     lr: float = DEFAULT_LR,
+    embeddings: Any = None,
 ) -> Walkthrough:
     """Work the canonical example through the engine: forward, loss, BPTT step by step, one SGD step.
 
@@ -591,6 +592,8 @@ def run_walkthrough(
         ``default_weights(cell, seed)``
     seed : seed of the default weights (not used when ``weights`` is given)
     lr : SGD learning rate, a finite number > 0
+    embeddings : the (T, D) word vectors of "I love this" (arrays or nested lists), or None for
+        :data:`EMBEDDINGS` (the explorer's walkthrough page edits them)
 
     Returns
     -------
@@ -608,7 +611,8 @@ def run_walkthrough(
     lstm = cell == "lstm"
 
     # Forward: t = 1..T through the engine's step, then the head and the loss.
-    fwd = _forward(cell, weights)
+    embeddings = EMBEDDINGS if embeddings is None else _parse_array(embeddings, EMBEDDINGS.shape, "embeddings", cell)
+    fwd = _forward(cell, weights, embeddings)
     loss = LossStage(
         logits=_frozen(fwd.logits[0]),
         probs=_frozen(fwd.loss_cache.probs[0]),
@@ -651,7 +655,7 @@ def run_walkthrough(
     # Update: one plain SGD step (no momentum, no weight decay) on copies, then the forward pass again.
     new_weights = {k: np.array(v, dtype=np.float64) for k, v in weights.items()}
     SGD(new_weights, lr=float(lr)).step(totals)
-    after = _forward(cell, new_weights)
+    after = _forward(cell, new_weights, embeddings)
     update = Update(
         lr=float(lr),
         weights=_frozen_map(new_weights),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["AudioError", "read_wav", "resample", "write_wav"]
+__all__ = ["AudioError", "decode_wav", "read_wav", "resample", "write_wav"]
 
 _PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # what streaming writers leave in a data chunk's size field
@@ -39,6 +39,13 @@ def read_wav(path: str | os.PathLike[str], sample_rate: int | None = None) -> tu
         raise AudioError(f"{path}: is a folder, not a WAV file") from None
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    return decode_wav(data, path, sample_rate)
+
+
+def decode_wav(data: bytes, name: str | os.PathLike[str] = "audio", sample_rate: int | None = None
+               ) -> tuple[np.ndarray, int]:
+    """:func:`read_wav` on the bytes of a WAV file (an upload, say); ``name`` is what the errors call it."""
+    path = Path(name)
     samples, rate = _parse(data, path)
     if sample_rate is not None and rate != sample_rate:
         samples, rate = resample(samples, rate, sample_rate, source=str(path)), sample_rate

@@ -9,6 +9,7 @@ One module per task, each holding its commands (``Command``: help, options, run)
     explain.py   explain, walkthrough       lm.py         train --task lm, generate
     datasets.py  datasets, train --dataset  translate.py  train --task translate, translate
     export.py    export (ONNX)              speech.py     train --task speech, transcribe
+    serve.py     serve (HTTP API, explorer)
     common.py    what they share (options, progress, errors)
 
 Only the module of the command being run is imported, and only its parser is built, so ``unrolled --help``
@@ -44,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transcribe": ("speech", "transcribe WAV files with a speech recognizer"),
     "datasets": ("datasets", "list, describe and download public datasets"),
     "export": ("export", "export a classifier or language model to ONNX (onnxruntime)"),
+    "serve": ("serve", "serve models over HTTP: a JSON API and the explorer pages"),
 }
 
 

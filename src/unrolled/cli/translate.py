@@ -230,20 +230,13 @@ def run_evaluate(args: argparse.Namespace, streams: Streams, path) -> None:
 def run_explain(args: argparse.Namespace, streams: Streams, path) -> None:
     model = load_translator(str(path))
     explained = model.explain(args.text, beam_size=args.beam)
-    steps = explained.tokens + ["</s>"] if len(explained.probabilities) > len(explained.tokens) else explained.tokens
+    steps = explained.steps
     if args.plot:
         from unrolled.plot import attention_heatmap
 
         attention_heatmap(explained.attention, explained.source_tokens, steps, args.plot, title=explained.text)
     if args.json:
-        write_json({
-            "source": args.text, "source_tokens": explained.source_tokens, "translation": explained.text,
-            "log_prob": explained.log_prob,
-            "steps": [{"token": token, "probability": p, "top": [{"token": t, "probability": q} for t, q in alts],
-                       "attention": [float(a) for a in row]}
-                      for token, p, alts, row in zip(steps, explained.probabilities, explained.alternatives,
-                                                     explained.attention)],
-        }, streams.out)
+        write_json({"source": args.text, **explained.to_json()}, streams.out)
         return
     digits = args.precision
     out = streams.out

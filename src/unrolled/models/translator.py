@@ -187,6 +187,23 @@ class Translation:
     alternatives: list[list[tuple[str, float]]]  # per step, the top-k tokens and their probabilities
     attention: np.ndarray  # (steps, S) α per output step
 
+    @property
+    def steps(self) -> list[str]:
+        """The output token of each decoder step: the tokens, then ``</s>`` when the translation ended with it."""
+        return self.tokens + ["</s>"] if len(self.probabilities) > len(self.tokens) else list(self.tokens)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: the source tokens, the translation, its log-probability and, per step, the token, its
+        probability, the top alternatives and the attention over the source tokens."""
+        return {
+            "source_tokens": list(self.source_tokens), "translation": self.text, "log_prob": float(self.log_prob),
+            "steps": [{"token": token, "probability": float(p),
+                       "top": [{"token": t, "probability": float(q)} for t, q in alternatives],
+                       "attention": [float(a) for a in row]}
+                      for token, p, alternatives, row in zip(self.steps, self.probabilities, self.alternatives,
+                                                             self.attention)],
+        }
+
 
 def _check_texts(name: str, texts: object) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
