@@ -31,6 +31,7 @@ import binascii
 import json
 import math
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,16 +261,20 @@ class _PredictBatcher:
 
     def __init__(self, served: _Served, timeout: float) -> None:
         self.served, self.timeout = served, timeout
-        self.queue: asyncio.Queue | None = None
-        self.worker: asyncio.Task | None = None
+        # A queue and its worker per event loop (a server runs one; a test client may run several at once).
+        self.queues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.workers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     async def predict(self, texts: list[str]) -> np.ndarray:
-        if self.queue is None:
-            self.queue = asyncio.Queue()
-        if self.worker is None or self.worker.done():
-            self.worker = asyncio.get_running_loop().create_task(self._work())
-        future = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((texts, future))
+        loop = asyncio.get_running_loop()
+        queue = self.queues.get(loop)
+        if queue is None:
+            queue = self.queues[loop] = asyncio.Queue()
+        worker = self.workers.get(loop)
+        if worker is None or worker.done():
+            self.workers[loop] = loop.create_task(self._work(queue))
+        future = loop.create_future()
+        queue.put_nowait((texts, future))
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except asyncio.TimeoutError:
@@ -279,11 +284,11 @@ class _PredictBatcher:
         with self.served.lock:
             return self.served.model.predict_proba(texts)
 
-    async def _work(self) -> None:
+    async def _work(self, queue: asyncio.Queue) -> None:
         while True:
-            batch = [await self.queue.get()]
-            while not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
             texts = [text for request, _ in batch for text in request]
             try:
                 proba = await run_in_threadpool(self._proba, texts)
