@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import free_port, write_between_markers
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "scaling.md"
 RESULTS = ROOT / "docs" / "results" / "scaling.json"
-MARK_BEGIN, MARK_END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 
 
 def data_dir() -> Path:
@@ -59,11 +59,6 @@ def _env(threads: int) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def launch(args: list[str], *, processes: int = 1, threads: int = 1, timeout: float = 1800) -> None:
     """Run ``python ARGS`` alone or under torchrun with ``processes`` ranks; raise with its stderr on failure."""
@@ -71,7 +66,7 @@ def launch(args: list[str], *, processes: int = 1, threads: int = 1, timeout: fl
         command = [sys.executable, *args]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-                   "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *args]
+                   "--master_addr=127.0.0.1", f"--master_port={free_port()}", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_env(threads), cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
@@ -270,12 +265,6 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    begin, end = doc.index(MARK_BEGIN) + len(MARK_BEGIN), doc.index(MARK_END)
-    DOC.write_text(doc[:begin] + "\n" + text + "\n" + doc[end:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", default=["equality", "throughput", "gpu"],
@@ -312,7 +301,7 @@ def main() -> None:
     if args.out != "-":
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        write_doc(text)
+        write_between_markers(DOC, "scaling", text)
 
 
 if __name__ == "__main__":

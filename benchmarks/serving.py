@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,27 +33,23 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import free_port, write_between_markers
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "serving.md"
 RESULTS = ROOT / "docs" / "results" / "serving.json"
-MARK_BEGIN, MARK_END = "<!-- serving:begin -->", "<!-- serving:end -->"
 SENTENCES = ["I love this", "a dull , lifeless film", "the plot is thin but the acting is superb",
              "not good at all", "one of the best films of the year", "I hated every minute of it",
              "a charming , funny and moving story", "it is neither funny nor smart", "great", "what a mess"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
     """``unrolled serve`` in a subprocess, until the context ends."""
 
     def __init__(self, *models: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [arg for model in models for arg in ("--model", model)]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -244,12 +239,6 @@ def render_doc(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    begin, end = doc.index(MARK_BEGIN) + len(MARK_BEGIN), doc.index(MARK_END)
-    DOC.write_text(doc[:begin] + "\n" + text + "\n" + doc[end:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", default=["load", "fuzz", "render"], choices=["load", "fuzz", "render"])
@@ -277,7 +266,7 @@ def main() -> None:
     if args.out != "-":
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        write_doc(text)
+        write_between_markers(DOC, "serving", text)
 
 
 if __name__ == "__main__":
