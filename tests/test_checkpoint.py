@@ -151,18 +151,25 @@ def test_missing_parents_are_created(tmp_path):
     assert_same(load_checkpoint(tmp_path / "runs" / "a" / "ckpt"), make_tensors())
 
 
-@pytest.mark.parametrize("failing", ["safetensors", "json"])
+@pytest.mark.parametrize("failing", ["model.safetensors", "config.json", "vocab.json"])
 def test_failed_overwrite_keeps_the_previous_checkpoint(tmp_path, monkeypatch, failing):
+    import unrolled.checkpoint as checkpoint_module
+
     save(tmp_path / "ckpt", seed=0)
     before = {name: (tmp_path / "ckpt" / name).read_bytes() for name in files_in(tmp_path / "ckpt")}
+    write_file, write_tensors = checkpoint_module._write_file, checkpoint_module._write_tensors
 
-    def boom(*args, **kwargs):
-        raise OSError("disk full")
+    def boom(write):
+        def failing_write(path, data):
+            write(path, data)
+            if path.name == failing:  # written, then cut to half as a full disk would leave it
+                with open(path, "r+b") as f:
+                    f.truncate(os.path.getsize(path) // 2)
+                raise OSError("disk full")
+        return failing_write
 
-    if failing == "safetensors":
-        monkeypatch.setattr(safetensors.numpy, "save_file", boom)
-    else:
-        monkeypatch.setattr("unrolled.checkpoint._write_file", boom)
+    monkeypatch.setattr(checkpoint_module, "_write_file", boom(write_file))
+    monkeypatch.setattr(checkpoint_module, "_write_tensors", boom(write_tensors))
     with pytest.raises(OSError, match="disk full"):
         save(tmp_path / "ckpt", seed=1)
 
@@ -310,10 +317,56 @@ def test_missing_directory(tmp_path):
     assert str(err) == f"{tmp_path / 'nope'}: checkpoint directory not found"
 
 
-def test_missing_directory_points_at_an_interrupted_save(tmp_path):
+def _siblings(parent):
+    return sorted(p.name for p in parent.iterdir())
+
+
+def test_a_save_cut_between_its_renames_is_read_then_restored(tmp_path, monkeypatch):
+    import unrolled.checkpoint as checkpoint_module
+
     save(tmp_path / "ckpt")
+    expected = load_checkpoint(tmp_path / "ckpt").tensors
     os.rename(tmp_path / "ckpt", tmp_path / ".ckpt.old-1234abcd")  # as a power cut between the renames leaves it
-    assert ".ckpt.old-1234abcd" in str(load_error(tmp_path / "ckpt"))
+    (tmp_path / ".ckpt.tmp-99999999").mkdir()  # and the new copy's directory, maybe incomplete
+    # Fresh leftovers may belong to a save in progress: the checkpoint is read where it lies, nothing is moved.
+    found = load_checkpoint(tmp_path / "ckpt")
+    assert found.path == tmp_path / ".ckpt.old-1234abcd"
+    assert all(np.array_equal(found.tensors[k], v) for k, v in expected.items())
+    assert _siblings(tmp_path) == [".ckpt.old-1234abcd", ".ckpt.tmp-99999999"]
+    # Once they are old enough that no save can be behind them, the load puts the checkpoint back and cleans up.
+    monkeypatch.setattr(checkpoint_module, "_STALE_SECONDS", 0.0)
+    assert load_checkpoint(tmp_path / "ckpt").path == tmp_path / "ckpt"
+    assert _siblings(tmp_path) == ["ckpt"]
+
+
+def test_the_next_save_recovers_and_cleans_what_a_killed_save_left(tmp_path):
+    save(tmp_path / "ckpt")
+    os.rename(tmp_path / "ckpt", tmp_path / ".ckpt.old-1234abcd")
+    (tmp_path / ".ckpt.tmp-99999999").mkdir()
+    save(tmp_path / "ckpt")
+    assert _siblings(tmp_path) == ["ckpt"]
+    save(tmp_path / "other")
+    (tmp_path / ".other.old-00000000").mkdir()  # killed after the commit, before the old copy was removed
+    save(tmp_path / "other")
+    assert _siblings(tmp_path) == ["ckpt", "other"]
+
+
+def test_every_file_gets_the_same_permissions(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        save(tmp_path / "ckpt")
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "ckpt").iterdir()}
+    assert set(modes.values()) == {0o640}, modes
+
+
+def test_a_header_that_promises_more_than_the_file_is_refused_unread(tmp_path):
+    save(tmp_path / "ckpt")
+    path = tmp_path / "ckpt" / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes((10**9).to_bytes(8, "little") + data[8:])
+    assert "header length field says 1000000000 bytes" in str(load_error(tmp_path / "ckpt"))
 
 
 def test_path_is_a_file(tmp_path):

@@ -14,7 +14,9 @@ Writing is atomic. :func:`save_checkpoint` writes all files into a fresh hidden 
 (``.<name>.tmp-<random>``, same parent, so the renames stay on one filesystem), fsyncs them, then swaps it in:
 the old checkpoint is renamed aside (``.<name>.old-<random>``), the new one renamed into place, the old one
 removed. An exception at any point before the final rename leaves the previous checkpoint as it was and no
-temporary directory behind. A path that exists but is not an unrolled checkpoint (a regular file, a directory
+temporary directory behind. A process killed part-way (SIGKILL, power loss) can leave a ``.tmp-`` or ``.old-``
+sibling, or the previous checkpoint aside under ``.old-`` with none in place: the next save or load of that path
+puts it back and removes the rest (:func:`recover_interrupted_save`). A path that exists but is not an unrolled checkpoint (a regular file, a directory
 with other files in it, another tool's ``config.json``) is never overwritten. Two processes saving to the same
 path at the same time are not supported.
 
@@ -27,11 +29,15 @@ shapes that a model's config implies.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 import secrets
 import shutil
+import stat
+import sys
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +55,8 @@ __all__ = [
     "CheckpointError",
     "check_tensors",
     "load_checkpoint",
+    "read_safetensors",
+    "recover_interrupted_save",
     "save_checkpoint",
 ]
 
@@ -60,7 +68,10 @@ KINDS = ("classifier", "forecaster", "language_model", "translator", "speech_rec
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
-_KNOWN_FILES = frozenset({MODEL_FILE, CONFIG_FILE, VOCAB_FILE})
+STATE_TENSORS_FILE = "training-state.safetensors"  # a resumable run's state (unrolled.resume)
+STATE_FILE = "training-state.json"
+_KNOWN_FILES = frozenset({MODEL_FILE, CONFIG_FILE, VOCAB_FILE, STATE_TENSORS_FILE, STATE_FILE})
+_STALE_SECONDS = 10.0  # an interrupted save's sibling this old has no save in progress behind it
 
 # safetensors dtype codes this module reads and writes, with their NumPy dtypes (little-endian on disk).
 _DTYPES: dict[str, np.dtype] = {
@@ -130,6 +141,7 @@ def save_checkpoint(
     tensors: Mapping[str, np.ndarray],
     config: Mapping[str, Any],
     vocab: Mapping[str, Any] | None = None,
+    training_state: tuple[Mapping[str, np.ndarray], Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write a checkpoint directory atomically and return its path.
 
@@ -147,6 +159,8 @@ def save_checkpoint(
         must agree.
     vocab : mapping or None
         JSON-able contents of vocab.json; None writes no vocab.json.
+    training_state : (tensors, mapping) or None
+        A resumable run's state (:mod:`unrolled.resume`): training-state.safetensors and training-state.json.
 
     Raises
     ------
@@ -159,12 +173,17 @@ def save_checkpoint(
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     arrays = _prepare_tensors(target / MODEL_FILE, tensors)
+    state_arrays = state_bytes = None
+    if training_state is not None:
+        state_arrays = _prepare_tensors(target / STATE_TENSORS_FILE, training_state[0])
+        state_bytes = _json_bytes(target / STATE_FILE, _require_mapping(target / STATE_FILE, training_state[1]))
     config_bytes = _json_bytes(target / CONFIG_FILE, _full_config(target / CONFIG_FILE, kind, config))
     vocab_path = target / VOCAB_FILE
     vocab_bytes = None if vocab is None else _json_bytes(vocab_path, _require_mapping(vocab_path, vocab))
 
     if target.is_symlink():  # replace what the link points to and keep the link (e.g. latest -> run3)
         target = Path(os.path.realpath(target))
+    recover_interrupted_save(target, stale_after=0.0)  # saves to one path are not concurrent: all are stale
     check_replaceable(target)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -172,11 +191,14 @@ def save_checkpoint(
     tmp = _fresh_sibling(target, "tmp", create=True)
     old: Path | None = None
     try:
-        safetensors.numpy.save_file(arrays, tmp / MODEL_FILE)
-        _fsync_file(tmp / MODEL_FILE)
+        # Every file is written the same way (umask permissions, fsynced), model.safetensors included.
+        _write_tensors(tmp / MODEL_FILE, arrays)
         _write_file(tmp / CONFIG_FILE, config_bytes)
         if vocab_bytes is not None:
             _write_file(tmp / VOCAB_FILE, vocab_bytes)
+        if state_arrays is not None:
+            _write_tensors(tmp / STATE_TENSORS_FILE, state_arrays)
+            _write_file(tmp / STATE_FILE, state_bytes)
         _fsync_dir(tmp)
 
         if target.exists():
@@ -264,6 +286,46 @@ def _to_json(path: Path, value: Any, where: str) -> Any:
                  field=where or None)
 
 
+def recover_interrupted_save(target: str | Path, *, stale_after: float | None = None) -> Path | None:
+    """Undo what a save killed part-way left beside ``target``: if ``target`` is missing and the previous
+    checkpoint sits aside as ``.<name>.old-*`` (the save died between its two renames), rename it back; then
+    remove the save's leftover ``.tmp-*`` and ``.old-*`` directories. Siblings changed less than
+    ``stale_after`` seconds ago (default ``_STALE_SECONDS``) may belong to a save in progress and are left
+    alone. Returns the restored path, or None."""
+    target = Path(target)
+    stale_after = _STALE_SECONDS if stale_after is None else stale_after
+    parent = target.parent
+    if not parent.is_dir():
+        return None
+    now = time.time()
+
+    def stale(path: Path) -> bool:
+        """Nothing changed in it for ``stale_after`` seconds: not the directory (a rename or a new file
+        updates its ctime), nor a file being written in it (its mtime)."""
+        try:
+            times = [path.lstat().st_ctime, *(f.lstat().st_mtime for f in path.iterdir())]
+        except OSError:
+            return False
+        return now - max(times) >= stale_after
+
+    restored = None
+    olds = sorted((p for p in parent.glob(f".{glob.escape(target.name)}.old-*") if p.is_dir() and stale(p)),
+                  key=lambda p: p.lstat().st_ctime)
+    if not os.path.lexists(target) and olds and (olds[-1] / CONFIG_FILE).is_file():
+        try:
+            os.rename(olds[-1], target)
+            restored = target
+            olds.pop()
+        except OSError:
+            pass
+    leftovers = [p for p in parent.glob(f".{glob.escape(target.name)}.tmp-*") if p.is_dir() and stale(p)]  # never restored
+    if os.path.lexists(target):  # with the checkpoint in place, the copies set aside are garbage too
+        leftovers += olds
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return restored
+
+
 def check_replaceable(target: str | Path) -> None:
     """Refuse to replace anything that is not an empty directory or an unrolled checkpoint (call it before
     a long training run, so that a bad --out fails at once rather than after training)."""
@@ -308,15 +370,34 @@ def _fresh_sibling(target: Path, tag: str, *, create: bool) -> Path:
             continue
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_tensors(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """A safetensors file written array by array, so that saving needs no second copy of the tensors in
+    memory: the 8-byte header length, the JSON header (space-padded to 8 bytes), then the data, the widest
+    dtypes first so that every tensor starts aligned to its item size."""
+    codes = {dtype: code for code, dtype in _DTYPES.items()}
+    order = sorted(arrays, key=lambda name: (-arrays[name].dtype.itemsize, name))
+    header, offset = {}, 0
+    for name in order:
+        a = arrays[name]
+        header[name] = {"dtype": codes[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
     with open(path, "xb") as f:
-        f.write(data)
+        f.write(len(text).to_bytes(8, "little") + text)
+        for name in order:
+            a = arrays[name]
+            little = a.astype(a.dtype.newbyteorder("<"), copy=False) if a.dtype.byteorder == ">" or (
+                a.dtype.byteorder == "=" and sys.byteorder == "big") else a
+            f.write(memoryview(np.ascontiguousarray(little).reshape(-1)).cast("B"))
         f.flush()
         os.fsync(f.fileno())
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "r+b") as f:
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
         os.fsync(f.fileno())
 
 
@@ -340,15 +421,26 @@ def _fsync_dir(path: Path) -> None:
 def checkpoint_kind(directory: str | os.PathLike[str]) -> str:
     """The kind of the checkpoint in ``directory``, from its config.json alone (the tensors are not read);
     the same one-line errors as :func:`load_checkpoint` for a missing or broken directory or config."""
-    return _checked_config(Path(directory), None)[1]["kind"]
+    return _checked_config(_existing_directory(Path(directory)), None)[1]["kind"]
+
+
+def _existing_directory(path: Path) -> Path:
+    """``path``, or where an interrupted save left its checkpoint: renamed back when the save is surely dead,
+    else read where it lies (``.<name>.old-*``) until the save in progress ends."""
+    if path.exists():
+        return path
+    recover_interrupted_save(path)
+    if path.exists():
+        return path
+    aside = sorted((p for p in path.parent.glob(f".{glob.escape(path.name)}.old-*") if (p / CONFIG_FILE).is_file()),
+                   key=lambda p: p.lstat().st_ctime) if path.parent.is_dir() else []
+    if aside:
+        return aside[-1]
+    raise _error(path, "checkpoint directory not found")
 
 
 def _checked_config(path: Path, kind: str | None) -> tuple[Path, dict[str, Any]]:
-    """config.json of the checkpoint directory ``path``, checked (and of ``kind`` when given)."""
-    if not path.exists():
-        leftovers = sorted(path.parent.glob(f".{path.name}.old-*")) if path.parent.is_dir() else []
-        hint = f" (an interrupted save left the previous checkpoint at {leftovers[0]})" if leftovers else ""
-        raise _error(path, f"checkpoint directory not found{hint}")
+    """config.json of the checkpoint directory ``path`` (which exists), checked (and of ``kind`` when given)."""
     if not path.is_dir():
         raise _error(path, "is a file, not a checkpoint directory")
     config_path = path / CONFIG_FILE
@@ -376,15 +468,15 @@ def load_checkpoint(directory: str | os.PathLike[str], *, kind: str | None = Non
         code does not read, an unknown kind or the wrong kind; model.safetensors missing, truncated or
         corrupted; vocab.json invalid.
     """
-    path = Path(directory)
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind: expected one of {', '.join(KINDS)} or None, got {kind!r}")
+    path = _existing_directory(Path(directory))
     _, config = _checked_config(path, kind)
 
     model_path = path / MODEL_FILE
     if not model_path.exists():
         raise _error(model_path, "not found; the checkpoint has no tensors")
-    tensors = _read_safetensors(model_path)
+    tensors = read_safetensors(model_path)
 
     vocab_path = path / VOCAB_FILE
     vocab = _read_json_object(vocab_path) if vocab_path.exists() else None
@@ -444,12 +536,26 @@ def _check_config(path: Path, config: dict[str, Any], kind: str | None) -> None:
         raise _error(path, f"kind is {found!r}, but a {kind!r} checkpoint was asked for", field="kind")
 
 
-def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file, its header checked against the file's size before the data is read
+    (a header that promises more than the file holds, or a file of the wrong size, is refused unread)."""
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise _error(path, "is not a regular file")
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            header = f.read(n) if len(head) == 8 and n <= _MAX_HEADER_BYTES and 8 + n <= size else b""
+            _check_safetensors_header(path, head + header, size)
+            data = head + header + f.read()
+    except FileNotFoundError:
+        raise _error(path, "not found") from None
     except OSError as exc:
         raise _error(path, f"cannot be read: {exc.strerror or exc}") from exc
-    _check_safetensors_header(path, data)
+    if len(data) != size:
+        raise _error(path, f"changed while being read ({size} bytes, then {len(data)})")
     try:
         loaded = safetensors.numpy.load(data)
     except Exception as exc:  # safetensors raises SafetensorError, and others on odd input
@@ -462,14 +568,14 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _check_safetensors_header(path: Path, data: bytes) -> None:
+def _check_safetensors_header(path: Path, data: bytes, size: int) -> None:
     """Check the layout that safetensors promises, so that a damaged file gets a specific message.
 
     Layout: 8 bytes little-endian u64 n, n bytes of JSON header (a UTF-8 object, maybe space-padded), then the
     data buffer; every tensor's ``data_offsets`` [begin, end) lies in the buffer, its length is
-    prod(shape) * itemsize, and the tensors tile the buffer with no gap or overlap.
+    prod(shape) * itemsize, and the tensors tile the buffer with no gap or overlap. ``data``: the file's
+    first bytes (the length field and the header), ``size``: the file's size.
     """
-    size = len(data)
     if size < 8:
         raise _error(path, f"truncated: {size} bytes, shorter than the 8-byte header length")
     n = int.from_bytes(data[:8], "little")

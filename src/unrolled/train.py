@@ -17,10 +17,17 @@ every batch and the gradients are all-reduced, so W processes train as one with 
 Determinism: all randomness (batch order, dropout) comes from one ``numpy.random.Generator`` seeded with
 ``TrainConfig.seed``, so the same seed and data give identical weights. Distributed, the batch order comes
 from that seed in every rank and the noise from a per-rank stream.
+
+Resuming: a callback with ``on_checkpoint(state)`` receives a :class:`LoopState` (weights, optimizer moments,
+step, generator states, the position in the epoch, early-stopping state, history) at each epoch end, every
+``checkpoint_every`` steps, and when ``interrupt`` asks the loop to stop; one whose ``resume_state`` is a
+saved :class:`LoopState` makes the loop continue from it, so that an interrupted and resumed run ends with
+the same weights, bit for bit, as one that ran straight through (:mod:`unrolled.resume` saves and reads it).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +49,75 @@ SCHEDULES = ("constant", "warmup_linear", "warmup_cosine")
 
 class TrainingError(RuntimeError):
     """Training cannot go on (for example the loss became NaN); the message says where and what to try."""
+
+
+class TrainingDiverged(TrainingError):
+    """The training loss became NaN or infinite, or ``DIVERGED_RATIO`` times the first step's, or the weights
+    did (``loss`` is then None); ``epoch``, ``step`` (1-based) and ``lr`` (that step's learning rate) say
+    where."""
+
+    def __init__(self, loss: float | None, epoch: int, step: int, lr: float) -> None:
+        what = "the weights became NaN or infinite" if loss is None else f"the training loss became {loss}"
+        super().__init__(f"{what} at epoch {epoch}, step {step} (learning rate {lr:g}); try a lower learning "
+                         "rate or gradient clipping")
+        self.what, self.loss, self.epoch, self.step, self.lr = what, loss, epoch, step, lr
+
+
+def _weights_diverged(params: Params) -> bool:
+    return any(p.dtype.kind == "f" and not np.isfinite(p).all() for p in params.values())
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped at a step boundary because ``interrupt`` asked it to (a signal); the checkpoint
+    callbacks have been given the state to resume from. ``signal``: the signal number; ``state``: that
+    state."""
+
+    def __init__(self, signal: int, state: LoopState) -> None:
+        super().__init__(f"training interrupted at epoch {state.epoch}, step {state.step}")
+        self.signal, self.state = signal, state
+
+
+@dataclass
+class LoopState:
+    """Where a run is: enough to continue it exactly (see :mod:`unrolled.resume` for the files).
+
+    epoch: the epoch in progress (1-based); position: its batches done; step: all steps done
+    epoch_rng / rng: the generator's state before the epoch's batches were drawn, and now (the batches are
+        drawn again from ``epoch_rng`` on resume, then the generator is set to ``rng``)
+    noise_rng: a rank's own noise stream (distributed, which is not resumable yet: always None)
+    task_epoch / task: the task's own state (``task_state``) at the same two moments
+    params / best_params: the weights now, and those of the best dev epoch (None without a dev metric yet)
+    """
+
+    epoch: int
+    position: int
+    step: int
+    total_steps: int | None
+    epoch_rng: dict[str, Any]
+    rng: dict[str, Any]
+    noise_rng: dict[str, Any] | None
+    epoch_losses: list[float]
+    epoch_seconds: float
+    seconds: float
+    history: TrainHistory
+    epochs_without_gain: int
+    params: Params
+    best_params: Params | None
+    optimizer: dict[str, Any]
+    task_epoch: dict[str, Any]
+    task: dict[str, Any]
+    finished: bool = False  # the last epoch ended (nothing left to train; the model is being saved)
+    first_loss: float | None = None  # the run's first step's loss, the yardstick of divergence
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task's state that outlives a step, for resuming (the language model's carried hidden state, the
+    steps left under ``max_steps``): ``get()`` -> a dict of arrays, numbers, strings and None; ``set(d)``
+    puts it back."""
+
+    get: Callable[[], dict[str, Any]]
+    set: Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -154,6 +230,7 @@ def _call(callbacks: Sequence[object], method: str, *args: object) -> None:
 
 
 ENGINES = ("numpy", "torch")
+DIVERGED_RATIO = 1e6  # a loss this many times the first step's (or 1) has diverged, even while still finite
 
 
 @dataclass(frozen=True)
@@ -200,6 +277,12 @@ class _NumpyStepper:
     def start_epoch(self) -> None:
         pass
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
     def step(self, batch: object, share: float, rng: np.random.Generator, lr: float) -> float:
         loss, grads = self.batch_loss(batch, rng)
         if self.distributed is not None:
@@ -213,6 +296,15 @@ class _NumpyStepper:
 
     def sync(self) -> None:
         pass  # the NumPy engine trains the parameter arrays themselves
+
+
+def _resume_hooks(callbacks: Sequence[object]) -> tuple[LoopState | None, int | None, object | None]:
+    """From the callbacks: the state to resume from, the steps between checkpoints, the interrupt flag
+    (an object whose ``requested`` is a signal number once training should stop)."""
+    resume = next((c.resume_state for c in callbacks if getattr(c, "resume_state", None) is not None), None)
+    every = next((c.checkpoint_every for c in callbacks if getattr(c, "checkpoint_every", None)), None)
+    interrupt = next((c.interrupt for c in callbacks if getattr(c, "interrupt", None) is not None), None)
+    return resume, every, interrupt
 
 
 def fit(
@@ -230,6 +322,7 @@ def fit(
     torch_task: TorchTask | None = None,
     distributed=None,
     example_weights: np.ndarray | None = None,
+    task_state: TaskState | None = None,
 ) -> TrainHistory:
     """Train ``params`` in place; at the end they hold the weights of the best dev epoch.
 
@@ -244,10 +337,18 @@ def fit(
     distributed: a :class:`unrolled.distributed.Distributed` (joined by the caller) to train data-parallel:
         each rank takes its rows of every batch (``example_weights``: loss terms per example, for a loss
         averaged over tokens); the batch order comes from ``config.seed``, the noise from a per-rank stream
+    task_state: the task's state beyond ``params`` that a resumed run must get back (:class:`TaskState`)
+
+    Checkpoints and resuming (the NumPy engine; see the module docstring): callbacks' ``on_checkpoint(state)``,
+    ``resume_state``, ``checkpoint_every`` and ``interrupt``; an interrupt raises :class:`TrainingInterrupted`
+    after the state of the last whole step has been given to ``on_checkpoint``.
     """
     check_engine(engine, device)
     if distributed is not None:
         distributed.check_batch_size(config.batch_size)
+    resume, checkpoint_every, interrupt = _resume_hooks(callbacks)
+    if resume is not None and (engine != "numpy" or distributed is not None):
+        raise ValueError("resume: only a single-process run of the NumPy engine can be resumed")
     if keep_freed_memory:
         allocator.keep_freed_memory()
     rng = np.random.default_rng(config.seed)
@@ -262,44 +363,98 @@ def fit(
         stepper = TorchStepper(params, torch_task, config, device=device, distributed=distributed)
     else:
         stepper = _NumpyStepper(params, batch_loss, config, distributed)
+    resumable = engine == "numpy" and distributed is None  # what a LoopState can hold
     agree = False  # whether the ranks must agree on stopping after each batch (one collective per step)
     if distributed is not None:  # decided once, the same in every rank, whatever callbacks each one holds
         agree = distributed.all_sum([float(any(hasattr(c, "stop_training") for c in callbacks))])[0] > 0
+    get_task = task_state.get if task_state is not None else dict
     history = TrainHistory()
-    started = time.perf_counter()
     best_params: Params | None = None
     epochs_without_gain = 0
     step = 0
     total_steps: int | None = None
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
+    first_epoch, position, losses, epoch_seconds, seconds = 1, 0, [], 0.0, 0.0
+    first_loss: float | None = None
+    if resume is not None:
+        _check_resume_state(resume, params, config)
+        for name, value in resume.params.items():
+            params[name][...] = value
+        stepper.load_state_dict(resume.optimizer)
+        history, epochs_without_gain, step = resume.history, resume.epochs_without_gain, resume.step
+        best_params = None if resume.best_params is None else {k: v.copy() for k, v in resume.best_params.items()}
+        total_steps, first_epoch, position = resume.total_steps, resume.epoch, resume.position
+        losses, epoch_seconds, seconds = list(resume.epoch_losses), resume.epoch_seconds, resume.seconds
+        first_loss = resume.first_loss
+    started = time.perf_counter() - seconds
+
+    def snapshot(epoch: int, at: int, epoch_rng: dict, task_epoch: dict, epoch_start: float,
+                 finished: bool = False) -> LoopState:
+        now = time.perf_counter()
+        return LoopState(
+            epoch=epoch, position=at, step=step, total_steps=total_steps, epoch_rng=epoch_rng,
+            rng=rng.bit_generator.state, noise_rng=None, epoch_losses=list(losses),
+            epoch_seconds=now - epoch_start, seconds=now - started, history=copy.deepcopy(history),
+            epochs_without_gain=epochs_without_gain, params=params, best_params=best_params,
+            optimizer=stepper.state_dict(), task_epoch=task_epoch, task=get_task(), finished=finished,
+            first_loss=first_loss,
+        )
+
+    last_epoch = first_epoch - 1 if resume is not None and resume.finished else config.epochs
+    for epoch in range(first_epoch, last_epoch + 1):
+        epoch_start = time.perf_counter() - (epoch_seconds if epoch == first_epoch else 0.0)
+        epoch_rng, task_epoch = rng.bit_generator.state, get_task()
+        if resume is not None and epoch == first_epoch:
+            epoch_rng, task_epoch = resume.epoch_rng, resume.task_epoch
+            rng.bit_generator.state = epoch_rng
+            if task_state is not None:
+                task_state.set(task_epoch)
         batches = make_batches(rng)
         if not batches:
             raise TrainingError("no training batches: the training set is empty")
+        if resume is not None and epoch == first_epoch and position > 0:
+            rng.bit_generator.state = resume.rng  # where the interrupted run was, after its batches and noise
+            if task_state is not None:
+                task_state.set(resume.task)
+        elif resume is None or epoch != first_epoch:
+            position, losses = 0, []
         if total_steps is None:
             total_steps = len(batches) * config.epochs
+        if epoch == first_epoch:
             _call(callbacks, "on_train_begin", len(batches), config.epochs)
         stepper.start_epoch()
-        losses = []
-        lr = config.lr
-        for batch in batches:
+        lr = learning_rate(config, step - 1, total_steps) if position else config.lr  # the last step's
+        for batch in batches[position:]:
             share = 1.0
             if distributed is not None:
                 batch, share = distributed.shard(batch, example_weights)
             lr = learning_rate(config, step, total_steps)
-            loss = stepper.step(batch, share, noise_rng, lr)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss} at epoch {epoch}, step {step + 1}; "
-                    "try a lower learning rate or gradient clipping"
-                )
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging step is reported below, once
+                try:
+                    loss = stepper.step(batch, share, noise_rng, lr)
+                except ValueError:  # the network refuses non-finite inputs: say why they are
+                    if _weights_diverged(params):
+                        raise TrainingDiverged(None, epoch, step + 1, lr) from None
+                    raise
+            first_loss = loss if first_loss is None else first_loss
+            if not math.isfinite(loss) or loss > DIVERGED_RATIO * max(first_loss, 1.0):
+                raise TrainingDiverged(loss, epoch, step + 1, lr)
             losses.append(loss)
             step += 1
+            position += 1
             _call(callbacks, "on_batch_end", step, loss)
+            if resumable and interrupt is not None and interrupt.requested:
+                state = snapshot(epoch, position, epoch_rng, task_epoch, epoch_start)
+                _call(callbacks, "on_checkpoint", state)
+                raise TrainingInterrupted(interrupt.requested, state)
             if _stop_requested(callbacks, distributed, agree):
                 break
+            if (resumable and checkpoint_every and step % checkpoint_every == 0
+                    and position < len(batches)):  # the epoch's end has its own checkpoint
+                _call(callbacks, "on_checkpoint", snapshot(epoch, position, epoch_rng, task_epoch, epoch_start))
 
         stepper.sync()
+        if _weights_diverged(params):  # the last update overflowed: no model of this run is worth keeping
+            raise TrainingDiverged(None, epoch, step, lr)
         metric = evaluate() if evaluate is not None else None
         if metric is not None and distributed is not None:
             metric = distributed.from_rank_0(metric)  # one early-stopping decision for all ranks
@@ -319,9 +474,17 @@ def fit(
         result = EpochResult(epoch, float(np.mean(losses)), metric, lr, time.perf_counter() - epoch_start, improved)
         history.epochs.append(result)
         _call(callbacks, "on_epoch_end", result, params)
-        if config.patience is not None and epochs_without_gain >= config.patience or _stop_requested(
-                callbacks, distributed, agree):
-            history.stopped_early = True
+        stop = config.patience is not None and epochs_without_gain >= config.patience or _stop_requested(
+            callbacks, distributed, agree)
+        history.stopped_early = stop
+        if resumable:  # the next epoch starts from here: its batches are drawn from the generator as it is now
+            finished = stop or epoch == config.epochs
+            losses = []
+            state = snapshot(epoch + 1, 0, rng.bit_generator.state, get_task(), time.perf_counter(), finished)
+            _call(callbacks, "on_checkpoint", state)
+            if interrupt is not None and interrupt.requested and not finished:
+                raise TrainingInterrupted(interrupt.requested, state)
+        if stop:
             break
 
     if best_params is not None:
@@ -329,3 +492,19 @@ def fit(
             params[name][...] = value  # in place: the caller's arrays now hold the best epoch's weights
     history.seconds = time.perf_counter() - started
     return history
+
+
+def _check_resume_state(state: LoopState, params: Params, config: TrainConfig) -> None:
+    """The saved state fits this run: the same parameters with the same shapes, an epoch still to train."""
+    for name, value in params.items():
+        saved = state.params.get(name)
+        if saved is None or saved.shape != value.shape:
+            found = "missing" if saved is None else f"of shape {saved.shape}"
+            raise ValueError(f"resume: the saved state's parameter {name!r} is {found}, this run's is "
+                             f"{value.shape}; it was saved by a different model")
+    if set(state.params) != set(params):
+        extra = sorted(set(state.params) - set(params))
+        raise ValueError(f"resume: the saved state has parameters this model lacks ({', '.join(extra[:3])})")
+    if not state.finished and state.epoch > config.epochs:
+        raise ValueError(f"resume: the saved run stopped after epoch {state.epoch - 1}, but this run has only "
+                         f"{config.epochs} epochs")

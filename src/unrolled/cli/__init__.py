@@ -1,6 +1,7 @@
 """The ``unrolled`` command. It only orchestrates library calls and prints; exit codes: 0 ok, 2 usage
 error, 1 runtime error with a one-line message (``--debug``, before or after the command, shows the
-traceback).
+traceback; an exception nobody expected is one line too, marked as a bug), 130 or 143 for training stopped
+by Ctrl-C or SIGTERM (its state kept, see ``unrolled train --help``).
 
 One module per task, each holding its commands (``Command``: help, options, run):
 
@@ -24,12 +25,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
 from unrolled import __version__
-from unrolled.cli.common import ExitCode, Streams, UsageError, new_parser
+from unrolled.cli.common import CommandExit, ExitCode, Parser, Streams, UsageError, new_parser
 
 # command -> (module of unrolled.cli that has it, one-line summary for `unrolled --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _top_parser() -> argparse.ArgumentParser:
     width = max(map(len, COMMANDS))
     listing = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="unrolled",
         description="Recurrent neural networks you can see through.",
         epilog=f"commands:\n{listing}\n\nexample: unrolled demo    (each command has --help with examples)",
@@ -99,6 +102,21 @@ def main(
     stdin: TextIO | None = None,
 ) -> int:
     streams = Streams(out or sys.stdout, err or sys.stderr, stdin or sys.stdin)
+    previous_sigterm = _terminate_cleanly()
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *rest: streams.err.write(  # one line, no source excerpt
+                f"unrolled: warning: {_one_line(message)}\n")
+            return _main(argv, streams)
+    except _Terminated:  # SIGTERM outside training (which stops at a step boundary instead)
+        streams.err.write("unrolled: terminated\n")
+        return 128 + signal.SIGTERM
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _main(argv: Sequence[str] | None, streams: Streams) -> int:
     try:
         args, command = parse(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors and 0 on --help/--version
@@ -106,9 +124,34 @@ def main(
     except UsageError as error:  # found while choosing a train task's options
         streams.err.write(f"unrolled train: error: {error}\n")
         return ExitCode.USAGE
+    except (ValueError, OSError) as error:  # --resume DIR that holds no run to resume
+        if "--debug" in (argv or sys.argv[1:]):
+            raise
+        streams.err.write(f"unrolled: error: {_one_line(error)}\n")
+        return ExitCode.ERROR
     if args is None:
         _top_parser().print_help(streams.out)
         return ExitCode.USAGE
+    return _run(args, command, streams)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that it ends like Ctrl-C does: cleanly, exit 143."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
+def _terminate_cleanly():
+    """Turn SIGTERM into :class:`_Terminated` (the main thread only); the previous handler, or None."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (a caller's thread, a test runner)
+        return None
+
+
+def _run(args: argparse.Namespace, command, streams: Streams) -> int:
     rank = _worker_rank()
     if rank is not None and args.command == "train":
         # Under torchrun only rank 0 prints; every rank says its errors, naming itself.
@@ -123,6 +166,10 @@ def main(
     except BrokenPipeError:  # the reader of our output went away (``| head``): nothing left to say
         _silence_stdout()
         return ExitCode.OK
+    except CommandExit as stop:
+        if stop.message:
+            streams.err.write(stop.message + "\n")
+        return stop.code
     except (ValueError, OSError, RuntimeError, ImportError) as error:
         if args.debug:
             raise
@@ -130,6 +177,18 @@ def main(
         return ExitCode.ERROR
     except KeyboardInterrupt:
         streams.err.write("unrolled: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except MemoryError:
+        if args.debug:
+            raise
+        streams.err.write("unrolled: error: out of memory; try a smaller model or batch (--hidden-size, "
+                          "--batch-size, --max-len)\n")
+        return ExitCode.ERROR
+    except BaseException as error:  # anything else (TypeError, IndexError, a library's panic): still one line
+        if isinstance(error, (SystemExit, GeneratorExit, _Terminated)) or args.debug:
+            raise
+        streams.err.write(f"unrolled: error: unexpected {type(error).__name__}: {_one_line(error)} (a bug in "
+                          "unrolled: rerun with --debug for the traceback and report it)\n")
         return ExitCode.ERROR
     finally:
         _leave_process_group()

@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -23,10 +24,19 @@ class ExitCode(IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class UsageError(Exception):
     """A combination of options that argparse cannot check (exit code 2)."""
+
+
+class CommandExit(Exception):
+    """End the command with this exit code after writing ``message`` (a line, or "") on stderr."""
+
+    def __init__(self, code: int, message: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
 
 
 @dataclass(frozen=True)
@@ -45,9 +55,16 @@ class Command:
     run: Callable[[argparse.Namespace, Streams], None]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line that points at --help (rather than the whole usage block)."""
+
+    def error(self, message: str):
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def new_parser(prog: str, description: str, **kwargs: Any) -> argparse.ArgumentParser:
     """A command's parser: raw-text description (for the examples), ``--debug`` accepted here too."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
     )
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -80,6 +97,12 @@ probability = _number_type(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"
 positive_float = _number_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 nonnegative_float = _number_type(float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
 fraction = _number_type(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
+port_number = _number_type(int, lambda v: 1 <= v <= 65535, "a port number from 1 to 65535")
+
+
+def bounded_int(low: int, high: int):
+    """An argparse ``type`` for integers in [low, high]."""
+    return _number_type(int, lambda v: low <= v <= high, f"an integer from {low} to {high:,}")
 
 
 def label_names(text: str) -> dict[str, str]:
@@ -89,6 +112,10 @@ def label_names(text: str) -> dict[str, str]:
         raw, sep, name = part.partition("=")
         if not sep or not raw.strip() or not name.strip():
             raise argparse.ArgumentTypeError(f"expected LABEL=NAME pairs separated by commas, got {part!r}")
+        if raw.strip() in mapping:
+            raise argparse.ArgumentTypeError(f"label {raw.strip()!r} is named twice")
+        if name.strip() in mapping.values():
+            raise argparse.ArgumentTypeError(f"two labels are named {name.strip()!r}; each needs its own name")
         mapping[raw.strip()] = name.strip()
     return mapping
 
@@ -140,7 +167,7 @@ def optimizer_params(batch_help: str = "batch size") -> tuple[Param, ...]:
     )
 
 
-SEED_PARAM = Param("random_state", "random seed", int, aliases=("--seed",))
+SEED_PARAM = Param("random_state", "random seed (an integer >= 0)", nonnegative_int, aliases=("--seed",))
 
 
 def estimator_defaults(estimator: type) -> dict[str, Any]:
@@ -235,8 +262,54 @@ def training_runtime(args: argparse.Namespace) -> Runtime:
     return Runtime(args.engine, args.device, distributed)
 
 
-def command_line() -> list[str] | None:
-    """The command as the user typed it, for the checkpoint's record (None when not run as a command)."""
+def progress_callbacks(args: argparse.Namespace, model) -> list[object]:
+    """The callbacks that keep a run resumable (``unrolled.resume.Checkpointer`` writing ``--out``'s
+    ``.partial``), for a single-process NumPy-engine run; none otherwise (torch engine, torchrun)."""
+    if getattr(args, "resume_plan", None) is None:
+        return []
+    from unrolled.resume import Checkpointer
+
+    plan = args.resume_plan
+    return [Checkpointer(model, plan.partial, checkpoint_every=args.checkpoint_every, resume_state=plan.state,
+                         interrupt=plan.signals, extra={"command": plan.record},
+                         config_extra={"command": command_line(args)})]
+
+
+@contextmanager
+def named_for_the_user(data: dict[str, str], params: Sequence[Param] = ()):
+    """Say a library's ValueError in the command line's words: a message about a data argument
+    (``data``: {argument: file}, e.g. {"text": "corpus.txt"}) names the file instead, and the estimator
+    parameters it mentions are named by their flags (``batch_size`` -> ``--batch-size``)."""
+    import re
+
+    try:
+        yield
+    except ValueError as error:
+        message = str(error)
+        for argument, path in data.items():
+            if message.startswith(f"{argument}: "):
+                message = f"{path}: {message[len(argument) + 2:]}"
+                break
+        for param in params:
+            if param.flag:  # an inverted flag (--cased for lowercase) would say the opposite
+                continue
+            name, flag = re.escape(param.name), "--" + param.name.replace("_", "-")
+            # A one-word name ("optimizer", "window") is also a plain word: it is the parameter only before its
+            # value ("bptt 1000000") or after the advice to change it ("lower bptt").
+            where = rf"(?<![\w-]){name}(?![\w-])" if "_" in param.name else \
+                rf"(?<![\w-]){name}(?= -?\d)|(?<=lower ){name}(?![\w-])|(?<=raise ){name}(?![\w-])"
+            message = re.sub(where, flag, message)
+        if message == str(error):
+            raise
+        raise ValueError(message) from None
+
+
+def command_line(args: argparse.Namespace | None = None) -> list[str] | None:
+    """The command as the user typed it, for the checkpoint's record (None when not run as a command); for a
+    run continued with --resume, the command that started it."""
+    resumed = getattr(args, "resume_from", None)
+    if resumed is not None:
+        return ["unrolled", "train", *resumed[2]["argv"]]
     if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py"):
         return ["unrolled", *sys.argv[1:]]
     return None
@@ -246,6 +319,8 @@ def check_out_dir(path: str) -> Path:
     """Fail before training, not after it, when --out cannot take a checkpoint."""
     from unrolled.checkpoint import check_replaceable
 
+    if not str(path).strip():
+        raise UsageError("--out: empty; give the checkpoint directory to write")
     check_replaceable(path)
     return Path(path)
 
@@ -346,7 +421,7 @@ def _clock(seconds: float) -> str:
 
 __all__ = [
     "SEED_PARAM", "optimizer_params", "recurrent_params",
-    "Command", "ExitCode", "Param", "Progress", "Streams", "UsageError", "add_params", "check_out_dir",
+    "Command", "CommandExit", "ExitCode", "named_for_the_user", "progress_callbacks", "Param", "Progress", "Streams", "UsageError", "add_params", "check_out_dir",
     "command_line", "estimator_defaults", "file_summary", "fraction", "label_names", "model_option",
     "new_parser", "nonnegative_float", "nonnegative_int", "param_values", "positive_float", "positive_int",
     "probability", "write_json",

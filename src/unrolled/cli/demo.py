@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from unrolled.cli.common import Command, Streams, positive_int, write_json
+from unrolled.cli.common import Command, Streams, bounded_int, nonnegative_int, write_json
+
+DEMO_MAX_EPOCHS = 100_000  # about a minute of the demo's tiny full-batch steps; beyond that it only looks hung
 
 DEMO_TEXTS = ("i love this", "i hate this", "what a boring film")
 DEMO_HELP = """\
@@ -22,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to classify (default: three examples)")
     parser.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="recurrent cell (default: rnn)")
-    parser.add_argument("--epochs", type=positive_int, default=60, help="full-batch epochs (default: 60)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--epochs", type=bounded_int(1, DEMO_MAX_EPOCHS), default=60,
+                        help=f"full-batch epochs (default: 60, at most {DEMO_MAX_EPOCHS:,})")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the history and predictions as JSON")
 
 

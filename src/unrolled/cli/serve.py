@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unrolled.cli.common import Command, Streams, UsageError, positive_float, positive_int
+from unrolled.cli.common import Command, Streams, UsageError, port_number, positive_float, positive_int
 
 SERVE_HELP = """\
 Serve models over HTTP: a JSON API (predict, explain, generate, forecast, translate, transcribe, the
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "directory, optionally named NAME= (default name: the bundled name or the folder's "
                              "name; default models: every bundled one)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=positive_int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--port", type=port_number, default=8000, help="port (default: 8000)")
     parser.add_argument("--match-data", metavar="FILE",
                         help="phrases for the match view (a TSV/CSV/JSONL/TXT file, e.g. a training file): where "
                              "each hidden unit fires most")
@@ -80,12 +80,33 @@ def run(args: argparse.Namespace, streams: Streams) -> None:
 
     gc.collect()
     gc.freeze()  # the models' many long-lived objects leave the collector's scans: no pauses mid-request
+    sock = _bound_socket(args.host, args.port)  # a taken port or a bad host fails here, in one line
     shown = ", ".join(f"{name} ({model.KIND})" for name, model in models.items())
     base = f"http://{args.host}:{args.port}"
     streams.out.write(f"serving {shown} at {base}/ (explorer), {base}/walkthrough, API docs {base}/docs; "
                       "Ctrl-C stops\n")
     streams.out.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    with sock:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def _bound_socket(host: str, port: int):
+    """A listening TCP socket on host:port, or an OSError naming --host/--port."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise OSError(f"--host {host}: not an address of this machine ({error.strerror})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise OSError(f"--port {port}: cannot listen on {host}:{port} ({error.strerror or error})") from None
+    return sock
 
 
 COMMANDS = {"serve": Command(SERVE_HELP, add_arguments, run)}

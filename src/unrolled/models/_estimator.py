@@ -45,6 +45,7 @@ class Estimator:
     _estimator_type: ClassVar[str | None] = None  # "classifier", "regressor" or None (read by scikit-learn < 1.6)
     _SKLEARN_TARGET_REQUIRED: ClassVar[bool] = False  # fit needs y
     _SKLEARN_INPUT_TAGS: ClassVar[dict[str, bool]] = {}  # sklearn.utils.InputTags fields that differ from its defaults
+    _BEST_METRIC: ClassVar[str | None] = None  # the attribute that holds the best dev metric after fit ("val_loss_")
 
     # --- parameters ----------------------------------------------------------------------------------
 
@@ -115,6 +116,17 @@ class Estimator:
         return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
                    distributed=distributed, torch_task=torch_task, **options)
 
+    def _save_progress(self, path: str | Path, state, *, extra: dict[str, Any] | None = None,
+                       training_state=None) -> Path:
+        """Write a run in progress (:class:`unrolled.train.LoopState` ``state``) as a checkpoint of the best model
+        so far, with ``training_state`` files beside it (:class:`unrolled.resume.Checkpointer` calls this)."""
+        self.history_, self.training_seconds_ = state.history, state.seconds
+        if self._BEST_METRIC is not None:
+            setattr(self, self._BEST_METRIC, state.history.best_metric)
+        tensors = state.best_params if state.best_params is not None else state.params
+        extra = {**(extra or {}), "training": {**self._training_record(), "complete": False}}
+        return self._write(path, tensors, extra, training_state)
+
     def _restore_config(self, config: dict[str, Any]) -> None:
         """Set the learned attributes that config.json holds (``net_config_`` among them)."""
         raise NotImplementedError
@@ -126,6 +138,10 @@ class Estimator:
         """Write a checkpoint directory (model.safetensors, config.json and, with a vocabulary, vocab.json),
         atomically; ``extra`` adds fields to config.json (e.g. metrics)."""
         self._check_fitted()
+        return self._write(path, self.params_, extra)
+
+    def _write(self, path: str | Path, tensors: dict[str, Any], extra: dict[str, Any] | None,
+               training_state=None) -> Path:
         config = {
             "model": asdict(self.net_config_),
             "estimator": self.get_params(),
@@ -134,8 +150,8 @@ class Estimator:
             **(extra or {}),
         }
         vocab = getattr(self, "vocab_", None)
-        return save_checkpoint(path, kind=self.KIND, tensors=self.params_, config=config,
-                               vocab=None if vocab is None else vocab.to_json())
+        return save_checkpoint(path, kind=self.KIND, tensors=tensors, config=config,
+                               vocab=None if vocab is None else vocab.to_json(), training_state=training_state)
 
     @classmethod
     def load(cls: type[_E], path: str | Path) -> _E:
@@ -149,7 +165,13 @@ class Estimator:
         config = checkpoint.config
         source = str(directory / "config.json")
         try:
-            model = cls(**config["estimator"])
+            fields = config["estimator"]
+            if not isinstance(fields, dict):
+                raise TypeError(f"estimator: expected an object, got {type(fields).__name__}")
+            unknown = sorted(set(fields) - set(cls._param_names()))
+            if unknown:
+                raise ValueError(f"estimator.{unknown[0]}: unknown field")
+            model = cls(**fields)
             model._restore_config(config)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source}: invalid {cls._CONFIG_NAME} config ({error})") from None

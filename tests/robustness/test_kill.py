@@ -1,0 +1,41 @@
+"""Kill tests: ``unrolled train`` stopped by SIGINT, SIGTERM or SIGKILL at random moments, and killed inside its
+checkpoint saves, keeps the previous model or writes a complete new one, and resumes to the same weights as a
+run never interrupted (tests/robustness/kill_trials.py; benchmarks/resume.py runs ten trials per task)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.robustness.kill_trials import prepare, run_trial
+
+TASKS = ["classify", "lm", "forecast", "translate", "speech"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = prepare(name, tmp_path_factory.mktemp(name))
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_a_signal_at_a_random_moment_loses_nothing_and_resumes_exactly(prepared, task, how):
+    trial = run_trial(prepared(task), f"m-{how}", how, np.random.default_rng(abs(hash((task, how))) % 2**32))
+    assert trial.ok, trial
+    if how != "SIGKILL" and trial.exit_code != 0:
+        assert trial.state_saved
+
+
+@pytest.mark.parametrize("how", ["save:rename:1", "save:rename:2", "save:rename:3", "save:write:2",
+                                 "save:write:5"])
+def test_a_kill_inside_a_save_keeps_a_whole_checkpoint(prepared, how):
+    trial = run_trial(prepared("classify"), "m-save", how, np.random.default_rng(0))
+    assert trial.exit_code == -9, trial
+    assert trial.ok, trial
