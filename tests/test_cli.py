@@ -221,11 +221,13 @@ def test_broken_checkpoints_give_one_line(tmp_path, data):
     assert code == 1 and "nowhere" in one_error_line(err)
 
 
-def test_predict_rejects_empty_texts(tmp_path, data):
+def test_predict_skips_empty_stdin_lines_and_rejects_empty_texts(tmp_path, data):
     train, _ = data
     run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--epochs", "1")
-    code, _, err = run_full("predict", "--model", str(tmp_path / "m"), stdin="fine\n\n")
-    assert code == 1 and "stdin line 2: empty text" in one_error_line(err)
+    code, out, err = run_full("predict", "--model", str(tmp_path / "m"), stdin="fine\n\n")
+    assert code == 0 and err == "stdin line 2: empty text, skipped\n" and len(out.splitlines()) == 1
+    code, _, err = run_full("predict", "--model", str(tmp_path / "m"), "fine", " ")
+    assert code == 1 and "text 2: empty text" in one_error_line(err)
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -391,7 +393,7 @@ def test_forecast_train_evaluate_and_continue(tmp_path, series_csv):
         (["2000-01,1", "2000-02,", "2000-03,3"], r"sales\.csv:3.*'Sales'"),
         (["2000-02,1", "2000-01,2", "2000-03,3"], r"sales\.csv:3.*(sorted|order)"),
         (["2000-01,1", "2000-01,2", "2000-03,3"], r"sales\.csv:3.*duplicate"),
-        ([f"2000-{m:02d},{m}" for m in range(1, 10)], r"window 12 \+ horizon 6"),
+        ([f"2000-{m:02d},{m}" for m in range(1, 10)], r"--window 12 \+ --horizon 6"),
     ],
     ids=["non-numeric", "missing-value", "unsorted-dates", "duplicate-date", "too-short"],
 )

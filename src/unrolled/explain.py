@@ -60,6 +60,7 @@ __all__ = ["TRACE_SCHEMA", "NotAClassifierError", "Trace", "explain", "render_te
 
 FORMAT = "unrolled-trace"
 VERSION = 1
+MAX_TOKENS = 20_000  # the longest text explain traces (as explain_lm); predict reads any length
 MAX_PREFIXES = 128  # sentences up to this many tokens get the exact prefix batch (T × T work)
 SAMPLED_PREFIXES = 16  # bidirectional models above the limit: this many evenly spaced prefixes at most
 PREFIX_BUDGET = 2**26  # floats one prefix-batch call may allocate (about 256 MB in float32), roughly
@@ -290,7 +291,7 @@ def explain(
     Parameters
     ----------
     model : a fitted (or loaded) RNNClassifier
-    text : the sentence; empty or only whitespace is a ValueError
+    text : the sentence; empty or only whitespace, or longer than MAX_TOKENS (20,000) tokens, is a ValueError
     label : the class the loss L (and so every gradient) is taken against, as in ``model.classes_``;
         None means the predicted class
     focus : the class whose probability change per step ``delta`` reports; None means ``label`` when
@@ -321,6 +322,9 @@ def explain(
     classes = tuple(model.label_map_.names)
     ids = np.asarray(model._encode([text])[0], dtype=np.int64)  # what predict_proba reads
     t_len = len(ids)
+    if t_len > MAX_TOKENS:
+        raise ValueError(f"text: {t_len:,} tokens; explain traces at most {MAX_TOKENS:,} (one table row each; "
+                         "predict reads any length)")
     notes: list[str] = []
     if len(tokens) > t_len:
         notes.append(f"text truncated to the model's max_len of {t_len} tokens (of {len(tokens)}), as predict does")

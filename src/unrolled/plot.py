@@ -22,7 +22,7 @@ import numpy as np
 
 from unrolled.explain import Trace
 
-__all__ = ["PlotDependencyError", "attention_heatmap", "plot_forecast", "plot_trace"]
+__all__ = ["PlotDependencyError", "attention_heatmap", "check_plot_path", "plot_forecast", "plot_trace"]
 
 MAX_TICKS = 40  # token labels on the time axis at most; longer sentences get evenly spaced ones
 MARKERS = 60  # points get markers when a curve has at most this many
@@ -31,6 +31,27 @@ TITLE_CHARS = 90  # the sentence in the title is cut to this many characters
 
 class PlotDependencyError(ImportError, RuntimeError):
     """matplotlib is not installed (a RuntimeError too, so the command line reports it in one line)."""
+
+
+def check_plot_path(path: str | Path, name: str | None = None) -> Path:
+    """Refuse, before any work is done, a path no figure can be written to: a folder, a file in a folder
+    that does not exist, or a file type matplotlib does not write (checked when matplotlib is installed).
+    ``name`` starts the message (default: the path)."""
+    path = Path(path)
+    name = name or str(path)
+    if path.is_dir():
+        raise ValueError(f"{name}: is a folder; give a file name such as {path / 'plot.png'}")
+    if not path.parent.is_dir():
+        raise ValueError(f"{name}: the folder {path.parent} does not exist")
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return path  # drawing will say what to install
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    suffix = path.suffix.lower().removeprefix(".")
+    if suffix and suffix not in formats:  # none: matplotlib writes a PNG and adds .png
+        raise ValueError(f"{name}: .{suffix} is not an image format matplotlib writes (.{', .'.join(formats)})")
+    return path
 
 
 def plot_trace(trace: Trace, path: str | Path, *, dpi: int = 120) -> Path:

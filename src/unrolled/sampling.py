@@ -1,5 +1,6 @@
 """Drawing the next token from a language model's logits: temperature, top-k and top-p (nucleus) sampling.
 
+    excluded ids      never drawn (their logits are -inf before anything else)
     temperature = 0   argmax (greedy, deterministic; rng is not used)
     otherwise         p = softmax(logits / temperature)
                       top-k: keep the k most probable tokens
@@ -15,6 +16,7 @@ is a function of the logits alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,14 +45,25 @@ def sample_next(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    exclude: Sequence[int] = (),
 ) -> int:
-    """The id of the next token, drawn from ``logits`` (V,) as the module docstring describes."""
+    """The id of the next token, drawn from ``logits`` (V,) as the module docstring describes; the ids in
+    ``exclude`` (special tokens such as ``<pad>`` and ``<unk>``) are never drawn: they are taken out of the
+    distribution before temperature, top-k and top-p, as if their probability were 0."""
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 1 or logits.size == 0:
         raise ValueError(f"logits: expected a non-empty 1-D array (V,), got shape {logits.shape}")
     if not np.isfinite(logits).all():
         raise ValueError("logits: expected finite numbers")
     check_sampling_options(temperature=temperature, top_k=top_k, top_p=top_p)
+    if len(exclude):
+        excluded = np.asarray(exclude, dtype=np.int64)
+        if excluded.min() < 0 or excluded.max() >= logits.size:
+            raise ValueError(f"exclude: expected ids in [0, {logits.size}), got {excluded.tolist()}")
+        logits = logits.copy()
+        logits[excluded] = -np.inf
+        if np.isneginf(logits).all():
+            raise ValueError(f"exclude: every one of the {logits.size} tokens is excluded; nothing to draw")
     if temperature == 0:
         return int(np.argmax(logits))  # the first maximum on ties
 

@@ -122,10 +122,10 @@ def test_cli_language_model_under_torchrun(tmp_path):
 
 def test_more_processes_than_examples_is_one_line(tmp_path):
     data = tmp_path / "tiny.tsv"
-    data.write_text("text\tlabel\ngood film\tpos\n")
-    result = torchrun("-m", "unrolled", "train", "--train", str(data), "--out", str(tmp_path / "m"), processes=2)
+    data.write_text("text\tlabel\ngood film\tpos\nbad film\tneg\n")  # two classes: the least a classifier takes
+    result = torchrun("-m", "unrolled", "train", "--train", str(data), "--out", str(tmp_path / "m"), processes=3)
     assert result.returncode != 0
-    assert ("rank 0: unrolled: error: 2 processes but only 1 training examples: use at most 1 processes "
+    assert ("rank 0: unrolled: error: 3 processes but only 2 training examples: use at most 2 processes "
             "(torchrun --nproc_per_node)") in result.stderr
     assert "/unrolled/" not in result.stderr  # no frame of unrolled's: torchrun's own report follows the lines
     assert not (tmp_path / "m").exists()

@@ -169,7 +169,8 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[list[Path], list[str]]:
         audio = Path(text.strip())
         audio = audio if audio.is_absolute() else folder / audio
         if not audio.is_file():
-            raise DataError(rows.path, f"{audio} does not exist", line=line, field="path")
+            problem = "is not a regular file" if audio.exists() else "does not exist"
+            raise DataError(rows.path, f"{audio} {problem}", line=line, field="path")
         paths.append(audio)
     return paths, list(rows.labels)
 

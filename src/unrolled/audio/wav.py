@@ -33,6 +33,8 @@ def read_wav(path: str | os.PathLike[str], sample_rate: int | None = None) -> tu
     returned). Raises :class:`AudioError` naming the file for anything that is not a readable, non-empty WAV.
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading a FIFO or /dev/zero never ends
+        raise AudioError(f"{path}: is not a regular file (a FIFO or a device); only regular files are read")
     try:
         data = path.read_bytes()
     except IsADirectoryError:

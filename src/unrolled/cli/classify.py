@@ -7,6 +7,7 @@ options (files or a registered dataset, columns, label names) belong to the comm
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from typing import TextIO
 
 from unrolled.cli import datasets as dataset_options
@@ -23,10 +24,12 @@ from unrolled.cli.common import (
     file_summary,
     label_names,
     model_option,
+    named_for_the_user,
     nonnegative_float,
     nonnegative_int,
     optimizer_params,
     param_values,
+    progress_callbacks,
     positive_int,
     probability,
     recurrent_params,
@@ -129,8 +132,11 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     params = param_values(args, RNNClassifier, model_params())
     model = RNNClassifier(**{**params, "patience": args.patience if dev else None})
     validation = (dev.texts, dev.labels) if dev else None
-    model.fit(train.texts, train.labels, validation=validation,
-              callbacks=[_CoverageNote(model, err, quiet=quiet), Progress(err, quiet)], **runtime.fit_options)
+    source = args.train or f"--dataset {args.dataset}"
+    with named_for_the_user({"X": source, "y": source}, model_params()):
+        model.fit(train.texts, train.labels, validation=validation,
+                  callbacks=[_CoverageNote(model, err, quiet=quiet), Progress(err, quiet),
+                             *progress_callbacks(args, model)], **runtime.fit_options)
     if not runtime.is_main:
         return  # rank 0 writes the checkpoint
 
@@ -143,7 +149,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         data = {"train": file_summary(args.train, len(train.texts), len(train.skipped))}
         if dev:
             data["dev"] = file_summary(args.dev, len(dev.texts), len(dev.skipped))
-    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line(),
+    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line(args),
                                "label_names": args.label_names or {}})
     summary = {
         "out": str(out_dir),
@@ -166,13 +172,17 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
 
 
 def read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool = False):
-    """A labelled file, with its skipped rows reported on ``err``; one kind of label per file."""
-    from unrolled.data.readers import LabelMap, read_dataset
+    """A labelled file, with its skipped rows reported on ``err``; one kind of label per file, and at least two
+    classes in the training file (--train)."""
+    from unrolled.data.readers import DataError, LabelMap, read_dataset
 
+    if args.text_column is not None and args.text_column == args.label_column:
+        raise UsageError(f"--text-column and --label-column are both {args.label_column!r}: give two columns")
     dataset = read_dataset(
         path, text_column=args.text_column, label_column=args.label_column, skip_bad_rows=args.skip_bad_rows,
     )
-    LabelMap.fit(dataset.labels, path=path, lines=dataset.lines)  # one kind of label per file, or the line that breaks it
+    # one kind of label per file, or the line that breaks it
+    classes = LabelMap.fit(dataset.labels, path=path, lines=dataset.lines)
     if dataset.skipped and not quiet:
         err.write(f"skipped {len(dataset.skipped)} bad row(s) of {path}:\n")
         for row in dataset.skipped[:10]:
@@ -181,6 +191,9 @@ def read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool 
             err.write(f"  … and {len(dataset.skipped) - 10} more\n")
     if not dataset.texts:
         raise ValueError(f"{path}: no usable rows")
+    if path == getattr(args, "train", None) and len(classes) < 2:
+        raise DataError(path, f"only one class ({classes.names[0]!r}) in {len(dataset)} rows: a classifier needs at "
+                              "least two", field=args.label_column)
     return dataset
 
 
@@ -264,12 +277,19 @@ def run_evaluate(args: argparse.Namespace, streams: Streams) -> None:
 
 PREDICT_HELP = """\
 Predict the label of each text: one line per text with the label and the class probabilities. With no
-text arguments, reads one text per line from standard input.
+text arguments, reads one text per line from standard input, as a stream: each line is answered as soon as
+it arrives (lines that are already waiting go through the model together, up to 64 at a time), so the
+output of a long file starts at once and memory stays bounded. A line of standard input that is empty, only
+whitespace or not UTF-8 gets no output line: it is skipped and reported on stderr ("stdin line 3: empty
+text, skipped"), and the run goes on (exit status 0 if any text was predicted). An empty TEXT argument is
+an error.
 
 example:
   unrolled predict --model models/sst2-gru "I love this" "a dull, lifeless film"
   cat reviews.txt | unrolled predict --model models/sst2-gru --json
 """
+
+PREDICT_GROUP = 64  # the most lines of standard input that go through the model together
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -278,16 +298,97 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per text")
 
 
-def _input_texts(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, str]]:
-    """(where, text) pairs from the arguments or standard input; an empty text is an error."""
-    if args.texts:
-        items = [(f"text {i}", text) for i, text in enumerate(args.texts, 1)]
-    else:
-        items = [(f"stdin line {i}", line.rstrip("\r\n")) for i, line in enumerate(stdin, 1)]
-    for where, text in items:
+def _argument_groups(texts: list[str]) -> Iterator[list[tuple[str, str, str | None]]]:
+    """The TEXT arguments as (where, text, problem) groups; an empty one is an error before any output."""
+    for i, text in enumerate(texts, 1):
         if not text.strip():
-            raise ValueError(f"{where}: empty text")
-    return items
+            raise ValueError(f"text {i}: empty text")
+    items = [(f"text {i}", text, None) for i, text in enumerate(texts, 1)]
+    for start in range(0, len(items), PREDICT_GROUP):
+        yield items[start : start + PREDICT_GROUP]
+
+
+def stdin_groups(stdin: TextIO, size: int = PREDICT_GROUP) -> Iterator[list[tuple[str, str, str | None]]]:
+    """Standard input as groups of (where, text, problem) lines, problem None or why the line cannot be read
+    ("empty text", "not UTF-8 text (byte 3)"). A group ends after ``size`` lines or when no further line is
+    waiting, so a line typed or piped in slowly is answered before the next one arrives; nothing reads ahead
+    of what it answers by more than one group (and one read of 64 kB)."""
+    reader = _FdLines.of(stdin)
+    lines = reader if reader is not None else ((line, None) for line in stdin)
+    group: list[tuple[str, str, str | None]] = []
+    for number, (line, problem) in enumerate(lines, 1):
+        text = line.removesuffix("\n").removesuffix("\r")
+        if number == 1:
+            text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark
+        if problem is None and not text.strip():
+            problem = "empty text"
+        group.append((f"stdin line {number}", text, problem))
+        if len(group) >= size or (reader is not None and not reader.waiting()):
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+class _FdLines:
+    """The lines of a real standard input, read from its file descriptor (so that no buffer holds lines back
+    while they wait to be answered), each decoded as UTF-8 on its own: one bad line is named, the rest read."""
+
+    CHUNK = 65536
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pending = fd, bytearray()
+
+    @classmethod
+    def of(cls, stream: TextIO) -> _FdLines | None:
+        """The reader of ``stream``'s descriptor; None for an in-memory stream."""
+        try:
+            return cls(stream.fileno()) if hasattr(stream, "buffer") else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def __iter__(self) -> Iterator[tuple[str, str | None]]:
+        import os
+
+        from unrolled.data.readers import MAX_LINE_BYTES
+
+        searched, too_long = 0, False
+        while True:
+            newline = self.pending.find(b"\n", searched)
+            if newline < 0:
+                if len(self.pending) > MAX_LINE_BYTES:  # not a text line (/dev/zero piped in): drop it as it comes
+                    self.pending.clear()
+                    too_long = True
+                searched = len(self.pending)
+                chunk = os.read(self.fd, self.CHUNK)
+                if chunk:
+                    self.pending += chunk
+                    continue
+                if not self.pending and not too_long:
+                    return
+                newline = len(self.pending)  # a last line without a newline
+            raw = bytes(self.pending[:newline])
+            del self.pending[: newline + 1]
+            searched = 0
+            if too_long:
+                too_long = False
+                yield "", f"longer than {MAX_LINE_BYTES // 2**20} MiB"
+                continue
+            try:
+                yield raw.decode("utf-8"), None
+            except UnicodeDecodeError as error:
+                yield "", f"not UTF-8 text (byte {error.start + 1})"
+
+    def waiting(self) -> bool:
+        """A further line (or the end of input) can be read without waiting; False where that cannot be told."""
+        import select
+
+        if b"\n" in self.pending:
+            return True
+        try:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
 
 
 def run_predict(args: argparse.Namespace, streams: Streams) -> None:
@@ -297,19 +398,32 @@ def run_predict(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.pretrained import model_path
 
     model = RNNClassifier.load(model_path(args.model))
-    items = _input_texts(args, streams.stdin)
-    if not items:
-        raise ValueError("no texts: give them as arguments or one per line on standard input")
-    probs = model.predict_proba([text for _, text in items])
     names = [str(c) for c in model.classes_]
-    for (_, text), p in zip(items, probs):
-        label = names[int(p.argmax())]
-        if args.json:
-            streams.out.write(json.dumps({"text": text, "label": label,
-                                          "probabilities": dict(zip(names, map(float, p)))}) + "\n")
-        else:
-            shown = "  ".join(f"{name} {q:.3f}" for name, q in zip(names, p))
-            streams.out.write(f"{label}\t{shown}\t{text}\n")
+    groups = _argument_groups(args.texts) if args.texts else stdin_groups(streams.stdin)
+    predicted = skipped = 0
+    for group in groups:
+        items = []
+        for where, text, problem in group:
+            if problem is not None:
+                streams.err.write(f"{where}: {problem}, skipped\n")
+                skipped += 1
+            else:
+                items.append(text)
+        streams.err.flush()
+        probs = model.predict_proba(items) if items else []
+        for text, p in zip(items, probs):
+            label = names[int(p.argmax())]
+            if args.json:
+                streams.out.write(json.dumps({"text": text, "label": label,
+                                              "probabilities": dict(zip(names, map(float, p)))}) + "\n")
+            else:
+                shown = "  ".join(f"{name} {q:.3f}" for name, q in zip(names, p))
+                streams.out.write(f"{label}\t{shown}\t{text}\n")
+        predicted += len(items)
+        streams.out.flush()
+    if not predicted:
+        also = f" ({skipped} line{'s' if skipped != 1 else ''} skipped)" if skipped else ""
+        raise ValueError(f"no texts: give them as arguments or one per line on standard input{also}")
 
 
 TRAIN = Command(TRAIN_HELP, add_train_arguments, run_train)

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from unrolled.cli.common import Command, Streams, UsageError, model_option, positive_float, positive_int, write_json
+from unrolled.cli.common import (
+    Command,
+    Streams,
+    UsageError,
+    model_option,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    write_json,
+)
 from unrolled.pretrained import DEFAULT_EXPLAIN
 
 WALKTHROUGH_HELP = """\
@@ -34,6 +43,7 @@ example:
   unrolled explain --model models/sst2-rnn "a gorgeous , witty , seductive movie ."
   unrolled explain --model models/de-en "Ein Mann fährt Fahrrad." --plot attention.png
   unrolled explain --model models/sst2-rnn "not bad at all" --label positive --plot trace.png
+  unrolled explain --model models/sst2-rnn --file review.txt      # a long text (--file - reads stdin)
 """
 
 
@@ -42,7 +52,7 @@ def add_walkthrough_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--cell", choices=CELLS, default="rnn", help="cell to walk through (default: rnn)")
     parser.add_argument("--weights", metavar="FILE", help="weights from a JSON file (see --save-weights)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the default weights (default: 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the default weights (default: 0)")
     parser.add_argument("--lr", type=positive_float, default=0.5, help="learning rate of the SGD step (default: 0.5)")
     parser.add_argument("--precision", type=int, default=4, choices=range(0, 13), metavar="N",
                         help="decimals shown (0-12, default: 4)")
@@ -65,7 +75,11 @@ def run_walkthrough(args: argparse.Namespace, streams: Streams) -> None:
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("text", metavar="TEXT", help="the sentence (a speech recognizer: a WAV file)")
+    parser.add_argument("text", metavar="TEXT", nargs="?",
+                        help="the sentence (a speech recognizer: a WAV file); or --file")
+    parser.add_argument("--file", metavar="FILE",
+                        help="read the text from FILE (UTF-8; - for standard input), for texts too long to pass "
+                             "as an argument")
     model_option(parser, DEFAULT_EXPLAIN, "a classifier, a language model, a translator or a speech recognizer")
     parser.add_argument("--label", help="class the loss is taken against (default: the predicted one)")
     parser.add_argument("--precision", type=int, default=3, choices=range(0, 13), metavar="N",
@@ -80,8 +94,57 @@ def run_explain(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.checkpoint import checkpoint_kind
     from unrolled.pretrained import model_path
 
+    if (args.text is None) == (args.file is None):
+        both = ", not both" if args.text is not None else ""
+        raise UsageError(f"give the text to explain as TEXT or with --file FILE (- for standard input){both}")
+    if args.plot:
+        from unrolled.plot import check_plot_path
+
+        check_plot_path(args.plot, f"--plot {args.plot}")
     path = model_path(args.model)
     kind = checkpoint_kind(path)
+    if kind == "speech_recognizer" and args.file is not None:
+        raise UsageError("--file reads a text; a speech recognizer explains the WAV file given as TEXT")
+    given = {"label": "--label"}  # the library's names for what the user gave
+    if args.file is not None:
+        given["text"] = "standard input" if args.file == "-" else args.file
+        args.text = _read_text_file(args.file, streams)
+    try:
+        return _explain(args, path, kind, streams)
+    except ValueError as error:
+        name, sep, rest = str(error).partition(": ")
+        if sep and name in given:
+            raise ValueError(f"{given[name]}: {rest}") from None
+        raise
+
+
+MAX_STDIN = 16 * 2**20  # bytes of standard input --file - reads at most
+
+
+def _read_text_file(name: str, streams: Streams) -> str:
+    """The text of --file: a UTF-8 file, or standard input for "-"; one line naming it for anything else."""
+    if name != "-":
+        from unrolled.data.readers import read_text
+
+        return read_text(name)
+    source = streams.stdin.buffer if hasattr(streams.stdin, "buffer") else streams.stdin
+    raw = source.read(MAX_STDIN + 1)  # more than any text explain traces (20,000 tokens), and bounded
+    if len(raw) > MAX_STDIN:
+        raise ValueError(f"standard input: more than {MAX_STDIN // 2**20} MiB; explain traces one text of at most "
+                         "20,000 tokens")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"standard input: not UTF-8 text (byte {error.start + 1})") from None
+    if "\x00" in raw:
+        raise ValueError("standard input: contains NUL bytes: a binary file, not text")
+    if not raw.strip():
+        raise ValueError("standard input: empty: no text")
+    return raw.removeprefix("\ufeff")
+
+
+def _explain(args: argparse.Namespace, path, kind: str, streams: Streams) -> None:
     if kind == "language_model":
         return _explain_lm(args, path, streams)
     if kind == "translator":

@@ -22,9 +22,11 @@ from unrolled.cli.common import (
     command_line,
     file_summary,
     model_option,
+    named_for_the_user,
     nonnegative_int,
     optimizer_params,
     param_values,
+    progress_callbacks,
     positive_int,
     recurrent_params,
     training_runtime,
@@ -143,21 +145,24 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     length = len(values)
     cut = length - args.test_size
     needed = args.window + args.horizon
-    if args.test_size and cut < needed:
-        raise ValueError(f"{args.csv}: {length} values leave {cut} for training after --test-size "
-                         f"{args.test_size}, but window {args.window} + horizon {args.horizon} needs at least {needed}")
+    if cut < needed:
+        left = f" leave {cut} for training after --test-size {args.test_size}" if args.test_size else ""
+        raise ValueError(f"{args.csv}: {length} values{left}, but --window {args.window} + --horizon "
+                         f"{args.horizon} needs at least {needed}")
     if args.season and cut <= args.season:
-        raise ValueError(f"{args.csv}: {cut} training values do not span one season of {args.season}, which "
-                         "MASE and the seasonal baselines need")
+        raise ValueError(f"{args.csv}: {cut} training values do not span one season (--season {args.season}), "
+                         "which MASE and the seasonal baselines need")
     model = RNNForecaster(**param_values(args, RNNForecaster, model_params()))
-    model.fit(values[:cut], dates=None if dates is None else dates[:cut], columns=series.columns,
-              callbacks=[Progress(streams.err, args.quiet or args.json, metric="val MSE")], **runtime.fit_options)
+    with named_for_the_user({"values": args.csv}, model_params()):
+        model.fit(values[:cut], dates=None if dates is None else dates[:cut], columns=series.columns,
+                  callbacks=[Progress(streams.err, args.quiet or args.json, metric="val MSE"),
+                             *progress_callbacks(args, model)], **runtime.fit_options)
     if not runtime.is_main:
         return  # rank 0 writes the checkpoint and evaluates
     extra = {
         "series": {"column": args.column, "date_column": args.date_column, "exog": list(args.exog), "fill": args.fill},
         "data": {"train": {**file_summary(args.csv, length, 0), "trained_on": cut}},
-        "command": command_line(),
+        "command": command_line(args),
     }
     model.save(out_dir, extra=extra)  # saved before the evaluation, which cannot lose it
     metrics = evaluate_on_tail(model, values, dates, args.test_size, args.season) if args.test_size else {}
@@ -186,17 +191,31 @@ def run_forecast(args: argparse.Namespace, streams: Streams) -> None:
     import numpy as np
 
     from unrolled.models.forecaster import RNNForecaster
-    from unrolled.timeseries.series import future_dates, read_series
+    from unrolled.timeseries.series import SeriesError, future_dates, read_series
 
     out = streams.out
+    if args.plot:
+        from unrolled.plot import check_plot_path
+
+        check_plot_path(args.plot, f"--plot {args.plot}")
     model = RNNForecaster.load(args.model)
     spec = model.config_.get("series", {})
     if not spec.get("column"):
         raise ValueError(f"{Path(args.model) / 'config.json'}: no 'series' entry naming the column to read")
     series = read_series(args.csv, column=spec["column"], date_column=spec.get("date_column"),
                          exog_columns=spec.get("exog", ()), fill=spec.get("fill", "error"))
+    needed = max(model.window, 2 if series.dates is not None else 1)  # two dates tell the spacing
+    if len(series) < needed:
+        count = f"{len(series)} value{'s' if len(series) != 1 else ''}"
+        raise SeriesError(args.csv, f"{count}, but the forecast needs at least {needed} (the model was trained "
+                                    f"with --window {model.window})")
     steps = args.steps or model.horizon
-    forecast = model.forecast(series.values, steps, dates=series.dates)
+    try:
+        forecast = model.forecast(series.values, steps, dates=series.dates)
+    except ValueError as error:  # the library's "steps: …" is --steps
+        if not str(error).startswith("steps: "):
+            raise
+        raise ValueError(f"--steps: {str(error)[len('steps: '):]}") from None
     future = None if series.dates is None else future_dates(series.dates, steps)
     if args.plot:
         from unrolled.plot import plot_forecast

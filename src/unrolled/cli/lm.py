@@ -21,9 +21,12 @@ from unrolled.cli.common import (
     file_summary,
     fraction,
     model_option,
+    named_for_the_user,
     optimizer_params,
     param_values,
+    progress_callbacks,
     positive_float,
+    nonnegative_int,
     positive_int,
     recurrent_params,
     training_runtime,
@@ -62,7 +65,9 @@ example:
 GENERATE_HELP = """\
 Generate text with a trained language model: the prompt warms the state token by token, then each next
 token is sampled (temperature, top-k, top-p) and fed back. Output streams as it is generated;
-deterministic under --seed. A prompt character (or word) outside the model's vocabulary is read as <unk>.
+deterministic under --seed. The special tokens <pad> and <unk> are never generated, and a prompt character
+(or word) outside the model's vocabulary is refused, naming it (the Python API can read it as <unk>:
+RNNLanguageModel.generate(unknown="unk")).
 
 example:
   unrolled generate --model models/shakespeare --prompt "ROMEO:" --length 300 --temperature 0.8 --seed 1
@@ -85,7 +90,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1)")
     parser.add_argument("--top-k", type=positive_int, help="sample among the k most probable tokens")
     parser.add_argument("--top-p", type=positive_float, help="sample among the most probable tokens of mass p")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
 
 
 def run_train(args: argparse.Namespace, streams: Streams) -> None:
@@ -99,15 +104,16 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     out_dir = check_out_dir(args.out)
     text = read_text(args.text)
     model = RNNLanguageModel(**param_values(args, RNNLanguageModel, model_params()))
-    model.fit(text, callbacks=[Progress(streams.err, args.quiet or args.json, metric="val loss")],
-              **runtime.fit_options)
+    with named_for_the_user({"text": args.text}, model_params()):
+        model.fit(text, callbacks=[Progress(streams.err, args.quiet or args.json, metric="val loss"),
+                                   *progress_callbacks(args, model)], **runtime.fit_options)
     if not runtime.is_main:
         return  # rank 0 writes the checkpoint
     metrics = {"val_loss": model.val_loss_}
     if args.level == "char":
         metrics["val_bits_per_char"] = model.bits_per_char
     model.save(out_dir, extra={"metrics": metrics, "data": {"train": file_summary(args.text, len(text), 0)},
-                               "command": command_line()})
+                               "command": command_line(args)})
     if args.json:
         write_json({"out": str(out_dir), "metrics": metrics, "seconds": round(model.training_seconds_, 2)}, out)
     elif not args.quiet:
@@ -120,13 +126,28 @@ def run_generate(args: argparse.Namespace, streams: Streams) -> None:
 
     out = streams.out
     model = RNNLanguageModel.load(args.model)
-    tokens = model.generate(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
-                            top_p=args.top_p, seed=args.seed)
+    try:  # generate checks every argument at the call, before the first token
+        tokens = model.generate(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
+                                top_p=args.top_p, seed=args.seed, unknown="error")
+    except ValueError as error:
+        raise _named_by_flag(error) from None
     out.write(args.prompt)
     for token in tokens:
         out.write(token)
         out.flush()
     out.write("\n")
+
+
+_GENERATE_FLAGS = {"prompt": "--prompt", "length": "--length", "temperature": "--temperature", "top_k": "--top-k",
+                   "top_p": "--top-p", "seed": "--seed"}
+
+
+def _named_by_flag(error: ValueError) -> ValueError:
+    """The library's "top_p: expected …" as "--top-p: expected …" (the option the user gave)."""
+    name, sep, rest = str(error).partition(": ")
+    if not (sep and name in _GENERATE_FLAGS):
+        return error
+    return ValueError(f"{_GENERATE_FLAGS[name]}: {rest.replace(' or None', '')}")
 
 
 TRAIN = Command(TRAIN_HELP, add_train_arguments, run_train)

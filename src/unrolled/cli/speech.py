@@ -21,9 +21,11 @@ from unrolled.cli.common import (
     check_out_dir,
     command_line,
     model_option,
+    named_for_the_user,
     nonnegative_int,
     optimizer_params,
     param_values,
+    progress_callbacks,
     positive_float,
     positive_int,
     probability,
@@ -107,7 +109,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                       help="train on N generated connected-digit utterances (2-7 digits) instead of the recordings")
     data.add_argument("--connected-test", type=positive_int, default=None, metavar="N",
                       help="connected-digit test utterances (default: N/4)")
-    data.add_argument("--connected-seed", type=int, default=0, metavar="S", help="generator seed (default: 0)")
+    data.add_argument("--connected-seed", type=nonnegative_int, default=0, metavar="S",
+                      help="generator seed, an integer >= 0 (default: 0)")
     data.add_argument("--test", metavar="TSV", help="also score a path<TAB>transcript manifest after training")
     add_params(parser.add_argument_group("model and training (RNNSpeechRecognizer's parameters)"),
                RNNSpeechRecognizer, model_params())
@@ -136,9 +139,10 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         tests.append((args.test, audio, texts))
     model = RNNSpeechRecognizer(**values)
     metric = "dev accuracy" if model.objective == "classify" else "dev 1-SER"
-    model.fit(parts.train_audio, parts.train_texts, callbacks=[Progress(streams.err, args.quiet or args.json,
-                                                                        metric=metric)],
-              **runtime.fit_options)
+    progress = Progress(streams.err, args.quiet or args.json, metric=metric)
+    with named_for_the_user({"transcripts": args.data, "audio": args.data}, model_params()):
+        model.fit(parts.train_audio, parts.train_texts, callbacks=[progress, *progress_callbacks(args, model)],
+                  **runtime.fit_options)
     if not runtime.is_main:
         return  # rank 0 evaluates and writes the checkpoint
     metrics = {"dev_metric": model.dev_metric_}
@@ -146,7 +150,7 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         metrics[name] = model.evaluate(audio, texts).to_json()
     record = {"data": str(data), "split": split, "description": parts.description, "train_utterances":
               len(parts.train_texts), "connected": args.connected, "connected_seed": args.connected_seed}
-    model.save(out_dir, extra={"metrics": metrics, "data": record, "command": command_line()})
+    model.save(out_dir, extra={"metrics": metrics, "data": record, "command": command_line(args)})
     summary = {"out": str(out_dir), "data": record, "metrics": metrics, "symbols": list(model.symbols_),
                "seconds": round(model.training_seconds_, 2)}
     if args.json:

@@ -22,9 +22,11 @@ from unrolled.cli.common import (
     command_line,
     file_summary,
     model_option,
+    named_for_the_user,
     nonnegative_float,
     optimizer_params,
     param_values,
+    progress_callbacks,
     positive_int,
     probability,
     recurrent_params,
@@ -107,8 +109,15 @@ def read_pairs(source: str | None, target: str | None, pairs: str | None, what: 
         data = read_parallel(source, target, skip_bad_rows=skip_bad_rows)
     else:
         return None
-    for row in data.skipped:
-        err.write(f"skipped {row}\n")
+    if data.skipped:
+        files = data.source_path
+        if data.target_path != data.source_path:
+            files += f" and {data.target_path}"
+        err.write(f"skipped {len(data.skipped)} bad pair(s) of {files}:\n")
+        for row in data.skipped[:10]:
+            err.write(f"  line {row.line}: {row.reason}\n")
+        if len(data.skipped) > 10:
+            err.write(f"  … and {len(data.skipped) - 10} more\n")
     return data
 
 
@@ -131,15 +140,17 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     out_dir = check_out_dir(args.out)
     model = RNNTranslator(**param_values(args, RNNTranslator, model_params()))
     progress = Progress(streams.err, args.quiet or args.json, metric="dev BLEU", tokens=lambda: model.tokens_seen_)
-    model.fit(train.sources, train.targets, validation=None if dev is None else (dev.sources, dev.targets),
-              callbacks=[progress], **runtime.fit_options)
+    source = args.pairs or args.source
+    with named_for_the_user({"sources": source, "targets": args.pairs or args.target}, model_params()):
+        model.fit(train.sources, train.targets, validation=None if dev is None else (dev.sources, dev.targets),
+                  callbacks=[progress, *progress_callbacks(args, model)], **runtime.fit_options)
     if not runtime.is_main:
         return  # rank 0 writes the checkpoint
     metrics = {"dev_bleu": model.dev_bleu_}
     data = {"train": _data_record(train)}
     if dev is not None:
         data["dev"] = _data_record(dev)
-    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line()})
+    model.save(out_dir, extra={"metrics": metrics, "data": data, "command": command_line(args)})
     summary = {"out": str(out_dir), "metrics": metrics, "pairs": len(train.sources),
                "vocab": {"source": len(model.vocab_.source), "target": len(model.vocab_.target)},
                "seconds": round(model.training_seconds_, 2)}
@@ -193,7 +204,14 @@ def run_translate(args: argparse.Namespace, streams: Streams) -> None:
         if not text.strip():
             where = f"line {number} of standard input" if not args.texts else f"TEXT {number}"
             raise ValueError(f"{where}: empty sentence")
-        (translation,) = model.translate([text], **options)
+        try:
+            (translation,) = model.translate([text], **options)
+        except ValueError as error:  # the library's "texts[0]: …" is this sentence
+            name, sep, rest = str(error).partition(": ")
+            if sep and name == "texts[0]":
+                where = f"line {number} of standard input" if not args.texts else f"TEXT {number}"
+                raise ValueError(f"{where}: {rest}") from None
+            raise
         if args.json:
             streams.out.write(json.dumps({"source": text, "translation": translation}, ensure_ascii=False) + "\n")
         else:

@@ -33,9 +33,8 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
-from unrolled.data.readers import DataError, SkippedRow, _check_header, _open_lines
+from unrolled.data.readers import DataError, SkippedRow, _check_header, _open_lines, check_readable_file
 
 __all__ = ["ParallelText", "read_parallel", "read_parallel_tsv"]
 
@@ -205,11 +204,7 @@ def read_parallel_tsv(
 
 
 def _check_file(display: str) -> None:
-    file_path = Path(display)
-    if not file_path.exists():
-        raise DataError(display, "no such file")
-    if file_path.is_dir():
-        raise DataError(display, "is a directory, not a text file")
+    check_readable_file(display, "a text file")
 
 
 @contextlib.contextmanager

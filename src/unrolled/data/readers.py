@@ -16,17 +16,21 @@ Every problem is one :class:`DataError` whose message names the file, the line a
 Row-level problems (wrong field count, empty text or label, a line that is not a JSON object, a blank line)
 can be skipped with ``skip_bad_rows=True``; each skipped row is recorded in ``TextDataset.skipped``. Problems
 with the file itself (missing, not UTF-8, not gzip, no header, missing column, broken CSV quoting) always
-raise. Lines of any length are read (a 1 MB review is fine).
+raise. Lines of up to 8 MiB are read (a 1 MB review is fine); a longer line is refused as soon as the limit
+is passed, without reading the rest of it (a file without line breaks is not a data file). Only regular
+files are read: a directory, a FIFO or a device (``/dev/zero``) is refused before anything is read from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import gzip
 import json
 import os
 import re
+import stat
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 import dataclasses
@@ -35,12 +39,15 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["DataError", "LabelMap", "SkippedRow", "TextDataset", "check_dev_labels", "read_dataset", "rename_labels"]
+__all__ = ["MAX_LINE_BYTES", "DataError", "LabelMap", "SkippedRow", "TextDataset", "check_dev_labels",
+           "check_readable_file", "read_dataset", "rename_labels"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _FORMATS = (".tsv", ".csv", ".jsonl", ".txt")
 _DEFAULT_TEXT_COLUMNS = ("sentence", "text")
-_CSV_FIELD_LIMIT = 2**31 - 1  # the largest value every platform's C long accepts
+MAX_LINE_BYTES = 8 * 2**20  # the longest line a reader accepts (8 MiB): longer means not a line-based text file
+_LINE_LIMIT_TEXT = "8 MiB"
+_CSV_FIELD_LIMIT = MAX_LINE_BYTES  # a quoted CSV field may span lines, but not grow past one line's limit
 
 
 class DataError(ValueError):
@@ -136,10 +143,7 @@ def read_dataset(
     if text_column is not None and text_column == label_column:
         raise ValueError(f"text_column and label_column are both {text_column!r}")
     file_path = Path(display)
-    if not file_path.exists():
-        raise DataError(display, "no such file")
-    if file_path.is_dir():
-        raise DataError(display, "is a directory, not a data file")
+    check_readable_file(display)
     name = file_path.name.lower()
     named_gzip = name.endswith(".gz")
     base = name[:-3] if named_gzip else name
@@ -149,7 +153,8 @@ def read_dataset(
         raise DataError(display, f"unknown file type: expected a name ending in {kinds} (optionally + .gz)")
     if data_format == ".txt":
         if require_labels:
-            raise DataError(display, "a .txt file has one text per line and no labels; pass require_labels=False")
+            raise DataError(display, "a .txt file has one text per line and no labels: give a TSV, CSV or JSONL "
+                                     "file with a label column (or read it with require_labels=False)")
         if text_column is not None:
             raise DataError(display, f"text_column={text_column!r} does not apply to a .txt file (no columns)")
 
@@ -190,16 +195,10 @@ def read_text(path: str | os.PathLike[str]) -> str:
     bytes that are not UTF-8 and NUL bytes (a binary file), each naming the line.
     """
     display = os.fspath(path)
-    file_path = Path(display)
-    if not file_path.exists():
-        raise DataError(display, "no such file")
-    if file_path.is_dir():
-        raise DataError(display, "is a directory, not a text file")
+    check_readable_file(display, "a text file")
     parts = []
-    with _open_lines(display, display.lower().endswith(".gz")) as lines:
-        for number, line in lines:
-            if "\x00" in line:
-                raise DataError(display, "contains NUL bytes: a binary file, not text", line=number)
+    with _open_lines(display, display.lower().endswith(".gz"), max_line=None) as lines:  # a corpus may be one line
+        for _, line in lines:  # NUL bytes (a binary file) are refused line by line
             parts.append(line)
     text = "\n".join(parts) + "\n" if parts else ""
     if not text.strip():
@@ -207,15 +206,47 @@ def read_text(path: str | os.PathLike[str]) -> str:
     return text
 
 
-# --- lines -------------------------------------------------------------------------------------------------
+# --- files and lines ---------------------------------------------------------------------------------------
+
+
+def check_readable_file(display: str, kind: str = "a data file") -> None:
+    """Refuse, before opening it, anything but a readable regular file: a missing path, a broken symbolic
+    link or a loop of them, a directory, a FIFO, a device (``/dev/zero``) or a socket; one DataError naming
+    the path (``kind`` says what was expected there)."""
+    try:
+        info = os.stat(display)
+    except FileNotFoundError:
+        if os.path.islink(display):
+            raise DataError(display, f"is a broken symbolic link (to {os.readlink(display)!r})") from None
+        raise DataError(display, "no such file") from None
+    except PermissionError as error:
+        raise DataError(display, f"cannot read: {error.strerror}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise DataError(display, "is a loop of symbolic links, not a file") from None
+        raise DataError(display, f"cannot read: {error.strerror or error}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(display, f"is a directory, not {kind}")
+    if not stat.S_ISREG(info.st_mode):  # reading a FIFO may never end, nor reading /dev/zero
+        if stat.S_ISFIFO(info.st_mode):
+            what = "a FIFO (named pipe)"
+        elif stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
+            what = "a device"
+        else:
+            what = "a socket or another special file"
+        raise DataError(display, f"is {what}, not a regular file; only regular files are read")
+    if not os.access(display, os.R_OK):
+        raise DataError(display, "cannot read: Permission denied")
 
 
 @contextlib.contextmanager
-def _open_lines(display: str, named_gzip: bool) -> Iterator[Iterator[tuple[int, str]]]:
+def _open_lines(display: str, named_gzip: bool, max_line: int | None = MAX_LINE_BYTES
+                ) -> Iterator[Iterator[tuple[int, str]]]:
     """Open the file (gunzipping when it starts with the gzip magic) and yield ``(line_number, text)`` pairs.
 
     Text is decoded as UTF-8 one line at a time (so a bad byte is reported with its line), without the
-    line ending (``\\n`` or ``\\r\\n``) and without a UTF-8 byte-order mark on line 1.
+    line ending (``\\n`` or ``\\r\\n``) and without a UTF-8 byte-order mark on line 1. ``max_line``: the
+    longest line read (None: no limit, for a corpus that may be one line).
     """
     with open(display, "rb") as raw:
         magic = raw.read(2)
@@ -227,16 +258,28 @@ def _open_lines(display: str, named_gzip: bool) -> Iterator[Iterator[tuple[int, 
             raise DataError(display, f"named .gz but is not gzip-compressed (starts with {magic.hex(' ')}, not 1f 8b)")
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
         with stream:
-            yield _decoded_lines(display, stream, is_gzip)
+            yield _decoded_lines(display, stream, is_gzip, max_line)
 
 
-def _decoded_lines(display: str, stream: IO[bytes], is_gzip: bool) -> Iterator[tuple[int, str]]:
+def _decoded_lines(display: str, stream: IO[bytes], is_gzip: bool, max_line: int | None = MAX_LINE_BYTES
+                   ) -> Iterator[tuple[int, str]]:
+    """Each line is read with a limit (:data:`MAX_LINE_BYTES`), so a file without line breaks (or ``/dev/zero``
+    under a data file's name) is refused after 8 MiB instead of filling the memory; a NUL byte (a binary
+    file), UTF-16 text and CR-only line endings are refused naming the line."""
     line_number = 0
     try:
-        for raw_line in stream:
+        while raw_line := stream.readline(-1 if max_line is None else max_line + 1):
             line_number += 1
-            if raw_line.endswith(b"\n"):
+            ended = raw_line.endswith(b"\n")
+            if ended:
                 raw_line = raw_line[:-2] if raw_line.endswith(b"\r\n") else raw_line[:-1]
+            if line_number == 1:
+                _check_first_line(display, raw_line)
+            if not ended and max_line is not None and len(raw_line) > max_line:
+                raise DataError(display, f"line longer than {_LINE_LIMIT_TEXT} (the limit per line); is this a "
+                                         "text file with one record a line?", line=line_number)
+            if 0 in raw_line:  # a NUL byte (the int test is several times faster than b"\x00" in)
+                raise DataError(display, "contains NUL bytes: a binary file, not text", line=line_number)
             try:
                 text = raw_line.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -251,6 +294,15 @@ def _decoded_lines(display: str, stream: IO[bytes], is_gzip: bool) -> Iterator[t
         if not is_gzip:
             raise
         raise DataError(display, f"corrupt or truncated gzip data after line {line_number}: {error}") from None
+
+
+def _check_first_line(display: str, raw_line: bytes) -> None:
+    """Name the two ways a text file can look binary or be one line: UTF-16 and CR-only line endings."""
+    if raw_line.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(display, "UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8", line=1)
+    if b"\r" in raw_line:
+        raise DataError(display, "the line holds a carriage return (CR): the file has old Mac (CR-only) line "
+                                 "endings; convert them to LF or CRLF", line=1)
 
 
 class _Rows:
@@ -298,10 +350,11 @@ def _resolve_columns(
 ) -> tuple[str, str | None]:
     """Pick the text column and the label column (None when absent and not required)."""
     found = ", ".join(repr(c) for c in columns) or "none"
-    if text_column is None:
-        text_column = next((c for c in _DEFAULT_TEXT_COLUMNS if c in columns), None)
+    if text_column is None:  # the label column is never the default text column
+        text_column = next((c for c in _DEFAULT_TEXT_COLUMNS if c in columns and c != label_column), None)
         if text_column is None:
-            problem = f"no text column: expected 'sentence' or 'text' ({where}: {found}); pass text_column="
+            problem = (f"no text column: expected 'sentence' or 'text' ({where}: {found}); name it with "
+                       "text_column= (--text-column)")
             raise DataError(display, problem, line=line)
     elif text_column not in columns:
         raise DataError(display, f"missing column ({where}: {found})", line=line, field=text_column)
@@ -365,6 +418,9 @@ def _read_csv(lines, rows: _Rows, text_column, label_column, require_labels) -> 
         except csv.Error as error:
             if "unexpected end of data" in str(error):
                 problem = "a quoted field is never closed (it runs to the end of the file)"
+            elif "field larger than field limit" in str(error):
+                problem = (f"a field longer than {_LINE_LIMIT_TEXT} (the limit per field): is a quote left open "
+                           "on this line?")
             else:
                 problem = f"malformed CSV: {error}"
             raise DataError(rows.display, problem, line=start) from None
@@ -409,6 +465,12 @@ def _read_jsonl(lines, rows: _Rows, text_column, label_column, require_labels) -
         except json.JSONDecodeError as error:
             rows.bad(line, f"invalid JSON: {error.msg} (column {error.colno})")
             continue
+        except ValueError as error:  # an integer of more than 4,300 digits
+            rows.bad(line, f"invalid JSON: {' '.join(str(error).split(';')[0].split())}")
+            continue
+        except RecursionError:
+            rows.bad(line, "invalid JSON: nested too deeply")
+            continue
         if not isinstance(obj, dict):
             rows.bad(line, f"expected a JSON object, got {_json_type(obj)}")
             continue
@@ -423,6 +485,9 @@ def _read_jsonl(lines, rows: _Rows, text_column, label_column, require_labels) -
         if not isinstance(value, str):
             rows.bad(line, f"expected a string, got {_json_type(value)}", text_name)
             continue
+        if (surrogate := _unpaired_surrogate(value)) is not None:
+            rows.bad(line, f"an unpaired surrogate escape ({surrogate}) is not text", text_name)
+            continue
         label = None
         if label_name is not None:
             if label_name not in obj:
@@ -431,10 +496,13 @@ def _read_jsonl(lines, rows: _Rows, text_column, label_column, require_labels) -
             raw_label = obj[label_name]
             if isinstance(raw_label, str):
                 label = raw_label
+                if (surrogate := _unpaired_surrogate(label)) is not None:
+                    rows.bad(line, f"an unpaired surrogate escape ({surrogate}) is not text", label_name)
+                    continue
             elif isinstance(raw_label, int) and not isinstance(raw_label, bool):
                 label = str(raw_label)
             else:
-                got = f"{_json_type(raw_label)} {raw_label!r}"
+                got = "null" if raw_label is None else f"{_json_type(raw_label)} {raw_label!r}"
                 rows.bad(line, f"expected an integer or a string, got {got}", label_name)
                 continue
         rows.add(line, value, label, text_name, label_name)
@@ -448,6 +516,15 @@ def _read_txt(lines, rows: _Rows) -> bool:
             continue
         rows.add(line, text, None, "text", None)
     return False
+
+
+def _unpaired_surrogate(text: str) -> str | None:
+    """The first lone UTF-16 surrogate of ``text`` as an escape (``\\ud800``): JSON can spell one, UTF-8 cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"\\u{ord(text[error.start]):04x}"
+    return None
 
 
 def _json_type(value: Any) -> str:

@@ -10,6 +10,7 @@ sets the learned attributes, which end in ``_``. Works inside ``cross_val_score`
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from unrolled.checkpoint import Checkpoint
 from unrolled.data.batching import length_bucketed_batches, pad_batch
 from unrolled.data.readers import LabelMap
 from unrolled.distributed import Distributed
+from unrolled.memory import check_training_memory
 from unrolled.metrics import ClassificationReport, classification_report
+from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.classifier_net import (
     ClassifierNetConfig,
@@ -38,6 +41,7 @@ __all__ = ["RNNClassifier", "NotFittedError"]
 
 KIND = "classifier"
 PREDICT_BATCH = 256
+LONG_TEXT = 10_000  # tokens; fit warns about a longer training text when max_len is None
 
 
 def _as_texts(name: str, texts: object) -> list[str]:
@@ -165,13 +169,28 @@ class RNNClassifier(Estimator):
         vocab, max_len = self.vocab_, self.max_len
         return [vocab.encode(tokens)[:max_len] or [Vocab.UNK_ID] for tokens in token_lists]
 
+    def _longest_text(self, token_lists: list[list[str]]) -> dict[str, Any]:
+        """The steps of the longest training text (after max_len), for the memory check; without max_len, a
+        warning when it is over LONG_TEXT tokens (time and memory grow with the longest text of a batch)."""
+        longest = int(np.argmax([len(tokens) for tokens in token_lists]))
+        tokens = len(token_lists[longest])
+        if self.max_len is None and tokens > LONG_TEXT:
+            warnings.warn(f"X[{longest}]: {tokens:,} tokens, and max_len is None: training time and memory grow "
+                          f"with the longest text of a batch; set max_len (e.g. {LONG_TEXT:,}) to cap the texts",
+                          RuntimeWarning, stacklevel=3)
+        return {"steps": max(1, min(tokens, self.max_len or tokens)),
+                "length": (f"the longest text ({tokens:,} tokens)", "set max_len")}
+
     def _load_embeddings(self, token_lists: list[list[str]]) -> None:
         """Overwrite the embedding rows of the words the ``embeddings`` file has; record the coverage."""
         from collections import Counter
 
         from unrolled.text.embeddings import embedding_matrix, read_word_vectors
 
-        vectors, _ = read_word_vectors(self.embeddings, words=set(self.vocab_.tokens))
+        vectors, file_dim = read_word_vectors(self.embeddings, words=set(self.vocab_.tokens))
+        if vectors and file_dim != self.embedding_dim:
+            raise ValueError(f"{self.embeddings}: word vectors of dimension {file_dim}, but embedding_dim is "
+                             f"{self.embedding_dim}; leave embedding_dim to the file or give the same")
         counts = Counter(token for tokens in token_lists for token in tokens)
         table = self.params_["embedding.weight"]
         matrix, self.embedding_coverage_ = embedding_matrix(
@@ -225,6 +244,8 @@ class RNNClassifier(Estimator):
             bidirectional=self.bidirectional, dropout=self.dropout, padding_idx=self.vocab_.id_of(Vocab.PAD),
             pooling=self.pooling,
         )
+        check_training_memory(self.net_config_, batch_size=min(self.batch_size, len(texts)), device=device,
+                              **self._longest_text(token_lists))
         self.params_ = init_classifier_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
         self.embedding_coverage_ = None
         if self.embeddings is not None:
@@ -325,16 +346,44 @@ class RNNClassifier(Estimator):
                 "embedding_coverage": coverage.to_json() if coverage is not None else None}
 
     def _restore_config(self, config: dict[str, Any]) -> None:
-        self.net_config_ = ClassifierNetConfig(**config["model"])
-        self.label_map_ = LabelMap.from_json(config["labels"])
-        self.classes_ = np.array(config["classes"])
-        self.history_ = TrainHistory.from_json(config["training"]["history"])
-        self.training_seconds_ = config["training"].get("seconds", 0.0)
+        self.net_config_ = restore.net_config(ClassifierNetConfig, config)
+        restore.check_estimator_params(self, config)
+        check_positive_int("estimator.max_len", self.max_len, allow_none=True)
+        self.label_map_ = LabelMap.from_json(restore.field(config, "labels"), source="labels")
+        names, num_classes = self.label_map_.names, self.net_config_.num_classes
+        if len(names) != num_classes:
+            raise ValueError(f"labels: {len(names)} names ({', '.join(map(repr, names))}), but the network has "
+                             f"model.num_classes {num_classes}")
+        self.classes_ = np.array(_restored_classes(restore.field(config, "classes"), names))
+        display = config.get("label_names") or {}
+        if not isinstance(display, dict) or not all(isinstance(v, str) for v in display.values()):
+            raise ValueError(f"label_names: expected an object of label -> display name strings, got "
+                             f"{restore.json_value(display)}")
+        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
-        self.vocab_ = Vocab.from_json(checkpoint.vocab, source=str(path / "vocab.json"))
+        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
+        self.vocab_ = restore.load_vocab(checkpoint.vocab, path / "vocab.json", "a classifier")
         if len(self.vocab_) != self.net_config_.vocab_size:
             raise ValueError(
                 f"{path / 'vocab.json'}: {len(self.vocab_)} tokens, but the model has "
                 f"vocab_size {self.net_config_.vocab_size}"
             )
+        padding = self.net_config_.padding_idx
+        if padding is not None and padding != self.vocab_.id_of(Vocab.PAD):
+            raise ValueError(f"{path / 'config.json'}: model.padding_idx {padding} is not the id of "
+                             f"{Vocab.PAD} in vocab.json ({self.vocab_.id_of(Vocab.PAD)})")
+
+
+def _restored_classes(classes: object, names: Sequence[str]) -> list[object]:
+    """config.json's "classes": one JSON string, number or boolean per label name, in the same order (the
+    labels as fit was given them, so ``str(c).strip()`` is the name)."""
+    if not isinstance(classes, list):
+        raise ValueError(f"classes: expected an array of {len(names)} labels, got {restore.json_value(classes)}")
+    if len(classes) != len(names):
+        raise ValueError(f"classes: {len(classes)} label{'s' if len(classes) != 1 else ''}, but labels.names has "
+                         f"{len(names)}")
+    for i, (value, name) in enumerate(zip(classes, names)):
+        if not isinstance(value, (str, int, float)) or str(value).strip() != name:
+            raise ValueError(f"classes[{i}]: {restore.json_value(value)} does not match labels.names[{i}] {name!r}")
+    return classes

@@ -16,10 +16,11 @@ then count as finished). The answer is the finished hypothesis with the best len
 
 where |y| counts ``</s>``. With K = 1 this is exactly greedy search (tested).
 
-Maximum length of a sentence's output: ⌊a·S + b⌋ tokens before ``</s>`` (S its source length).
+Maximum length of a sentence's output: ⌊a·S + b⌋ tokens before ``</s>`` (S its source length), at most
+MAX_OUTPUT_TOKENS.
 ``<unk>``: ``forbid_unk`` takes it out of the candidates; otherwise each output ``<unk>`` comes with the source
 position the step attended most, so the caller can copy the source token there (Luong et al. 2015's
-replacement).
+replacement). ``<pad>`` and ``<s>`` are never candidates: they are not words of a translation.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from unrolled.models.translator_net import TranslatorNetConfig, encode
 from unrolled.nn.decoder import decoder_step_forward
 from unrolled.nn.losses import log_softmax
 from unrolled.nn.recurrent_layer import sub_params
+from unrolled.text.vocab import Vocab
 
 __all__ = ["Hypothesis", "max_lengths", "greedy_decode", "beam_search", "length_penalty"]
 
@@ -50,9 +52,13 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+MAX_OUTPUT_TOKENS = 2_000  # the longest output decoded, whatever a and b say (a step costs S work each)
+
+
 def max_lengths(source_lengths: np.ndarray, a: float, b: float) -> np.ndarray:
-    """⌊a·S + b⌋ per sentence, at least 1."""
-    return np.maximum(1, np.floor(a * np.asarray(source_lengths) + b).astype(np.int64))
+    """⌊a·S + b⌋ per sentence, at least 1 and at most MAX_OUTPUT_TOKENS."""
+    limits = np.floor(a * np.asarray(source_lengths, dtype=np.float64) + b)
+    return np.clip(limits, 1, MAX_OUTPUT_TOKENS).astype(np.int64)
 
 
 def _take_state(state, rows: np.ndarray):
@@ -65,8 +71,9 @@ def _take_state(state, rows: np.ndarray):
 class _Decoder:
     """One step of the decoder for M live rows, each row pointing at its sentence's keys."""
 
-    def __init__(self, params, config: TranslatorNetConfig, src_ids, src_mask, forbid_unk, unk_id):
+    def __init__(self, params, config: TranslatorNetConfig, src_ids, src_mask, forbid_unk, unk_id, bos_id):
         self.config = config
+        self.never = [Vocab.PAD_ID, bos_id]  # ids no output step may choose
         self.params = sub_params(params, "decoder.")
         self.keys, self.state0, _ = encode(params, config, src_ids, src_mask, keep_cache=False)
         self.keys = np.ascontiguousarray(self.keys)
@@ -79,6 +86,7 @@ class _Decoder:
             src_mask=self.src_mask[sentence_of_row], state=state, prev_output=prev_output, keep_cache=False,
         )
         logp = log_softmax(logits)  # (M, V)
+        logp[:, self.never] = -np.inf
         if self.forbid_unk:
             logp[:, self.unk_id] = -np.inf
         return logp, weights.argmax(axis=1), state, output
@@ -88,7 +96,7 @@ def greedy_decode(params, config: TranslatorNetConfig, src_ids: np.ndarray, src_
                   bos_id: int, eos_id: int, unk_id: int, max_len: np.ndarray,
                   forbid_unk: bool = False) -> list[Hypothesis]:
     """The most probable token at every step, until ``</s>`` or ``max_len`` (N,) tokens."""
-    decoder = _Decoder(params, config, src_ids, src_mask, forbid_unk, unk_id)
+    decoder = _Decoder(params, config, src_ids, src_mask, forbid_unk, unk_id, bos_id)
     n = src_ids.shape[0]
     live = np.arange(n)  # the sentences still decoding
     prev = np.full(n, bos_id, np.int64)
@@ -134,7 +142,7 @@ def beam_search(params, config: TranslatorNetConfig, src_ids: np.ndarray, src_ma
                 bos_id: int, eos_id: int, unk_id: int, max_len: np.ndarray, beam_size: int = 5,
                 alpha: float = 0.0, forbid_unk: bool = False) -> list[Hypothesis]:
     """Beam search of width ``beam_size`` (see the module docstring); the best hypothesis per sentence."""
-    decoder = _Decoder(params, config, src_ids, src_mask, forbid_unk, unk_id)
+    decoder = _Decoder(params, config, src_ids, src_mask, forbid_unk, unk_id, bos_id)
     n, k = src_ids.shape[0], beam_size
     # the live hypotheses, one row each: its sentence, its tokens, attended positions and log probability
     sentence_of_row = np.arange(n)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from unrolled.checkpoint import Checkpoint
+from unrolled.memory import check_training_memory
+from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.forecaster_net import (
     ForecasterNetConfig,
@@ -41,6 +43,7 @@ from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
 __all__ = ["RNNForecaster", "NotFittedError"]
 
 KIND = "forecaster"
+MAX_STEPS = 100_000  # the most values one forecast call rolls out
 
 
 def _as_values(name: str, values: object, columns: int | None = None) -> np.ndarray:
@@ -231,6 +234,8 @@ class RNNForecaster(Estimator):
         n_train = len(x) - n_dev
         if distributed is not None:
             distributed.check_size(n_train, "training windows")
+        check_training_memory(net_config, batch_size=min(self.batch_size, n_train), steps=self.window, itemsize=8,
+                              device=device, length=(f"window {self.window}", "lower window"))
         self.params_ = init_forecaster_params(net_config, np.random.default_rng([self.random_state, 1]))
 
         def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
@@ -292,6 +297,9 @@ class RNNForecaster(Estimator):
         """
         self._check_fitted()
         check_positive_int("steps", steps)
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps: expected at most {MAX_STEPS:,} (a recursive forecast that far ahead says "
+                             f"little), got {steps:,}")
         if steps <= self.horizon:
             return self.predict(history, dates)[:steps]
         if self.n_features_in_ > 1:
@@ -305,15 +313,15 @@ class RNNForecaster(Estimator):
             dates = _as_dates(dates, len(history))
             if len(dates) < 2:
                 raise ValueError("dates: extending the dates beyond the history needs at least 2 of them")
+            dates = np.concatenate([dates, future_dates(dates, steps)])  # spaced like the history's
         predictions: list[np.ndarray] = []
-        done = 0
-        while done < steps:
-            pred = self.predict(history, dates)
+        done, context = 0, history
+        while done < steps:  # each prediction reads only the last window of history and predictions
+            end = len(history) + done
+            pred = self.predict(context, dates[end - len(context) : end] if self.calendar else None)
             predictions.append(pred)
             done += len(pred)
-            history = np.concatenate([history, pred])
-            if self.calendar:
-                dates = np.concatenate([dates, future_dates(dates, len(pred))])
+            context = np.concatenate([context, pred])[-self.window :]
         return np.concatenate(predictions)[:steps]
 
     def score(self, values: object, dates: object | None = None) -> float:
@@ -351,14 +359,59 @@ class RNNForecaster(Estimator):
         return {"scaler": self.scaler_.to_json(), "columns": list(self.columns_)}
 
     def _restore_config(self, config: dict[str, Any]) -> None:
-        self.net_config_ = ForecasterNetConfig(**config["model"])
-        self.scaler_ = StandardScaler.from_json(config["scaler"])
-        self.columns_ = tuple(config["columns"])
-        self.history_ = TrainHistory.from_json(config["training"]["history"])
-        self.training_seconds_ = config["training"]["seconds"]
+        self.net_config_ = restore.net_config(ForecasterNetConfig, config)
+        restore.check_estimator_params(self, config)
+        check_positive_int("estimator.window", self.window)
+        if self.horizon != self.net_config_.horizon:
+            raise ValueError(f"estimator.horizon {self.horizon} does not match model.horizon "
+                             f"{self.net_config_.horizon}")
+        self.scaler_ = _restored_scaler(restore.field(config, "scaler"))
+        columns = restore.field(config, "columns")
+        if (not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns)
+                or len(set(columns)) != len(columns)):
+            raise ValueError(f"columns: expected an array of distinct column names, got {restore.json_value(columns)}")
+        self.columns_ = tuple(columns)
+        inputs = len(columns) + (2 if self.calendar else 0)
+        if inputs != self.net_config_.input_size:
+            raise ValueError(f"model.input_size {self.net_config_.input_size} does not match the {len(columns)} "
+                             f"column(s){' and 2 calendar features' if self.calendar else ''} ({inputs} inputs)")
+        _check_series_record(config.get("series", {}))
+        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         self.n_features_in_ = len(self.columns_)
         if self.scaler_.mean_.shape != (self.n_features_in_,):
             raise ValueError(f"{path / 'config.json'}: the scaler has {self.scaler_.mean_.shape[0]} columns, but "
                              f"columns names {self.n_features_in_}")
+
+
+def _restored_scaler(obj: object) -> StandardScaler:
+    """config.json's "scaler": {"mean": [numbers], "scale": [positive numbers]}, one of each per column."""
+    expected = 'expected {"mean": [numbers], "scale": [positive numbers]} of one length'
+    if not isinstance(obj, dict) or set(obj) != {"mean", "scale"}:
+        raise ValueError(f"scaler: {expected}, got {restore.json_value(obj)}")
+    for name in ("mean", "scale"):
+        values = obj[name]
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"scaler.{name}: {expected}, got {restore.json_value(values)}")
+    if len(obj["mean"]) != len(obj["scale"]):
+        raise ValueError(f"scaler: {len(obj['mean'])} means but {len(obj['scale'])} scales")
+    bad = next((i for i, v in enumerate(obj["scale"]) if not v > 0), None)
+    if bad is not None:
+        raise ValueError(f"scaler.scale[{bad}]: expected a positive number, got {obj['scale'][bad]!r}")
+    return StandardScaler.from_json(obj)
+
+
+def _check_series_record(series: object) -> None:
+    """config.json's "series", the record ``unrolled train --task forecast`` adds of the columns it read (what
+    ``unrolled forecast`` reads again): column and date_column names, exog names, fill."""
+    if not isinstance(series, dict):
+        raise ValueError(f"series: expected an object, got {restore.json_value(series)}")
+    for name, accepts in (("column", lambda v: isinstance(v, str)), ("date_column", lambda v: v is None or
+                          isinstance(v, str)), ("fill", lambda v: isinstance(v, str)),
+                          ("exog", lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v))):
+        if name in series and not accepts(series[name]):
+            what = "an array of column names" if name == "exog" else "a string"
+            raise ValueError(f"series.{name}: expected {what}, got {restore.json_value(series[name])}")

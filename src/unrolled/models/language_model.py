@@ -10,7 +10,8 @@ vocabulary is built from the training part only, so validation tokens it lacks a
 Vocabulary: a :class:`Vocab` at both levels (``<pad>`` id 0, never seen in the stream; ``<unk>`` id 1).
 Character level: then the training part's characters in sorted (code-point) order. Word level:
 ``tokenize`` (lower-cased), then :meth:`Vocab.build` with ``min_freq``. At generation, a prompt character or
-word outside the vocabulary is read as ``<unk>``: that is the policy, not an error.
+word outside the vocabulary is read as ``<unk>`` (``generate(unknown="error")`` refuses it instead, as the
+``unrolled generate`` command does), and ``<pad>`` and ``<unk>`` are never generated.
 
 Training is truncated BPTT over one continuous stream (as PyTorch's word_language_model): the windows of
 :func:`stream_windows` are visited in order, never shuffled, and the final state of each window is the
@@ -35,19 +36,22 @@ import numpy as np
 
 from unrolled.checkpoint import Checkpoint
 from unrolled.data.stream import stream_windows
+from unrolled.memory import check_training_memory
+from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
 from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
 from unrolled.sampling import check_sampling_options, sample_next
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
+from unrolled.train import TaskState, TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNLanguageModel", "NotFittedError"]
 
 KIND = "language_model"
 LEVELS = ("char", "word")
 MAX_LENGTH = 1_000_000  # the most tokens one generate call produces
+SPECIAL_TOKENS = (Vocab.PAD, Vocab.UNK)  # never generated
 EVAL_WINDOW = 256  # steps per forward call when measuring a loss (the state is carried, so any size is exact)
 
 
@@ -82,7 +86,7 @@ class RNNLanguageModel(Estimator):
     Attributes (after fit)
     ----------------------
     vocab_ : Vocab
-    start_token_ : str, the training text's first token (where an empty prompt starts)
+    start_token_ : str, the training text's first token in the vocabulary (where an empty prompt starts)
     net_config_ : LMNetConfig
     params_ : dict of arrays under PyTorch names
     history_ : TrainHistory (no epochs when max_steps=0)
@@ -129,6 +133,7 @@ class RNNLanguageModel(Estimator):
     # --- scikit-learn protocol (tags built by Estimator.__sklearn_tags__) ------------------------------
 
     KIND = KIND
+    _BEST_METRIC = "val_loss_"
     _CONFIG_NAME = "language model"
     _FIT_CALL = "fit(text)"
     _SKLEARN_INPUT_TAGS = {"two_d_array": False, "string": True}  # one text
@@ -175,7 +180,7 @@ class RNNLanguageModel(Estimator):
             )
         if self.validation_fraction > 0 and n_val < 2:
             raise ValueError(f"text: validation_fraction {self.validation_fraction} of {len(tokens)} tokens leaves "
-                             f"{n_val} for validation (at least 2 needed); give more text or set it to 0")
+                             f"{n_val} for validation (at least 2 needed); give more text or raise validation_fraction")
         started = time.perf_counter()
 
         train_tokens = tokens[:n_train]
@@ -183,11 +188,18 @@ class RNNLanguageModel(Estimator):
             self.vocab_ = Vocab([Vocab.PAD, Vocab.UNK, *sorted(set(train_tokens))])
         else:
             self.vocab_ = Vocab.build([train_tokens], min_freq=self.min_freq)
-        self.start_token_ = train_tokens[0]
+        if len(self.vocab_) == len(SPECIAL_TOKENS):
+            raise ValueError(f"min_freq: no {self.level} of the training text occurs {self.min_freq} times, so the "
+                             "vocabulary would hold only <pad> and <unk>; lower min_freq")
+        self.start_token_ = next(token for token in train_tokens if token in self.vocab_)  # generated as is
         self.net_config_ = LMNetConfig(
             vocab_size=len(self.vocab_), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
             cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, tie_weights=self.tie_weights,
         )
+        check_training_memory(self.net_config_, batch_size=self.batch_size, steps=self.bptt, device=device,
+                              vocabulary="raise min_freq" if self.level == "word" else
+                              "model words (level word) or a text with fewer distinct characters",
+                              length=(f"bptt {self.bptt}", "lower bptt"))
         self.params_ = init_lm_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
         windows = stream_windows(self._ids(train_tokens), self.batch_size, self.bptt)
         val_ids = self._ids(tokens[n_train:])
@@ -215,12 +227,22 @@ class RNNLanguageModel(Estimator):
             grads, _ = lm_backward(cache)  # truncated BPTT: no gradient flows into the previous window
             return loss, grads
 
+        def get_task_state() -> dict[str, object]:  # for resuming: what outlives a step besides the weights
+            h, c = (state if isinstance(state, tuple) else (state, None))
+            return {"steps_left": steps_left, "h": h, "c": c}
+
+        def set_task_state(saved: dict[str, object]) -> None:
+            nonlocal state, steps_left
+            steps_left = int(saved["steps_left"])
+            state = saved["h"] if saved["c"] is None else (saved["h"], saved["c"])
+
         evaluate = (lambda: self._stream_loss(val_ids)) if n_val else None
         if epochs > 0:
             self.history_: TrainHistory = self._train_loop(
                 make_batches, batch_loss, replace(train_config, epochs=epochs), evaluate=evaluate,
                 higher_is_better=False, callbacks=callbacks, engine=engine, device=device, distributed=distributed,
                 torch_task=TorchTask(self.net_config_, batch_inputs, "language_model"),
+                task_state=TaskState(get_task_state, set_task_state),
             )
             self.val_loss_ = self.history_.best_metric
         else:
@@ -277,15 +299,18 @@ class RNNLanguageModel(Estimator):
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
+        unknown: str = "unk",
     ) -> Iterator[str]:
         """Stream ``length`` tokens that continue ``prompt``, each yielded as text as soon as it is drawn.
 
         The prompt is read in one forward pass from the zero state; each next token is drawn with
         :func:`unrolled.sampling.sample_next` (temperature 0 = greedy) and fed back one step at a time.
-        A prompt token outside the vocabulary is read as ``<unk>``. An empty prompt starts as the training
-        text did: the first token is the training text's first token (``start_token_``), and the rest are
-        drawn after it. Word level yields each word with a space before it, so ``prompt + "".join(...)``
-        reads as text (no space before the first word of an empty prompt).
+        The special tokens ``<pad>`` and ``<unk>`` are never drawn (masked out of every distribution). A
+        prompt token outside the vocabulary is read as ``<unk>`` (``unknown="unk"``, the default) or refused
+        with a ValueError naming it (``unknown="error"``, as ``unrolled generate`` does). An empty prompt
+        starts as the training text did: the first token is the training text's first token in the vocabulary
+        (``start_token_``), and the rest are drawn after it. Word level yields each word with a space before
+        it, so ``prompt + "".join(...)`` reads as text (no space before the first word of an empty prompt).
 
         The same ``seed`` gives the same text; ``seed=None`` draws fresh randomness. Arguments are checked
         at the call, before the first token.
@@ -298,8 +323,19 @@ class RNNLanguageModel(Estimator):
         if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or not 0 <= length <= MAX_LENGTH:
             raise ValueError(f"length: expected an integer from 0 to {MAX_LENGTH:,}, got {length!r}")
         check_sampling_options(temperature=temperature, top_k=top_k, top_p=top_p)
-        return self._generate(self._tokens(prompt), int(length), dict(temperature=temperature, top_k=top_k,
-                                                                      top_p=top_p), np.random.default_rng(seed))
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed: expected an integer >= 0 or None, got {seed!r}")
+        if unknown not in ("unk", "error"):
+            raise ValueError(f"unknown: expected 'unk' or 'error', got {unknown!r}")
+        tokens = self._tokens(prompt)
+        if unknown == "error":
+            outside = next((i for i, token in enumerate(tokens) if token not in self.vocab_), None)
+            if outside is not None:
+                raise ValueError(f"prompt: {tokens[outside]!r} ({self.level} {outside + 1}) is not in the model's "
+                                 f"vocabulary of {len(self.vocab_) - 2:,} {self.level}s")
+        options = dict(temperature=temperature, top_k=top_k, top_p=top_p,
+                       exclude=[self.vocab_.id_of(token) for token in SPECIAL_TOKENS])
+        return self._generate(tokens, int(length), options, np.random.default_rng(seed))
 
     def _generate(self, prompt: list[str], length: int, options: dict[str, Any],
                   rng: np.random.Generator) -> Iterator[str]:
@@ -325,17 +361,31 @@ class RNNLanguageModel(Estimator):
         return {"start_token": self.start_token_, "val_loss": self.val_loss_}
 
     def _restore_config(self, config: dict[str, Any]) -> None:
-        self.net_config_ = LMNetConfig(**config["model"])
-        self.start_token_ = str(config["start_token"])
-        self.val_loss_ = config["val_loss"]
-        self.history_ = TrainHistory.from_json(config["training"]["history"])
-        self.training_seconds_ = config["training"]["seconds"]
+        self.net_config_ = restore.net_config(LMNetConfig, config)
+        restore.check_estimator_params(self, config)
+        if self.level not in LEVELS:
+            raise ValueError(f"estimator.level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
+        start = restore.field(config, "start_token")
+        if not isinstance(start, str) or not start:
+            raise ValueError(f"start_token: expected a non-empty string, got {restore.json_value(start)}")
+        self.start_token_ = start
+        self.val_loss_ = restore.field(config, "val_loss")
+        if self.val_loss_ is not None and (isinstance(self.val_loss_, bool)
+                                           or not isinstance(self.val_loss_, (int, float))):
+            raise ValueError(f"val_loss: expected a number or null, got {restore.json_value(self.val_loss_)}")
+        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         vocab_source = str(path / "vocab.json")
-        if checkpoint.vocab is None:
-            raise ValueError(f"{vocab_source}: missing (a language model needs its vocabulary)")
-        self.vocab_ = Vocab.from_json(checkpoint.vocab, source=vocab_source)
+        self.vocab_ = restore.load_vocab(checkpoint.vocab, vocab_source, "a language model")
         if len(self.vocab_) != self.net_config_.vocab_size:
             raise ValueError(f"{vocab_source}: {len(self.vocab_)} tokens, but the model has vocab_size "
                              f"{self.net_config_.vocab_size}")
+        if self.start_token_ in SPECIAL_TOKENS:
+            raise ValueError(f"{path / 'config.json'}: start_token {self.start_token_!r} is a special token; "
+                             "generation never starts from one")
+        if self.start_token_ not in self.vocab_:  # saved by an older unrolled: the text's first token, maybe rare
+            self.start_token_ = next((t for t in self.vocab_.tokens if t not in SPECIAL_TOKENS), None)
+            if self.start_token_ is None:
+                raise ValueError(f"{path / 'vocab.json'}: no token besides the specials; nothing to generate")

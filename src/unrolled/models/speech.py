@@ -31,7 +31,9 @@ from unrolled.audio.wav import read_wav
 from unrolled.checkpoint import Checkpoint
 from unrolled.data.batching import length_bucketed_batches
 from unrolled.data.splits import split_dev
+from unrolled.memory import check_training_memory
 from unrolled.metrics import ClassificationReport, classification_report, symbol_error_rate
+from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.ctc_decoding import best_alignment, greedy_decode, prefix_beam_search
 from unrolled.models.speech_net import BLANK, SpeechNetConfig, init_speech_params, speech_backward, speech_forward
@@ -185,6 +187,7 @@ class RNNSpeechRecognizer(Estimator):
         self.random_state = random_state
 
     KIND = KIND
+    _BEST_METRIC = "dev_metric_"
     _CONFIG_NAME = "speech recognizer"
     _FIT_CALL = "fit(audio, transcripts)"
     _estimator_type = "classifier"
@@ -231,7 +234,9 @@ class RNNSpeechRecognizer(Estimator):
     def _batch(self, feats: Sequence[np.ndarray], rng: np.random.Generator | None = None):
         """Right-pad (T_i, F) features into x (N, T, F) and mask (N, T); SpecAugment when ``rng`` is given."""
         t_len = max(len(f) for f in feats)
-        x = np.zeros((len(feats), t_len, feats[0].shape[1]), dtype=np.float32)
+        params = getattr(self, "params_", None)  # the network computes in its parameters' dtype (a float64 checkpoint)
+        dtype = next(iter(params.values())).dtype if params else np.float32
+        x = np.zeros((len(feats), t_len, feats[0].shape[1]), dtype=dtype)
         mask = np.zeros((len(feats), t_len), dtype=bool)
         for i, f in enumerate(feats):
             if rng is not None and (self.time_masks or self.feature_masks):
@@ -310,6 +315,10 @@ class RNNSpeechRecognizer(Estimator):
                     raise ValueError(f"validation_fraction: {self.validation_fraction} of {len(feats)} utterances "
                                      "leaves no training or no dev utterance")
                 dev_idx, train_idx = sorted(shuffled[:n_dev]), sorted(shuffled[n_dev:])
+            if not len(dev_idx) or not len(train_idx):
+                raise ValueError(f"validation_fraction: {self.validation_fraction} of {len(feats)} utterances "
+                                 "leaves no training or no dev utterance; give more recordings or change "
+                                 "validation_fraction")
             dev_feats, dev_texts = [feats[i] for i in dev_idx], [texts[i] for i in dev_idx]
             feats, texts = [feats[i] for i in train_idx], [texts[i] for i in train_idx]
             sources = [sources[i] for i in train_idx]
@@ -347,6 +356,10 @@ class RNNSpeechRecognizer(Estimator):
             objective=self.objective, cell=self.cell, num_layers=self.num_layers, bidirectional=self.bidirectional,
             dropout=self.dropout, pooling=self.pooling,
         )
+        longest = max(len(f) for f in feats)
+        check_training_memory(self.net_config_, batch_size=min(self.batch_size, len(feats)), steps=longest,
+                              device=device, length=(f"the longest utterance ({longest:,} frames)",
+                                                     "raise stack or hop_ms"))
         train_config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                                    clip_norm=self.clip_norm, patience=self.patience, seed=self.random_state)
         self.params_ = init_speech_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
@@ -538,23 +551,37 @@ class RNNSpeechRecognizer(Estimator):
         return {**super()._training_record(), "dev_metric": self.dev_metric_}
 
     def _restore_config(self, config: dict[str, Any]) -> None:
-        self.net_config_ = SpeechNetConfig(**config["model"])
-        self.feature_config_ = FeatureConfig(**config["features"])
-        self.symbols_ = tuple(config["symbols"])
-        self.history_ = TrainHistory.from_json(config["training"]["history"])
-        self.training_seconds_ = config["training"]["seconds"]
+        self.net_config_ = restore.net_config(SpeechNetConfig, config)
+        restore.check_estimator_params(self, config)
+        if self.objective not in ("classify", "ctc"):
+            raise ValueError(f"estimator.objective: expected classify or ctc, got {self.objective!r}")
+        check_positive_int("estimator.beam_size", self.beam_size)
+        self.feature_config_ = restore.dataclass_from_json(FeatureConfig, restore.field(config, "features"),
+                                                           "features")
+        symbols = restore.field(config, "symbols")
+        if not isinstance(symbols, list) or not all(isinstance(s, str) and s for s in symbols):
+            raise ValueError(f"symbols: expected an array of non-empty strings, got {restore.json_value(symbols)}")
+        duplicate = next((s for i, s in enumerate(symbols) if s in symbols[:i]), None)
+        if duplicate is not None:
+            raise ValueError(f"symbols: {duplicate!r} appears twice")
+        if self.objective == "ctc" and symbols[:1] != [BLANK_SYMBOL]:
+            raise ValueError(f"symbols: a ctc model's first symbol is {BLANK_SYMBOL!r}, got "
+                             f"{restore.json_value(symbols[:1])}")
+        self.symbols_ = tuple(symbols)
+        self.history_, self.training_seconds_ = restore.training_record(config)
         self.dev_metric_ = config["training"].get("dev_metric")
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         source = path / "config.json"
         if len(self.symbols_) != self.net_config_.num_outputs:
             raise ValueError(f"{source}: {len(self.symbols_)} symbols for a network of "
-                             f"{self.net_config_.num_outputs} outputs")
+                             f"{self.net_config_.num_outputs} outputs (model.num_outputs)")
         if self.feature_config_.size != self.net_config_.input_size:
             raise ValueError(f"{source}: the features have {self.feature_config_.size} values a frame, the network "
-                             f"reads {self.net_config_.input_size}")
+                             f"reads {self.net_config_.input_size} (model.input_size)")
         if self.net_config_.objective != self.objective:
-            raise ValueError(f"{source}: estimator objective {self.objective!r} but network objective "
+            raise ValueError(f"{source}: estimator.objective {self.objective!r} but model.objective "
                              f"{self.net_config_.objective!r}")
 
 

@@ -31,6 +31,8 @@ import numpy as np
 
 from unrolled.checkpoint import Checkpoint
 from unrolled.data.batching import length_bucketed_batches, pad_batch
+from unrolled.memory import check_training_memory
+from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.decoding import Hypothesis, beam_search, greedy_decode, max_lengths
 from unrolled.models.translator_net import (
@@ -52,7 +54,7 @@ from unrolled.nn._validation import (
 from unrolled.text.bleu import BleuScore, corpus_bleu, sacrebleu_score
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
+from unrolled.train import TaskState, TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNTranslator", "NotFittedError", "detokenize", "train_sentencepiece", "TranslationVocab", "Translation",
            "TranslationScores"]
@@ -61,6 +63,7 @@ KIND = "translator"
 BOS, EOS = "<s>", "</s>"
 BOS_ID, EOS_ID = 2, 3
 EVAL_BATCH = 100  # sentences per decoding batch
+MAX_SOURCE_TOKENS = 1_000  # the longest sentence translated (decoding is S × output length work)
 
 _NO_SPACE_BEFORE = re.compile(r" ([.,!?;:%)\]}]|'s|n't|'re|'ve|'ll|'d|'m)(?= |$)")
 _NO_SPACE_AFTER = re.compile(r"([(\[{$]) ")
@@ -103,7 +106,8 @@ class TranslationVocab:
                 raise ValueError(f"{source}: sentencepiece: expected the base64 of a sentencepiece model") from None
         vocab = cls(Vocab.from_json(obj["source"], source=f"{source} source"),
                     Vocab.from_json(obj["target"], source=f"{source} target"), model)
-        if vocab.target.tokens[BOS_ID] != BOS or vocab.target.tokens[EOS_ID] != EOS:
+        specials = vocab.target.tokens[BOS_ID : EOS_ID + 1]
+        if specials != (BOS, EOS):
             raise ValueError(f"{source}: the target vocabulary needs {BOS} at id {BOS_ID} and {EOS} at id {EOS_ID}")
         if model is not None:
             pieces = vocab.pieces(source)
@@ -205,6 +209,12 @@ class Translation:
         }
 
 
+def _check_source_length(name: str, tokens: list[str]) -> None:
+    if len(tokens) > MAX_SOURCE_TOKENS:
+        raise ValueError(f"{name}: {len(tokens):,} tokens; a translator reads sentences of at most "
+                         f"{MAX_SOURCE_TOKENS:,} (split the text into sentences)")
+
+
 def _check_texts(name: str, texts: object) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise ValueError(f"{name}: expected a list of str, got {type(texts).__name__}")
@@ -281,6 +291,7 @@ class RNNTranslator(Estimator):
         self.random_state = random_state
 
     KIND = KIND
+    _BEST_METRIC = "dev_bleu_"
     _CONFIG_NAME = "translator"
     _FIT_CALL = "fit(sources, targets)"
     _SKLEARN_TARGET_REQUIRED = True
@@ -350,6 +361,11 @@ class RNNTranslator(Estimator):
             cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, score=self.attention,
             input_feeding=self.input_feeding,
         )
+        longest = max(map(len, source_tokens))
+        check_training_memory(self.net_config_, batch_size=min(self.batch_size, len(sources)), steps=longest,
+                              target_steps=max(map(len, target_tokens)) + 1, device=device,
+                              vocabulary="raise min_freq or use subwords",
+                              length=(f"the longest sentence ({longest:,} tokens)", "leave the longest pairs out"))
         self.params_ = init_translator_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
         src_ids = [np.array(source_vocab.encode(t), np.int64) for t in source_tokens]
         tgt_ids = [np.array(target_vocab.encode(t), np.int64) for t in target_tokens]
@@ -387,9 +403,16 @@ class RNNTranslator(Estimator):
             task = TorchTask(self.net_config_, batch_inputs, "translator",
                              options={"label_smoothing": self.label_smoothing})
             target_tokens = np.array([len(t) + 1 for t in tgt_ids], dtype=np.float64)  # y_1 … </s>
+
+            def set_task_state(saved: dict[str, object]) -> None:  # for resuming
+                steps_left[0], self.tokens_seen_ = int(saved["steps_left"]), int(saved["tokens_seen"])
+
+            task_state = TaskState(lambda: {"steps_left": steps_left[0], "tokens_seen": self.tokens_seen_},
+                                   set_task_state)
             self.history_ = self._train_loop(make_batches, batch_loss, train_config, evaluate=evaluate,
                                              higher_is_better=True, callbacks=callbacks, engine=engine, device=device,
-                                             distributed=distributed, torch_task=task, example_weights=target_tokens)
+                                             distributed=distributed, torch_task=task, example_weights=target_tokens,
+                                             task_state=task_state)
             self.dev_bleu_ = self.history_.best_metric
         self.training_seconds_ = time.perf_counter() - started
         return self
@@ -411,6 +434,8 @@ class RNNTranslator(Estimator):
         for name, value in (("alpha", alpha), ("max_len_a", max_len_a), ("max_len_b", max_len_b)):
             check_nonnegative_number(name, value)
         source_tokens = [self.vocab_.split(text) for text in texts]
+        for i, tokens in enumerate(source_tokens):
+            _check_source_length(f"texts[{i}]", tokens)
         ids = [np.array(self._source_ids(t), np.int64) for t in source_tokens]
         hypotheses: list[Hypothesis | None] = [None] * len(texts)
         for batch in length_bucketed_batches([len(i) for i in ids], EVAL_BATCH, shuffle=False):
@@ -483,6 +508,7 @@ class RNNTranslator(Estimator):
         if not isinstance(text, str):
             raise ValueError(f"text: expected a str, got {type(text).__name__}")
         check_positive_int("top_k", top_k)
+        _check_source_length("text", self.vocab_.split(text))
         (source_tokens,), (hypothesis,) = self._decode([text], beam_size=beam_size, alpha=alpha, max_len_a=1.5,
                                                        max_len_b=5.0, forbid_unk=False)
         src = np.array([self._source_ids(source_tokens)], np.int64)
@@ -513,12 +539,16 @@ class RNNTranslator(Estimator):
         return {"dev_bleu": self.dev_bleu_}
 
     def _restore_config(self, config: dict[str, Any]) -> None:
-        self.net_config_ = TranslatorNetConfig(**config["model"])
-        self.dev_bleu_ = config["dev_bleu"]
-        self.history_ = TrainHistory.from_json(config["training"]["history"])
-        self.training_seconds_ = config["training"]["seconds"]
+        self.net_config_ = restore.net_config(TranslatorNetConfig, config)
+        restore.check_estimator_params(self, config)
+        self.dev_bleu_ = restore.field(config, "dev_bleu")
+        if self.dev_bleu_ is not None and (isinstance(self.dev_bleu_, bool)
+                                           or not isinstance(self.dev_bleu_, (int, float))):
+            raise ValueError(f"dev_bleu: expected a number or null, got {restore.json_value(self.dev_bleu_)}")
+        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
+        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         source = str(path / "vocab.json")
         if checkpoint.vocab is None:
             raise ValueError(f"{source}: missing (a translator needs its vocabularies)")

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from unrolled.data.readers import MAX_LINE_BYTES, check_readable_file
 from unrolled.nn._validation import check_positive_int
 from unrolled.text.vocab import Vocab
 
@@ -233,14 +234,21 @@ def embedding_matrix(
 def _fields_by_line(path: str | os.PathLike[str], source: str) -> Iterator[tuple[int, list[bytes]]]:
     """Yield (line number, the line split at ASCII whitespace) for each non-blank line, gunzipping if needed.
 
-    Checks that every line is UTF-8 text; a damaged gzip stream is a ValueError naming the line.
+    Checks that every line is UTF-8 text of at most 8 MiB (read no further than that); a damaged gzip stream
+    is a ValueError naming the line. Only a regular file is opened (a FIFO or a device is refused first).
     """
+    if not os.path.lexists(source):
+        raise FileNotFoundError(f"{source}: no such file")
+    check_readable_file(source, "a word-vector file")  # no directory, FIFO or device
     with open(path, "rb") as file:
         compressed = file.peek(len(_GZIP_MAGIC))[: len(_GZIP_MAGIC)] == _GZIP_MAGIC
         handle = gzip.GzipFile(fileobj=file, mode="rb") if compressed else file
         lineno = 0
         try:
-            for lineno, line in enumerate(handle, 1):
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                lineno += 1
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    raise ValueError(f"{source}:{lineno}: line longer than 8 MiB, not a word-vector file")
                 if not line.isascii():
                     if lineno == 1 and line.startswith(_UTF8_BOM):
                         line = line[len(_UTF8_BOM) :]
@@ -248,7 +256,7 @@ def _fields_by_line(path: str | os.PathLike[str], source: str) -> Iterator[tuple
                         line.decode("utf-8")
                     except UnicodeDecodeError:
                         raise ValueError(f"{source}:{lineno}: not UTF-8 text {_BINARY_HINT}") from None
-                if b"\x00" in line:
+                if 0 in line:  # a NUL byte
                     raise ValueError(f"{source}:{lineno}: binary data, not text {_BINARY_HINT}")
                 fields = line.split()
                 if fields:

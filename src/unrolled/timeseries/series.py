@@ -17,12 +17,11 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unrolled.data.readers import DataError
+from unrolled.data.readers import DataError, _open_lines, check_readable_file
 
 __all__ = ["SeriesError", "Series", "read_series", "calendar_features", "make_windows", "StandardScaler"]
 
@@ -63,6 +62,10 @@ class Series:
         return int(self.values.shape[0])
 
 
+def _series_error(error: DataError) -> SeriesError:
+    return SeriesError(error.path, error.problem, line=error.line, field=error.field)
+
+
 def _parse_date(text: str, display: str, line: int, field: str) -> np.datetime64:
     text = text.strip()
     if not text:
@@ -97,36 +100,41 @@ def read_series(
     exog_columns: Sequence[str] = (),
     fill: str = "error",
 ) -> Series:
-    """Read a CSV file with a header row into a :class:`Series`.
+    """Read a CSV file with a header row (optionally gzip-compressed) into a :class:`Series`.
 
     ``column`` is the target; ``exog_columns`` are read after it as further input columns. With
     ``date_column`` the dates are parsed (``YYYY-MM-DD``, or ``YYYY-MM`` meaning the first of the month) and
     must be strictly increasing. An empty value cell is an error with ``fill="error"``; with
     ``fill="interpolate"`` it is filled linearly from its neighbours by position (not by date), but a missing
     first or last value is still an error. Every problem raises one :class:`SeriesError` naming the file,
-    the line and the field. Blank lines at the end of the file are ignored.
+    the line and the field. Blank lines at the end of the file are ignored. The file is read line by line as
+    :mod:`unrolled.data.readers` reads data files: UTF-8 checked per line, a BOM dropped, only a regular file,
+    no NUL bytes, lines of at most 8 MiB.
     """
     display = os.fspath(path)
     if fill not in ("error", "interpolate"):
         raise ValueError(f"fill: expected 'error' or 'interpolate', got {fill!r}")
     value_columns = (column, *exog_columns)
-    if len(set(value_columns)) != len(value_columns):
-        raise ValueError(f"column and exog_columns repeat a name: {value_columns}")
+    repeated = next((name for i, name in enumerate(value_columns) if name in value_columns[:i]), None)
+    if repeated is not None:
+        where = "the target and an exogenous column" if repeated == column else "an exogenous column twice"
+        raise ValueError(f"{display}: column {repeated!r} is given as {where}")
     if date_column is not None and date_column in value_columns:
-        raise ValueError(f"date_column {date_column!r} is also a value column")
-    file_path = Path(display)
-    if not file_path.exists():
-        raise SeriesError(display, "no such file")
-    if file_path.is_dir():
-        raise SeriesError(display, "is a directory, not a data file")
+        raise ValueError(f"{display}: column {date_column!r} is given as the date column and as a value column")
+    try:
+        check_readable_file(display)
+    except DataError as error:
+        raise _series_error(error) from None
 
     rows: list[list[float]] = []
     row_lines: list[int] = []
     dates: list[np.datetime64] = []
     date_lines: dict[np.datetime64, int] = {}
+    reader = None
     try:
-        with open(file_path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
+        # Line by line as the data readers read (gzip, UTF-8 named by line, a length limit, no NUL bytes).
+        with _open_lines(display, display.lower().endswith(".gz")) as lines:
+            reader = csv.reader(text + "\n" for _, text in lines)
             header = next(reader, None)
             if header is None:
                 raise SeriesError(display, "empty file: no header line")
@@ -161,10 +169,12 @@ def read_series(
                     dates.append(date)
                 rows.append([_parse_value(cells[i], display, line, c) for i, c in zip(value_index, value_columns)])
                 row_lines.append(line)
-    except UnicodeDecodeError as exc:
-        raise SeriesError(display, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except SeriesError:
+        raise
+    except DataError as error:
+        raise _series_error(error) from None
     except csv.Error as exc:
-        raise SeriesError(display, f"broken CSV: {exc}") from None
+        raise SeriesError(display, f"broken CSV: {exc}", line=reader.line_num if reader else None) from None
     if not rows:
         raise SeriesError(display, "no data rows")
 
@@ -175,7 +185,7 @@ def read_series(
             continue
         first = int(np.argmax(missing))
         if fill == "error":
-            problem = "missing value (pass fill='interpolate' to fill gaps)"
+            problem = "missing value (fill='interpolate', --fill interpolate, fills gaps)"
             raise SeriesError(display, problem, line=row_lines[first], field=name)
         for end in (0, len(values) - 1):
             if missing[end]:
