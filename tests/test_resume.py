@@ -86,6 +86,15 @@ class _Steps:
         self.steps = step
 
 
+def _interrupt_a_classifier(directory, at: int) -> None:
+    """Train the small classifier of ``_tasks`` until step ``at``, then stop it as a signal would, its state
+    saved in ``directory``."""
+    make, fit = _tasks(None)["classifier"]
+    model, stop = make(), _StopAt(at)
+    with pytest.raises(TrainingInterrupted):
+        fit(model, [stop, Checkpointer(model, directory, interrupt=stop)])
+
+
 def _same_weights(a, b) -> bool:
     return set(a.params_) == set(b.params_) and all(np.array_equal(a.params_[k], b.params_[k]) for k in a.params_)
 
@@ -146,10 +155,8 @@ def test_checkpoint_every_saves_mid_epoch_and_a_stale_state_resumes_too(tmp_path
 
 
 def test_a_state_of_another_model_is_refused(tmp_path):
-    make, fit = _tasks(None)["classifier"]
-    model, stop = make(), _StopAt(3)
-    with pytest.raises(TrainingInterrupted):
-        fit(model, [stop, Checkpointer(model, tmp_path / "p", interrupt=stop)])
+    make, _ = _tasks(None)["classifier"]
+    _interrupt_a_classifier(tmp_path / "p", at=3)
     state, _ = read_training_state(tmp_path / "p")
     other = RNNClassifier(hidden_size=10, embedding_dim=6, epochs=3, batch_size=4, random_state=3)
     with pytest.raises(ValueError, match="resume: the saved state's parameter .* different model"):
@@ -161,10 +168,8 @@ def test_a_state_of_another_model_is_refused(tmp_path):
 
 
 def test_resuming_is_numpy_engine_single_process_only(tmp_path):
-    make, fit = _tasks(None)["classifier"]
-    model, stop = make(), _StopAt(2)
-    with pytest.raises(TrainingInterrupted):
-        fit(model, [stop, Checkpointer(model, tmp_path / "p", interrupt=stop)])
+    make, _ = _tasks(None)["classifier"]
+    _interrupt_a_classifier(tmp_path / "p", at=2)
     state, _ = read_training_state(tmp_path / "p")
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match="only a single-process run of the NumPy engine"):
@@ -172,10 +177,7 @@ def test_resuming_is_numpy_engine_single_process_only(tmp_path):
 
 
 def test_broken_state_files_are_one_line_naming_the_file(tmp_path):
-    make, fit = _tasks(None)["classifier"]
-    model, stop = make(), _StopAt(2)
-    with pytest.raises(TrainingInterrupted):
-        fit(model, [stop, Checkpointer(model, tmp_path / "p", interrupt=stop)])
+    _interrupt_a_classifier(tmp_path / "p", at=2)
     meta_path = tmp_path / "p" / STATE_FILE
     meta = json.loads(meta_path.read_text())
     for broken, match in [("{", "invalid JSON"), (json.dumps({**meta, "format": "x"}), "not an unrolled training state"),
@@ -197,8 +199,5 @@ def test_find_resumable_takes_the_out_path_or_the_partial(tmp_path):
         find_resumable(out)
     partial = partial_path(out)
     assert partial.name == "m.partial"
-    make, fit = _tasks(None)["classifier"]
-    model, stop = make(), _StopAt(2)
-    with pytest.raises(TrainingInterrupted):
-        fit(model, [stop, Checkpointer(model, partial, interrupt=stop)])
+    _interrupt_a_classifier(partial, at=2)
     assert find_resumable(out) == partial == find_resumable(partial)

@@ -1,4 +1,4 @@
 """``python -m unrolled`` runs the command-line interface."""
-from unrolled.cli import main
+from unrolled.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -135,6 +135,18 @@ def _main(argv: Sequence[str] | None, streams: Streams) -> int:
     return _run(args, command, streams)
 
 
+def entry() -> None:
+    """The ``unrolled`` program (the console script and ``python -m unrolled``): :func:`main`, then the exit.
+    A SIGTERM while the interpreter shuts down (after main, whose handler is gone) still ends with 143 rather
+    than a kill by the signal."""
+    code = main()
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signal.SIGTERM))
+    except ValueError:  # not the main thread
+        pass
+    raise SystemExit(code)
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised where the process is, so that it ends like Ctrl-C does: cleanly, exit 143."""
 
@@ -258,4 +270,4 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-__all__ = ["COMMANDS", "ExitCode", "UsageError", "command_parser", "main", "parse"]
+__all__ = ["COMMANDS", "ExitCode", "UsageError", "command_parser", "entry", "main", "parse"]

@@ -39,6 +39,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from unrolled.nn._validation import json_type
+
 __all__ = ["MAX_LINE_BYTES", "DataError", "LabelMap", "SkippedRow", "TextDataset", "check_dev_labels",
            "check_readable_file", "read_dataset", "rename_labels"]
 
@@ -472,7 +474,7 @@ def _read_jsonl(lines, rows: _Rows, text_column, label_column, require_labels) -
             rows.bad(line, "invalid JSON: nested too deeply")
             continue
         if not isinstance(obj, dict):
-            rows.bad(line, f"expected a JSON object, got {_json_type(obj)}")
+            rows.bad(line, f"expected a JSON object, got {json_type(obj)}")
             continue
         if text_name is None:  # the first object decides the columns
             text_name, label_name = _resolve_columns(
@@ -483,7 +485,7 @@ def _read_jsonl(lines, rows: _Rows, text_column, label_column, require_labels) -
             continue
         value = obj[text_name]
         if not isinstance(value, str):
-            rows.bad(line, f"expected a string, got {_json_type(value)}", text_name)
+            rows.bad(line, f"expected a string, got {json_type(value)}", text_name)
             continue
         if (surrogate := _unpaired_surrogate(value)) is not None:
             rows.bad(line, f"an unpaired surrogate escape ({surrogate}) is not text", text_name)
@@ -502,7 +504,7 @@ def _read_jsonl(lines, rows: _Rows, text_column, label_column, require_labels) -
             elif isinstance(raw_label, int) and not isinstance(raw_label, bool):
                 label = str(raw_label)
             else:
-                got = "null" if raw_label is None else f"{_json_type(raw_label)} {raw_label!r}"
+                got = "null" if raw_label is None else f"{json_type(raw_label)} {raw_label!r}"
                 rows.bad(line, f"expected an integer or a string, got {got}", label_name)
                 continue
         rows.add(line, value, label, text_name, label_name)
@@ -526,15 +528,6 @@ def _unpaired_surrogate(text: str) -> str | None:
         return f"\\u{ord(text[error.start]):04x}"
     return None
 
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
 # --- labels ------------------------------------------------------------------------------------------------
@@ -661,7 +654,7 @@ class LabelMap:
     def from_json(cls, obj: Any, source: str = "labels.json") -> LabelMap:
         """Rebuild from :meth:`to_json` output; any problem is one ValueError naming ``source`` and the field."""
         if not isinstance(obj, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {_json_type(obj)}")
+            raise ValueError(f"{source}: expected a JSON object, got {json_type(obj)}")
         unknown = sorted(key for key in obj if key not in ("format", "version", "names"))
         if unknown:
             raise ValueError(f"{source}: unknown field {unknown[0]!r} (expected format, version, names)")
@@ -673,7 +666,7 @@ class LabelMap:
         if obj["version"] != cls._VERSION or isinstance(obj["version"], bool):
             raise ValueError(f"{source}: field 'version': unsupported version {obj['version']!r} (this build reads 1)")
         if not isinstance(obj["names"], list):
-            raise ValueError(f"{source}: field 'names': expected a list, got {_json_type(obj['names'])}")
+            raise ValueError(f"{source}: field 'names': expected a list, got {json_type(obj['names'])}")
         try:
             return cls(obj["names"])
         except ValueError as error:

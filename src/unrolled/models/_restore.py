@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from unrolled.nn._validation import json_type
+
 from unrolled.checkpoint import CheckpointError
 from unrolled.text.vocab import Vocab
 from unrolled.train import EpochResult, TrainHistory
@@ -47,26 +49,11 @@ def json_value(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
 
 def field(config: Mapping[str, Any], name: str, where: str | None = None) -> Any:
     """``config[name]``, or a ValueError naming the field when it is missing."""
     if not isinstance(config, Mapping):
-        raise ValueError(f"{where}: expected an object, got {_json_type(config)}")
+        raise ValueError(f"{where}: expected an object, got {json_type(config, article=True)}")
     if name not in config:
         raise ValueError(f"{where + '.' if where else ''}{name}: missing")
     return config[name]
@@ -100,7 +87,7 @@ def dataclass_from_json(cls: type, obj: Any, where: str) -> Any:
     """Build the dataclass ``cls`` from a config.json object, each problem naming ``where.<field>``: not an
     object, an unknown or missing field, a value of the wrong JSON type, or one the class refuses."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{where}: expected an object, got {_json_type(obj)}")
+        raise ValueError(f"{where}: expected an object, got {json_type(obj, article=True)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for name in obj:
         if name not in fields:
@@ -131,7 +118,7 @@ def check_estimator_params(estimator: object, config: Mapping[str, Any]) -> None
     null, ``lowercase`` true or false, …)."""
     params = field(config, "estimator")
     if not isinstance(params, dict):
-        raise ValueError(f"estimator: expected an object, got {_json_type(params)}")
+        raise ValueError(f"estimator: expected an object, got {json_type(params, article=True)}")
     signature = inspect.signature(type(estimator).__init__).parameters
     for name, value in params.items():
         if name in signature:
@@ -142,13 +129,13 @@ def training_record(config: Mapping[str, Any]) -> tuple[TrainHistory, float]:
     """The training history and seconds of config.json's "training" field."""
     training = field(config, "training")
     if not isinstance(training, dict):
-        raise ValueError(f"training: expected an object, got {_json_type(training)}")
+        raise ValueError(f"training: expected an object, got {json_type(training, article=True)}")
     history = field(training, "history", "training")
     if not isinstance(history, dict):
-        raise ValueError(f"training.history: expected an object, got {_json_type(history)}")
+        raise ValueError(f"training.history: expected an object, got {json_type(history, article=True)}")
     epochs = field(history, "epochs", "training.history")
     if not isinstance(epochs, list):
-        raise ValueError(f"training.history.epochs: expected an array, got {_json_type(epochs)}")
+        raise ValueError(f"training.history.epochs: expected an array, got {json_type(epochs, article=True)}")
     for i, epoch in enumerate(epochs):
         dataclass_from_json(EpochResult, epoch, f"training.history.epochs[{i}]")
     for name in ("best_epoch", "best_metric", "stopped_early", "seconds"):

@@ -168,3 +168,16 @@ def check_choice(name: str, value: _T, choices: Sequence[object]) -> _T:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
     return value
+
+
+def json_type(value: object, *, article: bool = False) -> str:
+    """The JSON name of a Python value's type, for messages ("array"; with ``article``, "an array")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        name = "boolean"
+    elif isinstance(value, (int, float)):
+        name = "number"
+    else:
+        name = {str: "string", list: "array", tuple: "array", dict: "object"}.get(type(value), type(value).__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}" if article else name

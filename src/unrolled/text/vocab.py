@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from unrolled.nn._validation import json_type
+
 __all__ = ["Vocab"]
 
 _FORMAT = "unrolled-vocab"
@@ -148,7 +150,7 @@ class Vocab:
     def from_json(cls, obj: Any, source: str = "vocab.json") -> Vocab:
         """Rebuild from :meth:`to_json` output; any problem is one ValueError naming ``source`` and the field."""
         if not isinstance(obj, dict):
-            raise ValueError(f"{source}: expected a JSON object, got {_json_type(obj)}")
+            raise ValueError(f"{source}: expected a JSON object, got {json_type(obj)}")
         unknown = sorted(set(obj) - set(_JSON_KEYS), key=str)
         if unknown:
             raise ValueError(f"{source}: unknown field {unknown[0]!r} (expected {', '.join(_JSON_KEYS)})")
@@ -162,7 +164,7 @@ class Vocab:
             raise ValueError(f"{source}: field 'version': unsupported version {version!r} (this reads {_VERSION})")
         tokens = obj["tokens"]
         if not isinstance(tokens, list):
-            raise ValueError(f"{source}: field 'tokens': expected a list, got {_json_type(tokens)}")
+            raise ValueError(f"{source}: field 'tokens': expected a list, got {json_type(tokens)}")
         try:
             _check_tokens(tokens, "tokens")
         except ValueError as error:
@@ -180,7 +182,7 @@ def _check_tokens(tokens: Sequence[Any], field: str) -> None:
     """Raise ``ValueError("field '<field>': …")`` unless tokens are unique non-empty str with the specials at 0/1."""
     for i, token in enumerate(tokens):
         if not isinstance(token, str):
-            raise ValueError(f"field '{field}': item {i}: expected a string, got {_json_type(token)} {token!r}")
+            raise ValueError(f"field '{field}': item {i}: expected a string, got {json_type(token)} {token!r}")
         if not token:
             raise ValueError(f"field '{field}': item {i}: empty token")
     for i, special in ((Vocab.PAD_ID, Vocab.PAD), (Vocab.UNK_ID, Vocab.UNK)):
@@ -193,19 +195,3 @@ def _check_tokens(tokens: Sequence[Any], field: str) -> None:
             raise ValueError(f"field '{field}': item {i}: duplicate token {token!r} (first at {first_seen[token]})")
         first_seen[token] = i
 
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a Python value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
