@@ -88,7 +88,7 @@ def parse_train(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
     finder.add_argument("--task", default=DEFAULT_TASK)
     finder.add_argument("--resume")
     known, _ = finder.parse_known_args(argv)
-    if known.resume is not None:
+    if known.resume is not None and not {"-h", "--help"} & set(argv):
         return _parse_resume(known.resume, argv)
     task = known.task if known.task in TASKS else DEFAULT_TASK  # a bad --task is the full parser's error
     parser, command = train_parser(task)
