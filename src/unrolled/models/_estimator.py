@@ -46,6 +46,7 @@ class Estimator:
     _SKLEARN_TARGET_REQUIRED: ClassVar[bool] = False  # fit needs y
     _SKLEARN_INPUT_TAGS: ClassVar[dict[str, bool]] = {}  # sklearn.utils.InputTags fields that differ from its defaults
     _BEST_METRIC: ClassVar[str | None] = None  # the attribute that holds the best dev metric after fit ("val_loss_")
+    seconds_before_resume_: float = 0.0  # training time of a resumed run before it was interrupted
 
     # --- parameters ----------------------------------------------------------------------------------
 
@@ -113,6 +114,9 @@ class Estimator:
             used = f"cuda:{distributed.local_rank}"  # the GPU this process trains on (rank 0's, as saved)
         self.runtime_ = {"engine": engine, "device": used,
                          "processes": 1 if distributed is None else distributed.world_size}
+        resumed = next((c.resume_state for c in options.get("callbacks", ())
+                        if getattr(c, "resume_state", None) is not None), None)
+        self.seconds_before_resume_ = 0.0 if resumed is None else resumed.seconds  # training_seconds_ counts them
         return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
                    distributed=distributed, torch_task=torch_task, **options)
 

@@ -293,7 +293,7 @@ class RNNClassifier(Estimator):
             device=device, distributed=distributed,
             torch_task=TorchTask(self.net_config_, batch_inputs, "classifier", frozen=frozen),
         )
-        self.training_seconds_ = time.perf_counter() - started
+        self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
 
     # --- inference -----------------------------------------------------------------------------------

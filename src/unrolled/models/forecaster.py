@@ -262,7 +262,7 @@ class RNNForecaster(Estimator):
             engine=engine, device=device, distributed=distributed,
             torch_task=TorchTask(net_config, batch_inputs, "forecaster"),
         )
-        self.training_seconds_ = time.perf_counter() - started
+        self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
 
     # --- inference -----------------------------------------------------------------------------------

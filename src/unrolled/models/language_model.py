@@ -248,7 +248,7 @@ class RNNLanguageModel(Estimator):
         else:
             self.history_ = TrainHistory()
             self.val_loss_ = evaluate() if evaluate is not None else None
-        self.training_seconds_ = time.perf_counter() - started
+        self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
 
     # --- evaluation ----------------------------------------------------------------------------------

@@ -407,7 +407,7 @@ class RNNSpeechRecognizer(Estimator):
             make_batches, batch_loss, train_config, evaluate=evaluate, callbacks=callbacks, engine=engine,
             device=device, distributed=distributed, torch_task=TorchTask(self.net_config_, batch_inputs, "speech"))
         self.dev_metric_ = self.history_.best_metric
-        self.training_seconds_ = time.perf_counter() - started
+        self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
 
     def _dev_score(self, feats, texts, targets, lengths) -> float:

@@ -414,7 +414,7 @@ class RNNTranslator(Estimator):
                                              distributed=distributed, torch_task=task, example_weights=target_tokens,
                                              task_state=task_state)
             self.dev_bleu_ = self.history_.best_metric
-        self.training_seconds_ = time.perf_counter() - started
+        self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
 
     @staticmethod
