@@ -11,6 +11,9 @@ config" calls it), ``_FIT_CALL`` (how to fit it, for the not-fitted message), ``
                                            a KeyError, TypeError or ValueError here means an invalid config
     _restore_checkpoint(checkpoint, path)  the rest (vocab.json, checks across fields), with its own messages
 
+``load`` itself checks what every kind shares: the "estimator" field (known parameters, each of its type), the
+training record (``history_``, ``training_seconds_``) and the tensors' dtypes (:mod:`unrolled.models._restore`).
+
 Both sides keep the on-disk layout: config.json is ``{format, format_version, kind, model, estimator, <own
 fields>, training, <extra>}`` and the tensors are ``params_`` under the names ``net_config_.param_shapes()``
 gives.
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from unrolled.checkpoint import Checkpoint, check_tensors, load_checkpoint, save_checkpoint
+from unrolled.models import _restore as restore
 from unrolled.pretrained import resolve
 
 __all__ = ["Estimator", "NotFittedError"]
@@ -169,16 +173,12 @@ class Estimator:
         config = checkpoint.config
         source = str(directory / "config.json")
         try:
-            fields = config["estimator"]
-            if not isinstance(fields, dict):
-                raise TypeError(f"estimator: expected an object, got {type(fields).__name__}")
-            unknown = sorted(set(fields) - set(cls._param_names()))
-            if unknown:
-                raise ValueError(f"estimator.{unknown[0]}: unknown field")
-            model = cls(**fields)
+            model = cls(**restore.check_estimator_params(cls, config))
+            model.history_, model.training_seconds_ = restore.training_record(config)
             model._restore_config(config)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source}: invalid {cls._CONFIG_NAME} config ({error})") from None
+        restore.check_tensor_dtypes(checkpoint.tensors, directory / "model.safetensors")
         model._restore_checkpoint(checkpoint, directory)
         expected = model.net_config_.param_shapes()
         check_tensors(checkpoint.tensors, expected, source=str(directory / "model.safetensors"))

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from unrolled.nn._validation import json_type
-
 from unrolled.checkpoint import CheckpointError
+from unrolled.nn._validation import json_type
 from unrolled.text.vocab import Vocab
 from unrolled.train import EpochResult, TrainHistory
 
@@ -113,16 +112,18 @@ def net_config(cls: type, config: Mapping[str, Any]) -> Any:
     return dataclass_from_json(cls, field(config, "model"), "model")
 
 
-def check_estimator_params(estimator: object, config: Mapping[str, Any]) -> None:
-    """The "estimator" field's values have the types of the estimator's parameters (``max_len`` an integer or
-    null, ``lowercase`` true or false, …)."""
+def check_estimator_params(estimator: type, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The "estimator" field, an object of the estimator class's parameters only, each of its type
+    (``max_len`` an integer or null, ``lowercase`` true or false, …); returned."""
     params = field(config, "estimator")
     if not isinstance(params, dict):
         raise ValueError(f"estimator: expected an object, got {json_type(params, article=True)}")
-    signature = inspect.signature(type(estimator).__init__).parameters
+    signature = inspect.signature(estimator.__init__).parameters
     for name, value in params.items():
-        if name in signature:
-            _check_type(f"estimator.{name}", value, signature[name].annotation)
+        if name not in signature or signature[name].kind != inspect.Parameter.KEYWORD_ONLY:
+            raise ValueError(f"estimator.{name}: unknown field")
+        _check_type(f"estimator.{name}", value, signature[name].annotation)
+    return params
 
 
 def training_record(config: Mapping[str, Any]) -> tuple[TrainHistory, float]:

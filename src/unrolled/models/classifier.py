@@ -347,7 +347,6 @@ class RNNClassifier(Estimator):
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(ClassifierNetConfig, config)
-        restore.check_estimator_params(self, config)
         check_positive_int("estimator.max_len", self.max_len, allow_none=True)
         self.label_map_ = LabelMap.from_json(restore.field(config, "labels"), source="labels")
         names, num_classes = self.label_map_.names, self.net_config_.num_classes
@@ -359,10 +358,8 @@ class RNNClassifier(Estimator):
         if not isinstance(display, dict) or not all(isinstance(v, str) for v in display.values()):
             raise ValueError(f"label_names: expected an object of label -> display name strings, got "
                              f"{restore.json_value(display)}")
-        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
-        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         self.vocab_ = restore.load_vocab(checkpoint.vocab, path / "vocab.json", "a classifier")
         if len(self.vocab_) != self.net_config_.vocab_size:
             raise ValueError(

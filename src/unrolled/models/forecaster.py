@@ -360,7 +360,6 @@ class RNNForecaster(Estimator):
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(ForecasterNetConfig, config)
-        restore.check_estimator_params(self, config)
         check_positive_int("estimator.window", self.window)
         if self.horizon != self.net_config_.horizon:
             raise ValueError(f"estimator.horizon {self.horizon} does not match model.horizon "
@@ -376,10 +375,8 @@ class RNNForecaster(Estimator):
             raise ValueError(f"model.input_size {self.net_config_.input_size} does not match the {len(columns)} "
                              f"column(s){' and 2 calendar features' if self.calendar else ''} ({inputs} inputs)")
         _check_series_record(config.get("series", {}))
-        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
-        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         self.n_features_in_ = len(self.columns_)
         if self.scaler_.mean_.shape != (self.n_features_in_,):
             raise ValueError(f"{path / 'config.json'}: the scaler has {self.scaler_.mean_.shape[0]} columns, but "

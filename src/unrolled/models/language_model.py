@@ -362,7 +362,6 @@ class RNNLanguageModel(Estimator):
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(LMNetConfig, config)
-        restore.check_estimator_params(self, config)
         if self.level not in LEVELS:
             raise ValueError(f"estimator.level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
         start = restore.field(config, "start_token")
@@ -373,10 +372,8 @@ class RNNLanguageModel(Estimator):
         if self.val_loss_ is not None and (isinstance(self.val_loss_, bool)
                                            or not isinstance(self.val_loss_, (int, float))):
             raise ValueError(f"val_loss: expected a number or null, got {restore.json_value(self.val_loss_)}")
-        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
-        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         vocab_source = str(path / "vocab.json")
         self.vocab_ = restore.load_vocab(checkpoint.vocab, vocab_source, "a language model")
         if len(self.vocab_) != self.net_config_.vocab_size:

@@ -552,7 +552,6 @@ class RNNSpeechRecognizer(Estimator):
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(SpeechNetConfig, config)
-        restore.check_estimator_params(self, config)
         if self.objective not in ("classify", "ctc"):
             raise ValueError(f"estimator.objective: expected classify or ctc, got {self.objective!r}")
         check_positive_int("estimator.beam_size", self.beam_size)
@@ -568,11 +567,9 @@ class RNNSpeechRecognizer(Estimator):
             raise ValueError(f"symbols: a ctc model's first symbol is {BLANK_SYMBOL!r}, got "
                              f"{restore.json_value(symbols[:1])}")
         self.symbols_ = tuple(symbols)
-        self.history_, self.training_seconds_ = restore.training_record(config)
         self.dev_metric_ = config["training"].get("dev_metric")
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
-        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         source = path / "config.json"
         if len(self.symbols_) != self.net_config_.num_outputs:
             raise ValueError(f"{source}: {len(self.symbols_)} symbols for a network of "

@@ -540,15 +540,12 @@ class RNNTranslator(Estimator):
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(TranslatorNetConfig, config)
-        restore.check_estimator_params(self, config)
         self.dev_bleu_ = restore.field(config, "dev_bleu")
         if self.dev_bleu_ is not None and (isinstance(self.dev_bleu_, bool)
                                            or not isinstance(self.dev_bleu_, (int, float))):
             raise ValueError(f"dev_bleu: expected a number or null, got {restore.json_value(self.dev_bleu_)}")
-        self.history_, self.training_seconds_ = restore.training_record(config)
 
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
-        restore.check_tensor_dtypes(checkpoint.tensors, path / "model.safetensors")
         source = str(path / "vocab.json")
         if checkpoint.vocab is None:
             raise ValueError(f"{source}: missing (a translator needs its vocabularies)")
