@@ -309,8 +309,7 @@ def recover_interrupted_save(target: str | Path, *, stale_after: float | None = 
         return now - max(times) >= stale_after
 
     restored = None
-    olds = sorted((p for p in parent.glob(f".{glob.escape(target.name)}.old-*") if p.is_dir() and stale(p)),
-                  key=lambda p: p.lstat().st_ctime)
+    olds = [p for p in _set_aside(target) if stale(p)]
     if not os.path.lexists(target) and olds and (olds[-1] / CONFIG_FILE).is_file():
         try:
             os.rename(olds[-1], target)
@@ -324,6 +323,14 @@ def recover_interrupted_save(target: str | Path, *, stale_after: float | None = 
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
     return restored
+
+
+def _set_aside(target: Path) -> list[Path]:
+    """The copies of ``target`` that saves renamed aside (``.<name>.old-*`` directories), oldest first."""
+    if not target.parent.is_dir():
+        return []
+    return sorted((p for p in target.parent.glob(f".{glob.escape(target.name)}.old-*") if p.is_dir()),
+                  key=lambda p: p.lstat().st_ctime)
 
 
 def check_replaceable(target: str | Path) -> None:
@@ -385,11 +392,9 @@ def _write_tensors(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     text += b" " * (-len(text) % 8)
     with open(path, "xb") as f:
         f.write(len(text).to_bytes(8, "little") + text)
-        for name in order:
-            a = arrays[name]
-            little = a.astype(a.dtype.newbyteorder("<"), copy=False) if a.dtype.byteorder == ">" or (
-                a.dtype.byteorder == "=" and sys.byteorder == "big") else a
-            f.write(memoryview(np.ascontiguousarray(little).reshape(-1)).cast("B"))
+        for name in order:  # _prepare_tensors made them native-order and C-contiguous; the file is little-endian
+            a = arrays[name] if sys.byteorder == "little" else arrays[name].astype(arrays[name].dtype.newbyteorder("<"))
+            f.write(memoryview(a.reshape(-1)).cast("B"))
         f.flush()
         os.fsync(f.fileno())
 
@@ -432,8 +437,7 @@ def _existing_directory(path: Path) -> Path:
     recover_interrupted_save(path)
     if path.exists():
         return path
-    aside = sorted((p for p in path.parent.glob(f".{glob.escape(path.name)}.old-*") if (p / CONFIG_FILE).is_file()),
-                   key=lambda p: p.lstat().st_ctime) if path.parent.is_dir() else []
+    aside = [p for p in _set_aside(path) if (p / CONFIG_FILE).is_file()]
     if aside:
         return aside[-1]
     raise _error(path, "checkpoint directory not found")
@@ -542,8 +546,9 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            info = os.fstat(f.fileno())
+            size = info.st_size
+            if not stat.S_ISREG(info.st_mode):
                 raise _error(path, "is not a regular file")
             head = f.read(8)
             n = int.from_bytes(head, "little") if len(head) == 8 else 0
