@@ -298,7 +298,7 @@ class _NumpyStepper:
         pass  # the NumPy engine trains the parameter arrays themselves
 
 
-def _resume_hooks(callbacks: Sequence[object]) -> tuple[LoopState | None, int | None, object | None]:
+def resume_hooks(callbacks: Sequence[object]) -> tuple[LoopState | None, int | None, object | None]:
     """From the callbacks: the state to resume from, the steps between checkpoints, the interrupt flag
     (an object whose ``requested`` is a signal number once training should stop)."""
     resume = next((c.resume_state for c in callbacks if getattr(c, "resume_state", None) is not None), None)
@@ -346,7 +346,7 @@ def fit(
     check_engine(engine, device)
     if distributed is not None:
         distributed.check_batch_size(config.batch_size)
-    resume, checkpoint_every, interrupt = _resume_hooks(callbacks)
+    resume, checkpoint_every, interrupt = resume_hooks(callbacks)
     if resume is not None and (engine != "numpy" or distributed is not None):
         raise ValueError("resume: only a single-process run of the NumPy engine can be resumed")
     if keep_freed_memory:
@@ -401,9 +401,10 @@ def fit(
 
     last_epoch = first_epoch - 1 if resume is not None and resume.finished else config.epochs
     for epoch in range(first_epoch, last_epoch + 1):
-        epoch_start = time.perf_counter() - (epoch_seconds if epoch == first_epoch else 0.0)
+        resuming = resume is not None and epoch == first_epoch  # this epoch continues the saved one
+        epoch_start = time.perf_counter() - (epoch_seconds if resuming else 0.0)
         epoch_rng, task_epoch = rng.bit_generator.state, get_task()
-        if resume is not None and epoch == first_epoch:
+        if resuming:  # draw the epoch's batches again, from where the saved epoch drew them
             epoch_rng, task_epoch = resume.epoch_rng, resume.task_epoch
             rng.bit_generator.state = epoch_rng
             if task_state is not None:
@@ -411,12 +412,12 @@ def fit(
         batches = make_batches(rng)
         if not batches:
             raise TrainingError("no training batches: the training set is empty")
-        if resume is not None and epoch == first_epoch and position > 0:
+        if not resuming:
+            position, losses = 0, []
+        elif position > 0:
             rng.bit_generator.state = resume.rng  # where the interrupted run was, after its batches and noise
             if task_state is not None:
                 task_state.set(resume.task)
-        elif resume is None or epoch != first_epoch:
-            position, losses = 0, []
         if total_steps is None:
             total_steps = len(batches) * config.epochs
         if epoch == first_epoch:

@@ -111,15 +111,14 @@ class Estimator:
                     distributed=None, torch_task=None, **options: Any):
         """:func:`unrolled.train.fit` on ``params_``, with the engine, device and process group of ``fit``'s
         arguments, recorded in ``runtime_`` (the checkpoint's "training" field)."""
-        from unrolled.train import fit
+        from unrolled.train import fit, resume_hooks
 
         used = device or "cpu"
         if distributed is not None and device == "cuda":
             used = f"cuda:{distributed.local_rank}"  # the GPU this process trains on (rank 0's, as saved)
         self.runtime_ = {"engine": engine, "device": used,
                          "processes": 1 if distributed is None else distributed.world_size}
-        resumed = next((c.resume_state for c in options.get("callbacks", ())
-                        if getattr(c, "resume_state", None) is not None), None)
+        resumed = resume_hooks(options.get("callbacks", ()))[0]
         self.seconds_before_resume_ = 0.0 if resumed is None else resumed.seconds  # training_seconds_ counts them
         return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
                    distributed=distributed, torch_task=torch_task, **options)
