@@ -16,6 +16,7 @@ not touched.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ class PlotDependencyError(ImportError, RuntimeError):
 
 def check_plot_path(path: str | Path, name: str | None = None) -> Path:
     """Refuse, before any work is done, a path no figure can be written to: a folder, a file in a folder
-    that does not exist, or a file type matplotlib does not write (checked when matplotlib is installed).
+    that does not exist or cannot be written in, or a file type matplotlib does not write (checked when matplotlib is installed).
     ``name`` starts the message (default: the path)."""
     path = Path(path)
     name = name or str(path)
@@ -43,6 +44,8 @@ def check_plot_path(path: str | Path, name: str | None = None) -> Path:
         raise ValueError(f"{name}: is a folder; give a file name such as {path / 'plot.png'}")
     if not path.parent.is_dir():
         raise ValueError(f"{name}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: cannot write in {path.parent} (permission denied)")
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:

@@ -152,7 +152,7 @@ def test_a_forecast_plot_that_cannot_be_written_fails_before_training_and_keeps_
                        names=("--plot", "nodir"))
     (workdir / "adir").mkdir()
     snapshot = Snapshot(workdir)
-    assert_clean_error(run_cli(*argv, "--out", "m", "--plot", "adir", cwd=workdir), names=("--plot", "is a directory"))
+    assert_clean_error(run_cli(*argv, "--out", "m", "--plot", "adir", cwd=workdir), names=("--plot", "is a folder"))
     snapshot.assert_unchanged()
 
 

@@ -309,7 +309,7 @@ def command_line(args: argparse.Namespace | None = None) -> list[str] | None:
     run continued with --resume, the command that started it."""
     resumed = getattr(args, "resume_from", None)
     if resumed is not None:
-        return ["unrolled", "train", *resumed[2]["argv"]]
+        return ["unrolled", "train", *resumed.record["argv"]]
     if sys.argv and Path(sys.argv[0]).name in ("unrolled", "__main__.py"):
         return ["unrolled", *sys.argv[1:]]
     return None

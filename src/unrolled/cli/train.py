@@ -24,6 +24,7 @@ from unrolled.cli.common import (
     Streams,
     UsageError,
     add_engine_options,
+    check_out_dir,
     new_parser,
     positive_int,
 )
@@ -116,19 +117,20 @@ def _parse_resume(directory: str, argv: Sequence[str]) -> tuple[argparse.Namespa
     saved_argv = [str(a) for a in record["argv"]]
     args, command = parse_train([a for a in saved_argv if a not in RESUME_OPTIONS]
                                 + [a for a in argv if a in RESUME_OPTIONS])
-    args.resume_from = (found.absolute(), state, record)
+    args.resume_from = ResumePlan(found.absolute(), state, record)
     return args, command
 
 
 @dataclass
 class ResumePlan:
-    """How a resumable run keeps its progress: the .partial directory, the state it continues from (or
-    None), the signal flag, and the record of its command (options, working directory, input files)."""
+    """How a resumable run keeps its progress: the .partial directory, the state it continues from (None
+    for a new run), the record of its command (options, working directory, input files), and, while it
+    trains, the signal flag (``unrolled.resume.StopSignals``)."""
 
     partial: Path
     state: Any
-    signals: Any
     record: dict[str, Any]
+    signals: Any = None
 
 
 def _resumable(command: Command) -> Command:
@@ -144,38 +146,39 @@ def run_resumable(task_run, args: argparse.Namespace, streams: Streams) -> None:
     resume_from = getattr(args, "resume_from", None)
     previous = os.getcwd()
     try:
-        if resume_from is not None and resume_from[2].get("cwd") not in (None, previous):
-            os.chdir(resume_from[2]["cwd"])  # relative paths mean what they meant when the run started
+        if resume_from is not None and resume_from.record.get("cwd") not in (None, previous):
+            os.chdir(resume_from.record["cwd"])  # relative paths mean what they meant when the run started
         _run_checked(task_run, args, streams, resume_from)
     finally:
         os.chdir(previous)
 
 
 def _run_checked(task_run, args: argparse.Namespace, streams: Streams, resume_from) -> None:
+    from unrolled.distributed import from_environment
     from unrolled.resume import StopSignals, partial_path
     from unrolled.train import TrainingDiverged, TrainingInterrupted
 
     _check_output_paths(args)
-    world = os.environ.get("WORLD_SIZE", "1")
-    if args.engine != "numpy" or (world.isdigit() and int(world) > 1):
+    if args.engine != "numpy" or from_environment() is not None:
         if resume_from is not None:
             raise UsageError("--resume: only a single-process run of the NumPy engine can be resumed")
         if args.checkpoint_every:
             raise UsageError("--checkpoint-every: only a single-process run of the NumPy engine saves its state")
         args.resume_plan = None
         return task_run(args, streams)
-    if resume_from is None:
-        partial = partial_path(args.out)
-        _refuse_to_overwrite_a_run(partial, Path(args.out))
-        state, record = None, {"argv": args.train_argv, "cwd": os.getcwd(), "files": _input_files(args)}
+    plan = resume_from
+    if plan is None:
+        plan = ResumePlan(partial_path(args.out), None,
+                          {"argv": args.train_argv, "cwd": os.getcwd(), "files": _input_files(args)})
+        _refuse_to_overwrite_a_run(plan.partial, Path(args.out))
     else:
-        partial, state, record = resume_from
-        _check_same_inputs(record, partial)
+        _check_same_inputs(plan.record, plan.partial)
         if not args.quiet and not args.json:
-            streams.err.write(f"resuming {partial}: epoch {state.epoch}, step {state.step}"
-                              f"{' (finished; saving the model)' if state.finished else ''}\n")
-    with StopSignals() as signals:
-        args.resume_plan = ResumePlan(partial, state, signals, record)
+            streams.err.write(f"resuming {plan.partial}: epoch {plan.state.epoch}, step {plan.state.step}"
+                              f"{' (finished; saving the model)' if plan.state.finished else ''}\n")
+    partial = plan.partial
+    with StopSignals() as plan.signals:
+        args.resume_plan = plan
         try:
             task_run(args, streams)
         except TrainingDiverged as diverged:
@@ -222,28 +225,25 @@ def _check_output_paths(args: argparse.Namespace) -> None:
     from unrolled.checkpoint import check_replaceable
     from unrolled.resume import partial_path
 
-    if not args.out.strip():
-        raise UsageError("--out: empty; give the checkpoint directory to write")
+    check_out_dir(args.out)
+    check_replaceable(partial_path(args.out))
     for path in (Path(args.out), partial_path(args.out)):
-        check_replaceable(path)
         _check_writable_parent(path, "--out")
     plot = getattr(args, "plot", None)
     if plot:
-        plot_path = Path(plot)
-        if plot_path.is_dir():
-            raise ValueError(f"--plot {plot}: is a directory; give a file name such as {plot_path / 'plot.png'}")
-        _check_writable_parent(plot_path, "--plot", creates_parents=False)
         import importlib.util
 
-        if importlib.util.find_spec("matplotlib") is None:
+        from unrolled.plot import check_plot_path
+
+        check_plot_path(plot, f"--plot {plot}")
+        if importlib.util.find_spec("matplotlib") is None:  # drawing comes after training: say it now
             raise ValueError(f"--plot {plot}: needs matplotlib: pip install 'unrolled[plot]'")
 
 
-def _check_writable_parent(path: Path, flag: str, *, creates_parents: bool = True) -> None:
+def _check_writable_parent(path: Path, flag: str) -> None:
+    """The first existing ancestor of ``path`` (the save creates the rest) is a directory one can write in."""
     parent = path.absolute().parent
-    if not creates_parents and not parent.exists():
-        raise ValueError(f"{flag} {path}: the directory {path.parent} does not exist")
-    while not parent.exists():  # created on save: the first existing ancestor must take new entries
+    while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise ValueError(f"{flag} {path}: {parent} is not a directory")
