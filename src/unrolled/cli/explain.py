@@ -10,6 +10,7 @@ from unrolled.cli.common import (
     Streams,
     UsageError,
     model_option,
+    named_for_the_user,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -109,13 +110,8 @@ def run_explain(args: argparse.Namespace, streams: Streams) -> None:
     if args.file is not None:
         given["text"] = "standard input" if args.file == "-" else args.file
         args.text = _read_text_file(args.file, streams)
-    try:
+    with named_for_the_user(given):
         return _explain(args, path, kind, streams)
-    except ValueError as error:
-        name, sep, rest = str(error).partition(": ")
-        if sep and name in given:
-            raise ValueError(f"{given[name]}: {rest}") from None
-        raise
 
 
 MAX_STDIN = 16 * 2**20  # bytes of standard input --file - reads at most

@@ -210,12 +210,8 @@ def run_forecast(args: argparse.Namespace, streams: Streams) -> None:
         raise SeriesError(args.csv, f"{count}, but the forecast needs at least {needed} (the model was trained "
                                     f"with --window {model.window})")
     steps = args.steps or model.horizon
-    try:
+    with named_for_the_user({"steps": "--steps"}):  # the library's "steps: …" is --steps
         forecast = model.forecast(series.values, steps, dates=series.dates)
-    except ValueError as error:  # the library's "steps: …" is --steps
-        if not str(error).startswith("steps: "):
-            raise
-        raise ValueError(f"--steps: {str(error)[len('steps: '):]}") from None
     future = None if series.dates is None else future_dates(series.dates, steps)
     if args.plot:
         from unrolled.plot import plot_forecast

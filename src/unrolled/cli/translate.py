@@ -201,17 +201,11 @@ def run_translate(args: argparse.Namespace, streams: Streams) -> None:
     options = _decoding(args)
     texts = args.texts if args.texts else (line.rstrip("\n") for line in streams.stdin)
     for number, text in enumerate(texts, 1):
+        where = f"line {number} of standard input" if not args.texts else f"TEXT {number}"
         if not text.strip():
-            where = f"line {number} of standard input" if not args.texts else f"TEXT {number}"
             raise ValueError(f"{where}: empty sentence")
-        try:
+        with named_for_the_user({"texts[0]": where}):  # the library's "texts[0]: …" is this sentence
             (translation,) = model.translate([text], **options)
-        except ValueError as error:  # the library's "texts[0]: …" is this sentence
-            name, sep, rest = str(error).partition(": ")
-            if sep and name == "texts[0]":
-                where = f"line {number} of standard input" if not args.texts else f"TEXT {number}"
-                raise ValueError(f"{where}: {rest}") from None
-            raise
         if args.json:
             streams.out.write(json.dumps({"source": text, "translation": translation}, ensure_ascii=False) + "\n")
         else:
