@@ -350,7 +350,7 @@ class _FdLines:
     def __iter__(self) -> Iterator[tuple[str, str | None]]:
         import os
 
-        from unrolled.data.readers import MAX_LINE_BYTES
+        from unrolled.data.readers import LINE_LIMIT_TEXT, MAX_LINE_BYTES
 
         searched, too_long = 0, False
         while True:
@@ -372,7 +372,7 @@ class _FdLines:
             searched = 0
             if too_long:
                 too_long = False
-                yield "", f"longer than {MAX_LINE_BYTES // 2**20} MiB"
+                yield "", f"longer than {LINE_LIMIT_TEXT}"
                 continue
             try:
                 yield raw.decode("utf-8"), None

@@ -41,14 +41,14 @@ import numpy as np
 
 from unrolled.nn._validation import json_type
 
-__all__ = ["MAX_LINE_BYTES", "DataError", "LabelMap", "SkippedRow", "TextDataset", "check_dev_labels",
+__all__ = ["LINE_LIMIT_TEXT", "MAX_LINE_BYTES", "DataError", "LabelMap", "SkippedRow", "TextDataset", "check_dev_labels",
            "check_readable_file", "read_dataset", "rename_labels"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _FORMATS = (".tsv", ".csv", ".jsonl", ".txt")
 _DEFAULT_TEXT_COLUMNS = ("sentence", "text")
 MAX_LINE_BYTES = 8 * 2**20  # the longest line a reader accepts (8 MiB): longer means not a line-based text file
-_LINE_LIMIT_TEXT = "8 MiB"
+LINE_LIMIT_TEXT = f"{MAX_LINE_BYTES // 2**20} MiB"  # the limit as messages say it
 _CSV_FIELD_LIMIT = MAX_LINE_BYTES  # a quoted CSV field may span lines, but not grow past one line's limit
 
 
@@ -278,7 +278,7 @@ def _decoded_lines(display: str, stream: IO[bytes], is_gzip: bool, max_line: int
             if line_number == 1:
                 _check_first_line(display, raw_line)
             if not ended and max_line is not None and len(raw_line) > max_line:
-                raise DataError(display, f"line longer than {_LINE_LIMIT_TEXT} (the limit per line); is this a "
+                raise DataError(display, f"line longer than {LINE_LIMIT_TEXT} (the limit per line); is this a "
                                          "text file with one record a line?", line=line_number)
             if 0 in raw_line:  # a NUL byte (the int test is several times faster than b"\x00" in)
                 raise DataError(display, "contains NUL bytes: a binary file, not text", line=line_number)
@@ -421,7 +421,7 @@ def _read_csv(lines, rows: _Rows, text_column, label_column, require_labels) -> 
             if "unexpected end of data" in str(error):
                 problem = "a quoted field is never closed (it runs to the end of the file)"
             elif "field larger than field limit" in str(error):
-                problem = (f"a field longer than {_LINE_LIMIT_TEXT} (the limit per field): is a quote left open "
+                problem = (f"a field longer than {LINE_LIMIT_TEXT} (the limit per field): is a quote left open "
                            "on this line?")
             else:
                 problem = f"malformed CSV: {error}"

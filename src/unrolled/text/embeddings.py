@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from unrolled.data.readers import MAX_LINE_BYTES, check_readable_file
+from unrolled.data.readers import LINE_LIMIT_TEXT, MAX_LINE_BYTES, check_readable_file
 from unrolled.nn._validation import check_positive_int
 from unrolled.text.vocab import Vocab
 
@@ -248,7 +248,7 @@ def _fields_by_line(path: str | os.PathLike[str], source: str) -> Iterator[tuple
             while line := handle.readline(MAX_LINE_BYTES + 1):
                 lineno += 1
                 if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    raise ValueError(f"{source}:{lineno}: line longer than 8 MiB, not a word-vector file")
+                    raise ValueError(f"{source}:{lineno}: line longer than {LINE_LIMIT_TEXT}, not a word-vector file")
                 if not line.isascii():
                     if lineno == 1 and line.startswith(_UTF8_BOM):
                         line = line[len(_UTF8_BOM) :]
