@@ -39,3 +39,45 @@ def test_a_kill_inside_a_save_keeps_a_whole_checkpoint(prepared, how):
     trial = run_trial(prepared("classify"), "m-save", how, np.random.default_rng(0))
     assert trial.exit_code == -9, trial
     assert trial.ok, trial
+
+
+# The program's edges, outside main's own handling: ``main`` replaced, the signal sent from an atexit callback
+# (the interpreter shutting down) or raised while the command starts.
+_EDGE = """
+import atexit, os, signal, sys, time
+import unrolled.cli as cli
+code, when, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def main():
+    if when == "start":
+        raise KeyboardInterrupt if name == "SIGINT" else cli._Terminated
+    return code
+def late():
+    os.kill(os.getpid(), getattr(signal, name))
+    time.sleep(5)
+cli.main = main
+if when == "shutdown":
+    atexit.register(late)
+cli.entry()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_signal_while_the_interpreter_shuts_down_keeps_mains_exit_code_and_says_nothing(name, code):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EDGE, str(code), "shutdown", name], capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (code, "")
+
+
+@pytest.mark.parametrize("name, code, said", [("SIGINT", 130, "unrolled: interrupted\n"),
+                                              ("SIGTERM", 143, "unrolled: terminated\n")])
+def test_a_signal_while_a_command_starts_ends_with_its_code_and_one_line(name, code, said):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EDGE, "0", "start", name], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stderr) == (code, said)

@@ -137,14 +137,37 @@ def _main(argv: Sequence[str] | None, streams: Streams) -> int:
 
 def entry() -> None:
     """The ``unrolled`` program (the console script and ``python -m unrolled``): :func:`main`, then the exit.
-    A SIGTERM while the interpreter shuts down (after main, whose handler is gone) still ends with 143 rather
-    than a kill by the signal."""
-    code = main()
+    A Ctrl-C or SIGTERM that main does not handle still ends the process without a traceback: while a
+    command starts (its imports) with 130 or 143; once main has returned (its work done, the interpreter
+    shutting down) with main's own exit code, since nothing was cut short."""
+    code = ExitCode.INTERRUPTED
     try:
-        signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(128 + signal.SIGTERM))
+        code = main()
+    except KeyboardInterrupt:
+        sys.stderr.write("unrolled: interrupted\n")
+    except _Terminated:
+        code = 128 + signal.SIGTERM
+        sys.stderr.write("unrolled: terminated\n")
+    finally:
+        _exit_on_signals(code)
+    raise SystemExit(code)
+
+
+def _exit_on_signals(code: int) -> None:
+    """From now on SIGINT and SIGTERM end the process at once with ``code``, its output flushed first."""
+    def exit_now(number, frame) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, RuntimeError):  # closed, or a flush this signal interrupted
+                pass
+        os._exit(code)
+
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, exit_now)
     except ValueError:  # not the main thread
         pass
-    raise SystemExit(code)
 
 
 class _Terminated(BaseException):
