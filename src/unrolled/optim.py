@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from unrolled.nn.embedding import SparseRows
+from unrolled.nn.fused import subnormals_flushed
 
 __all__ = [
     "SGD",
@@ -213,6 +214,7 @@ class _Optimizer:
         return dense
 
     # -- public API -----------------------------------------------------------------------------------------
+    @subnormals_flushed  # squared vanishing gradients are subnormal; on Intel CPUs each costs an assist
     def step(self, grads: Mapping[str, Grad], lr: float | None = None) -> None:
         """Update the parameters that have a gradient in ``grads``, in place.
 

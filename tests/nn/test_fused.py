@@ -232,3 +232,68 @@ def test_a_kernel_the_extension_does_not_know_runs_on_numpy():
 
     new = dataclasses.replace(gru.GRU_NUMPY, name="not_in_the_extension")
     assert fused.fused_kernel(new) is new
+
+
+SUBNORMAL = np.float32(1e-39)  # below float32's smallest normal number, 1.18e-38
+
+
+def _flushes() -> bool:
+    """Whether the calling thread flushes float32 subnormals to zero right now."""
+    return float(SUBNORMAL * np.float32(1.0)) == 0.0
+
+
+@pytest.mark.skipif(not fused.ACTIVE or not fused._fused.flush_supported, reason="needs the extension on x86-64")
+def test_the_engine_computes_with_subnormals_flushed_and_gives_the_mode_back():
+    import unrolled.optim as optim
+
+    seen = []
+    real_forward = lstm.LSTM.forward
+
+    def spying_forward(*args):
+        seen.append(_flushes())
+        return real_forward(*args)
+
+    kernel = dataclasses.replace(lstm.LSTM, forward=spying_forward, sequence=None)
+    rng = np.random.default_rng(0)
+    params = {"weight_ih": rng.standard_normal((16, 3)).astype(np.float32),
+              "weight_hh": rng.standard_normal((16, 4)).astype(np.float32),
+              "bias_ih": np.zeros(16, np.float32), "bias_hh": np.zeros(16, np.float32)}
+    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
+    state0 = (np.zeros((6, 4), np.float32),) * 2
+    assert not _flushes()
+    out, _, cache = time_loop.sequence_forward(kernel, x, state0, params)
+    assert seen == [True] * 5 and not _flushes()
+    # a subnormal carried gradient is read as zero inside the backward pass: no gradient at all
+    _, _, grads = time_loop.sequence_backward(np.full_like(out, SUBNORMAL), None, cache)
+    assert not _flushes() and all(not g.any() for g in grads.values())
+    # the optimizer's step too, and the mode comes back after an exception
+    adam = optim.Adam({"w": np.ones(3, np.float32)}, lr=1e-3)
+    with pytest.raises(ValueError):
+        adam.step({"nope": np.ones(3, np.float32)})
+    assert not _flushes()
+
+
+@pytest.mark.skipif(not fused.ACTIVE or not fused._fused.flush_supported, reason="needs the extension on x86-64")
+def test_a_caller_that_flushes_already_keeps_flushing():
+    previous = fused._fused.flush_subnormals(fused._fused.flush_bits)
+    try:
+        fused.subnormals_flushed(lambda: None)()
+        assert _flushes()
+    finally:
+        fused._fused.flush_subnormals(previous)
+    assert not _flushes()
+
+
+@pytest.mark.skipif(not fused.ACTIVE or not fused._fused.flush_supported, reason="needs the extension on x86-64")
+def test_flush_false_keeps_ieee_subnormals(monkeypatch):
+    monkeypatch.setattr(fused, "FLUSH", False)
+    assert fused.subnormals_flushed(_flushes)() is False
+    monkeypatch.setattr(fused, "FLUSH", True)
+    assert fused.subnormals_flushed(_flushes)() is True
+
+
+def test_unrolled_flush_subnormals_0_switches_the_flush_off():
+    code = "from unrolled.nn import fused; print(fused.FLUSH)"
+    env = {**os.environ, "UNROLLED_FLUSH_SUBNORMALS": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

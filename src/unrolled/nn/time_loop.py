@@ -34,8 +34,10 @@ the end, the backward pass sets carried gradients below the dtype's smallest nor
 flush-to-zero mode (``torch.set_flush_denormal``) does in hardware; the change to any gradient is below
 1.2e-38 (float32) or 2.3e-308 (float64). A value therefore stays subnormal for fewer than FLUSH_EVERY steps
 instead of drifting through the whole subnormal range; checking every step cost ~13 % of an Elman backward
-pass on the AMD EPYC that the benchmarks ran on, whose subnormal arithmetic is as fast as normal (see
-docs/performance.md).
+pass on the AMD EPYC that the benchmarks first ran on, whose subnormal arithmetic is as fast as normal. On
+top of that, both passes run with the CPU's own flush-to-zero mode on (``fused.subnormals_flushed``, FTZ/DAZ
+when the C extension is built): on an Intel Xeon a 32·256·128·128 LSTM training step took 4.8× longer
+without it (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unrolled.nn._validation import check_float_array, check_mask
+from unrolled.nn.fused import subnormals_flushed
 
 State = tuple[np.ndarray, ...]  # one (N, H) array per state component: (h,) or (h, c)
 Params = dict[str, np.ndarray]  # weight_ih (G·H, D), weight_hh (G·H, H), bias_ih (G·H,), bias_hh (G·H,)
@@ -204,6 +207,7 @@ def step_backward(dstate: State, cache: StepCache) -> tuple[np.ndarray, State, P
 # --- the sequence level: the whole time loop -------------------------------------------------------------
 
 
+@subnormals_flushed
 def sequence_forward(
     kernel: CellKernel,
     x: np.ndarray,
@@ -314,6 +318,7 @@ def _length_order(mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | Non
     return np.argsort(-lengths, kind="stable"), mask.sum(axis=1)
 
 
+@subnormals_flushed
 def sequence_backward(
     dout: np.ndarray | None,
     dstate_final: State | None,
