@@ -36,8 +36,8 @@ flush-to-zero mode (``torch.set_flush_denormal``) does in hardware; the change t
 instead of drifting through the whole subnormal range; checking every step cost ~13 % of an Elman backward
 pass on the AMD EPYC that the benchmarks first ran on, whose subnormal arithmetic is as fast as normal. On
 top of that, both passes run with the CPU's own flush-to-zero mode on (``fused.subnormals_flushed``, FTZ/DAZ
-when the C extension is built): on an Intel Xeon a 32·256·128·128 LSTM training step took 4.8× longer
-without it (see docs/performance.md).
+when the C extension is built): on an Intel Xeon a 32·256·128·128 LSTM training step took 4.2× longer
+without it (see README and docs/performance.md).
 """
 
 from __future__ import annotations
