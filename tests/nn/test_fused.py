@@ -266,11 +266,25 @@ def test_the_engine_computes_with_subnormals_flushed_and_gives_the_mode_back():
     # a subnormal carried gradient is read as zero inside the backward pass: no gradient at all
     _, _, grads = time_loop.sequence_backward(np.full_like(out, SUBNORMAL), None, cache)
     assert not _flushes() and all(not g.any() for g in grads.values())
-    # the optimizer's step too, and the mode comes back after an exception
-    adam = optim.Adam({"w": np.ones(3, np.float32)}, lr=1e-3)
+    # the optimizer's step too: a subnormal gradient reads as zero, so Adam's moment stays zero and the
+    # parameter does not move (with IEEE subnormals it moves by lr·g/eps ≈ 1e-34); the mode comes back after
+    # an exception
+    adam = optim.Adam({"w": np.zeros(3, np.float32)}, lr=1e-3)
+    adam.step({"w": np.full(3, SUBNORMAL)})
+    assert not adam.params["w"].any() and not _flushes()
     with pytest.raises(ValueError):
         adam.step({"nope": np.ones(3, np.float32)})
     assert not _flushes()
+
+
+@pytest.mark.skipif(not fused.ACTIVE or not fused._fused.flush_supported, reason="needs the extension on x86-64")
+def test_without_the_flush_a_subnormal_gradient_moves_the_parameter(monkeypatch):
+    import unrolled.optim as optim
+
+    monkeypatch.setattr(fused, "FLUSH", False)
+    adam = optim.Adam({"w": np.zeros(3, np.float32)}, lr=1e-3)
+    adam.step({"w": np.full(3, SUBNORMAL)})
+    assert (adam.params["w"] < 0).all()
 
 
 @pytest.mark.skipif(not fused.ACTIVE or not fused._fused.flush_supported, reason="needs the extension on x86-64")
