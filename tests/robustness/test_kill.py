@@ -54,9 +54,15 @@ def main():
 def late():
     os.kill(os.getpid(), getattr(signal, name))
     time.sleep(5)
+class LateInFinalization:  # its __del__ runs as the interpreter clears the modules, after atexit
+    def __del__(self):
+        os.kill(os.getpid(), getattr(signal, name))
+        time.sleep(0.2)  # long enough for a default action to kill the process
 cli.main = main
 if when == "shutdown":
     atexit.register(late)
+if when == "finalization":
+    keeper = LateInFinalization()
 cli.entry()
 """
 
@@ -68,6 +74,19 @@ def test_a_signal_while_the_interpreter_shuts_down_keeps_mains_exit_code_and_say
     import sys
 
     done = subprocess.run([sys.executable, "-c", _EDGE, str(code), "shutdown", name], capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (code, "")
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_signal_in_the_interpreters_finalization_keeps_mains_exit_code(name, code):
+    """After atexit, the interpreter puts Python's signal handlers back to the default action: a signal
+    there killed a finished run (exit -2 in CI's kill trial); it is ignored, and main's code stands."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _EDGE, str(code), "finalization", name], capture_output=True,
                           text=True, timeout=60)
     assert (done.returncode, done.stderr) == (code, "")
 

@@ -23,6 +23,7 @@ speech recognizer's checkpoint (tests/test_imports.py checks there is no cycle).
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
 import signal
@@ -150,7 +151,25 @@ def entry() -> None:
         sys.stderr.write("unrolled: terminated\n")
     finally:
         _exit_on_signals(code)
+        global _EXITING
+        _EXITING = True
     raise SystemExit(code)
+
+
+_EXITING = False  # entry's main has returned: the process is on its way out
+
+
+def _ignore_late_signals() -> None:
+    """Once atexit is done, the interpreter's finalization puts Python's signal handlers back to the default
+    action, under which a late SIGINT or SIGTERM would kill a process whose work is done (exit -2 or -15).
+    Registered when this module is imported, so that it runs among the last atexit callbacks: from then on
+    both signals are ignored and main's exit code stands."""
+    if _EXITING:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+
+atexit.register(_ignore_late_signals)
 
 
 def _exit_on_signals(code: int) -> None:
