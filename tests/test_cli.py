@@ -265,11 +265,18 @@ def test_train_defaults_and_help_come_from_the_estimators(capsys):
     from unrolled.models.classifier import RNNClassifier
     from unrolled.models.language_model import RNNLanguageModel
 
-    for task, estimator in (("classify", RNNClassifier), ("lm", RNNLanguageModel)):
+    from unrolled.cli import classify, lm
+    from unrolled.cli.common import param_values
+
+    for task, estimator, params in (("classify", RNNClassifier, classify.model_params()),
+                                    ("lm", RNNLanguageModel, lm.model_params())):
         parser, _ = train_parser(task)
         args = parser.parse_args(["--out", "m"])
-        for name, default in estimator_defaults(estimator).items():
-            if hasattr(args, name) and name != "embedding_dim":  # embedding_dim: None until resolved
+        values = param_values(args, estimator, params)  # the options told apart when not given: resolved
+        defaults = estimator_defaults(estimator)
+        assert values and all(values[name] == defaults[name] for name in values), task
+        for name, default in defaults.items():
+            if hasattr(args, name) and getattr(args, name) is not None:
                 assert getattr(args, name) == default, (task, name)
     assert main(["train", "--help"]) == 0
     assert "[RNNClassifier(hidden_size=…)]" in capsys.readouterr().out
@@ -602,3 +609,74 @@ def test_word_dropout_out_of_range_is_a_usage_error(tmp_path, data, capsys):
     train, _ = data
     code, _, _ = run_full("train", "--train", str(train), "--out", str(tmp_path / "m"), "--word-dropout", "1.5")
     assert code == 2 and "--word-dropout: expected a number in [0, 1), got 1.5" in capsys.readouterr().err
+
+
+# --- pretraining -> fine-tuning --------------------------------------------------------------------------
+
+
+def test_a_word_language_model_pretrains_a_classifier(tmp_path, data):
+    """train --task lm --level word --softmax sampled, then train --init-from: the shape comes from the
+    language model, the classifier's config records where it started, and a mismatch is one line."""
+    train, dev = data
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" . ".join(POS + NEG) * 20, encoding="utf-8")
+    lm_dir = tmp_path / "lm"
+    code, _, err = run_full("train", "--task", "lm", "--text", str(corpus), "--level", "word", "--softmax",
+                            "sampled", "--num-sampled", "5", "--max-vocab", "20", "--cell", "gru", "--hidden-size",
+                            "10", "--embedding-dim", "6", "--bptt", "8", "--batch-size", "4", "--out", str(lm_dir),
+                            "--quiet")
+    assert code == 0, err
+    lm_config = json.loads((lm_dir / "config.json").read_text())
+    assert lm_config["estimator"]["softmax"] == "sampled" and lm_config["model"]["vocab_size"] == 20
+
+    out_dir = tmp_path / "clf"
+    code, out, err = run_full("train", "--train", str(train), "--dev", str(dev), "--init-from", str(lm_dir),
+                              "--layer-lr-decay", "2.6", "--gradual-unfreeze", "--epochs", "3", "--out",
+                              str(out_dir), "--quiet")
+    assert code == 0, err
+    config = json.loads((out_dir / "config.json").read_text())
+    assert (config["model"]["cell"], config["model"]["hidden_size"], config["model"]["embedding_dim"]) == ("gru", 10, 6)
+    assert config["model"]["vocab_size"] == 20
+    record = config["training"]["pretrained_from"]
+    assert record["path"] == str(lm_dir) and record["command"] == lm_config["command"]
+    assert record["data"]["train"]["path"] == str(corpus)
+
+    code, _, err = run_full("train", "--train", str(train), "--init-from", str(lm_dir), "--cell", "lstm",
+                            "--out", str(tmp_path / "bad"), "--quiet")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "another network than this classifier: cell 'lstm' (the language model's: 'gru')" in err
+    code, _, err = run_full("train", "--train", str(train), "--init-from", str(out_dir), "--out",
+                            str(tmp_path / "bad"), "--quiet")
+    assert code == 1 and "init_from:" in err and "'language_model' checkpoint was asked for" in err, err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_with_no_network_option_train_fine_tunes_the_bundled_language_model(tmp_path, data):
+    """The default recipe (classify.DEFAULT_RECIPE): no network option -> init_from imdb-lm and the measured
+    settings; any network option, or --init-from none, -> RNNClassifier's own defaults from scratch."""
+    from unrolled.cli.classify import DEFAULT_RECIPE
+    from unrolled.models.classifier import RNNClassifier
+    from unrolled.models.language_model import RNNLanguageModel
+
+    train, dev = data
+    code, out, err = run_full("train", "--train", str(train), "--dev", str(dev), "--epochs", "1", "--out",
+                              str(tmp_path / "recipe"), "--json")
+    assert code == 0 and err.count("\n") <= 2, err  # the progress lines only
+    assert json.loads(out)["init_from"] == DEFAULT_RECIPE["init_from"] == "imdb-lm"
+    config = json.loads((tmp_path / "recipe" / "config.json").read_text())
+    estimator, model = config["estimator"], config["model"]
+    for name, value in DEFAULT_RECIPE.items():
+        assert estimator.get(name, model.get(name)) == value, name
+    lm = RNNLanguageModel.load("imdb-lm")
+    assert model["vocab_size"] == len(lm.vocab_) and config["training"]["pretrained_from"]["path"] == "imdb-lm"
+
+    defaults = RNNClassifier().get_params()
+    for given in (["--cell", "gru"], ["--init-from", "none"], ["--pooling", "max"]):
+        out_dir = tmp_path / "-".join(given).strip("-")
+        code, _, err = run_full("train", "--train", str(train), "--epochs", "1", "--out", str(out_dir), "--quiet",
+                                *given)
+        assert code == 0, err
+        config = json.loads((out_dir / "config.json").read_text())
+        assert config["estimator"]["init_from"] is None and "pretrained_from" not in config["training"], given
+        assert config["estimator"]["lr"] == defaults["lr"] and config["estimator"]["dropout"] == defaults["dropout"]
+        assert config["model"]["hidden_size"] == defaults["hidden_size"], given

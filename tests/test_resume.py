@@ -30,7 +30,16 @@ def recordings(tmp_path_factory):
     return [r.path for r in found], [r.digit for r in found]
 
 
-def _tasks(recordings):
+@pytest.fixture(scope="module")
+def word_lm(tmp_path_factory):
+    """A saved word-level language model for the fine-tuning task."""
+    path = tmp_path_factory.mktemp("lm") / "lm"
+    RNNLanguageModel(level="word", cell="lstm", hidden_size=8, embedding_dim=6, bptt=4, batch_size=2,
+                     max_steps=3).fit(" ".join(TEXTS)).save(path)
+    return path
+
+
+def _tasks(recordings, word_lm=None):
     """task -> (make an estimator, fit it with callbacks)."""
     pairs = make_pairs(24)
     series = np.sin(np.arange(160) / 5.0) + np.arange(160) / 80.0
@@ -42,6 +51,14 @@ def _tasks(recordings):
                                                     batch_size=4, bptt=8, dropout=0.2, cell="gru", random_state=1,
                                                     max_steps=40),
                            lambda m, cb: m.fit(CORPUS, callbacks=cb)),
+        "fine_tuning": (lambda: RNNClassifier(hidden_size=8, embedding_dim=6, epochs=3, batch_size=4, dropout=0.2,
+                                              cell="lstm", random_state=3, init_from=str(word_lm),
+                                              layer_lr_decay=2.6, gradual_unfreeze=True, patience=None),
+                        lambda m, cb: m.fit(TEXTS, LABELS, validation=(TEXTS[:8], LABELS[:8]), callbacks=cb)),
+        "language_model_sampled": (lambda: RNNLanguageModel(level="word", hidden_size=12, embedding_dim=6,
+                                                            epochs=3, batch_size=2, bptt=4, cell="gru",
+                                                            random_state=1, softmax="sampled", num_sampled=3),
+                                   lambda m, cb: m.fit(" ".join(TEXTS), callbacks=cb)),
         "forecaster": (lambda: RNNForecaster(window=12, horizon=3, hidden_size=8, epochs=3, batch_size=8,
                                              dropout=0.1, random_state=2),
                        lambda m, cb: m.fit(series, callbacks=cb)),
@@ -99,9 +116,10 @@ def _same_weights(a, b) -> bool:
     return set(a.params_) == set(b.params_) and all(np.array_equal(a.params_[k], b.params_[k]) for k in a.params_)
 
 
-@pytest.mark.parametrize("task", ["classifier", "language_model", "forecaster", "translator", "speech"])
-def test_an_interrupted_run_resumes_to_the_same_weights(task, recordings, tmp_path):
-    make, fit = _tasks(recordings)[task]
+@pytest.mark.parametrize("task", ["classifier", "fine_tuning", "language_model", "language_model_sampled",
+                                  "forecaster", "translator", "speech"])
+def test_an_interrupted_run_resumes_to_the_same_weights(task, recordings, word_lm, tmp_path):
+    make, fit = _tasks(recordings, word_lm)[task]
     counter = _Steps()
     reference = fit(make(), [counter])
     total = counter.steps

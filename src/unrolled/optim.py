@@ -215,22 +215,32 @@ class _Optimizer:
 
     # -- public API -----------------------------------------------------------------------------------------
     @subnormals_flushed  # squared vanishing gradients are subnormal; on Intel CPUs each costs an assist
-    def step(self, grads: Mapping[str, Grad], lr: float | None = None) -> None:
+    def step(self, grads: Mapping[str, Grad], lr: float | None = None,
+             lr_scales: Mapping[str, float] | None = None) -> None:
         """Update the parameters that have a gradient in ``grads``, in place.
 
-        ``lr`` overrides the base learning rate for this step (pass a schedule's value). All gradients are
-        checked before any parameter changes; the gradients themselves are not modified.
+        ``lr`` overrides the base learning rate for this step (pass a schedule's value); ``lr_scales``
+        multiplies it for the parameters it names (discriminative learning rates: lower for the layers near
+        the input when fine-tuning). All gradients are checked before any parameter changes; the gradients
+        themselves are not modified.
         """
         lr = self.lr if lr is None else _check_real("lr", lr, low=0.0)
         if not isinstance(grads, Mapping):
             raise ValueError(f"grads: expected a dict of gradients, got {type(grads).__name__}")
         params = self.params
+        scales = {} if lr_scales is None else lr_scales
+        for key, scale in scales.items():
+            if key not in params:
+                raise ValueError(f"lr_scales: unknown parameter key {key!r}")
+            _check_real(f"lr_scales[{key!r}]", scale, low=0.0)
         for key, g in grads.items():
             if key not in params:
                 raise ValueError(f"grads: unknown parameter key {key!r}")
             _check_grad(key, params[key], g)
+        base = lr
         for key, g in grads.items():
             p = params[key]
+            lr = base * scales.get(key, 1.0)
             if isinstance(g, SparseRows):
                 if self.lazy:
                     self._update_rows(key, p, g, lr)

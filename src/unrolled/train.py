@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -270,9 +270,11 @@ class _NumpyStepper:
     """One training step of the NumPy engine: the task's hand-written gradients, all-reduced over the ranks
     when distributed, clipped, and the optimizer's update."""
 
-    def __init__(self, params: Params, batch_loss, config: TrainConfig, distributed) -> None:
+    def __init__(self, params: Params, batch_loss, config: TrainConfig, distributed,
+                 lr_scales: Mapping[str, float] | None = None) -> None:
         self.batch_loss, self.config, self.distributed = batch_loss, config, distributed
         self.optimizer = make_optimizer(config, params)
+        self.lr_scales = lr_scales
 
     def start_epoch(self) -> None:
         pass
@@ -291,7 +293,7 @@ class _NumpyStepper:
             return loss  # the loop stops with its message; no update
         if self.config.clip_norm is not None:
             clip_grad_norm(grads, self.config.clip_norm)
-        self.optimizer.step(grads, lr=lr)
+        self.optimizer.step(grads, lr=lr, lr_scales=self.lr_scales)
         return loss
 
     def sync(self) -> None:
@@ -323,6 +325,7 @@ def fit(
     distributed=None,
     example_weights: np.ndarray | None = None,
     task_state: TaskState | None = None,
+    lr_scales: Mapping[str, float] | None = None,
 ) -> TrainHistory:
     """Train ``params`` in place; at the end they hold the weights of the best dev epoch.
 
@@ -338,6 +341,7 @@ def fit(
         each rank takes its rows of every batch (``example_weights``: loss terms per example, for a loss
         averaged over tokens); the batch order comes from ``config.seed``, the noise from a per-rank stream
     task_state: the task's state beyond ``params`` that a resumed run must get back (:class:`TaskState`)
+    lr_scales: parameter name -> a factor on the learning rate (discriminative fine-tuning; the NumPy engine)
 
     Checkpoints and resuming (the NumPy engine; see the module docstring): callbacks' ``on_checkpoint(state)``,
     ``resume_state``, ``checkpoint_every`` and ``interrupt``; an interrupt raises :class:`TrainingInterrupted`
@@ -356,13 +360,15 @@ def fit(
     if distributed is not None:
         noise_rng = np.random.default_rng([config.seed, distributed.rank + 1])
     if engine == "torch":
+        if lr_scales:
+            raise ValueError("lr_scales: per-parameter learning rates are the NumPy engine's (engine='numpy')")
         if torch_task is None:
             raise ValueError("engine: this task has no torch engine")
         from unrolled.torch.engine import TorchStepper
 
         stepper = TorchStepper(params, torch_task, config, device=device, distributed=distributed)
     else:
-        stepper = _NumpyStepper(params, batch_loss, config, distributed)
+        stepper = _NumpyStepper(params, batch_loss, config, distributed, lr_scales)
     resumable = engine == "numpy" and distributed is None  # what a LoopState can hold
     agree = False  # whether the ranks must agree on stopping after each batch (one collective per step)
     if distributed is not None:  # decided once, the same in every rank, whatever callbacks each one holds

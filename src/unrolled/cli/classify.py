@@ -7,6 +7,7 @@ options (files or a registered dataset, columns, label names) belong to the comm
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -30,13 +31,15 @@ from unrolled.cli.common import (
     optimizer_params,
     param_values,
     progress_callbacks,
+    estimator_defaults,
+    positive_float,
     positive_int,
     probability,
     recurrent_params,
     training_runtime,
     write_json,
 )
-from unrolled.pretrained import DEFAULT_PREDICT
+from unrolled.pretrained import DEFAULT_INIT, DEFAULT_PREDICT
 
 
 def model_params() -> tuple[Param, ...]:
@@ -44,20 +47,31 @@ def model_params() -> tuple[Param, ...]:
     from unrolled.nn.pooling import POOLINGS
     from unrolled.train import OPTIMIZERS, SCHEDULES
 
+    # Told apart when not given: --init-from takes the language model's shape, and with no network option
+    # at all the default recipe fills them in (DEFAULT_RECIPE).
     return (
-        *recurrent_params("dropout on word vectors, between layers and on the pooled features"),
+        *(replace(param, detect_given=True)
+          for param in recurrent_params("dropout on word vectors, between layers and on the pooled features")),
         Param("embedding_dim", "word vector size", positive_int, metavar="E", detect_given=True),
         Param("bidirectional", "read the text in both directions"),
-        Param("pooling", "final state (last), or max/mean over all steps", choices=POOLINGS),
-        Param("word_dropout", "in training, replace each token by <unk> with this probability", probability),
+        Param("pooling", "final state (last), or max/mean over all steps", choices=POOLINGS, detect_given=True),
+        Param("word_dropout", "in training, replace each token by <unk> with this probability", probability,
+              detect_given=True),
         Param("embeddings", "pretrained word vectors, GloVe or word2vec text format, optionally gzip (sets "
               "--embedding-dim from the file)", metavar="FILE"),
-        Param("freeze_embeddings", "keep the --embeddings vectors fixed"),
-        Param("min_freq", "rarer words become <unk>", positive_int),
+        Param("freeze_embeddings", "keep the --embeddings (or --init-from) vectors fixed"),
+        Param("init_from", "fine-tune from a word-level language model, a directory or a bundled name (unrolled "
+              "train --task lm --level word): its vocabulary, embedding and recurrent layers, with a new head; the "
+              "network's shape defaults to the language model's; 'none' for a network from scratch",
+              metavar="LMDIR"),
+        Param("layer_lr_decay", "discriminative learning rates: each layer below the head trains at 1/D of the "
+              "one above (ULMFiT: 2.6)", positive_float, metavar="D"),
+        Param("gradual_unfreeze", "epoch 1 trains the head only, each later epoch one layer more, top down"),
+        Param("min_freq", "rarer words become <unk>", positive_int, detect_given=True),
         Param("max_vocab", "vocabulary size limit, specials included", positive_int),
         Param("max_len", "keep at most this many tokens per text", positive_int),
         Param("lowercase", "keep letter case (lower-case by default)", flag="--cased"),
-        *optimizer_params(),
+        *(replace(param, detect_given=param.name in DEFAULT_RECIPE) for param in optimizer_params()),
         Param("optimizer", "optimizer", choices=OPTIMIZERS),
         Param("weight_decay", "weight decay", nonnegative_float),
         Param("schedule", "learning-rate schedule", choices=SCHEDULES),
@@ -67,11 +81,27 @@ def model_params() -> tuple[Param, ...]:
     )
 
 
+# With no option that shapes the network, train fine-tunes the bundled word-level language model with the
+# settings benchmarks/sentiment.py --defaults measured (docs/results.md, "Defaults"); any network option
+# (NETWORK_OPTIONS) trains RNNClassifier's own defaults from scratch instead, and so does --init-from none.
+DEFAULT_RECIPE = {"init_from": DEFAULT_INIT, "cell": "lstm", "embedding_dim": 128, "hidden_size": 128,
+                  "pooling": "max", "dropout": 0.5, "lr": 2e-3, "batch_size": 16}
+NETWORK_OPTIONS = ("cell", "hidden_size", "num_layers", "embedding_dim", "bidirectional", "pooling", "dropout",
+                   "word_dropout", "embeddings", "freeze_embeddings", "init_from", "layer_lr_decay",
+                   "gradual_unfreeze", "min_freq", "max_vocab", "lowercase")
+
 TRAIN_HELP = """\
 --task classify: train a text classifier on a labelled file (TSV/CSV with a header, or JSONL; .gz is read
 transparently). The text column defaults to 'sentence' or 'text', the label column to 'label'. With --dev,
 the dev accuracy is measured after every epoch, training stops early when it stops improving
 (--patience), and the best epoch's weights are kept.
+
+defaults: with no option that shapes the network, the classifier is fine-tuned from the bundled word-level
+language model imdb-lm (an LSTM pretrained on the IMDB training reviews): --init-from imdb-lm --cell lstm
+--embedding-dim 128 --hidden-size 128 --pooling max --dropout 0.5 --lr 0.002 --batch-size 16 (on SST-2's
+6,920 training sentences, 3 epochs reached 80.6 % dev accuracy in 47 s on 2 cores; docs/results.md). Any
+network option (--cell, --hidden-size, --embedding-dim, --pooling, --dropout, --embeddings, --max-vocab, …)
+trains a network from scratch with RNNClassifier's defaults instead, as does --init-from none.
 
 example:
   unrolled train --train sst2/train.tsv --dev sst2/dev.tsv --cell gru --bidirectional \\
@@ -100,6 +130,37 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                model_params())
 
 
+def _apply_default_recipe(args: argparse.Namespace) -> None:
+    """DEFAULT_RECIPE for the options not given, when no network option is (``--init-from none``: never).
+    The summary line says so once training is done (stderr stays one line for an error)."""
+    from unrolled.models.classifier import RNNClassifier
+
+    if args.init_from == "none":
+        args.init_from = None
+        return
+    defaults = estimator_defaults(RNNClassifier)
+    given = [name for name in NETWORK_OPTIONS
+             if getattr(args, name) is not None and getattr(args, name) != (
+                 defaults[name] if isinstance(defaults[name], bool) else None)]
+    if given:
+        return
+    for name, value in DEFAULT_RECIPE.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def _shape_from_language_model(args: argparse.Namespace) -> None:
+    """The network's shape options not given on the command line, from --init-from's language model."""
+    from unrolled.models.transfer import load_language_model
+
+    if args.embeddings:
+        raise UsageError("--embeddings and --init-from both give the word vectors; use one or the other")
+    net = load_language_model(args.init_from).net_config_  # refused here, before any data is read
+    for name in ("cell", "embedding_dim", "hidden_size", "num_layers"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(net, name))
+
+
 def run_train(args: argparse.Namespace, streams: Streams) -> None:
     from unrolled.data.readers import check_dev_labels, rename_labels
     from unrolled.models.classifier import RNNClassifier
@@ -109,8 +170,13 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         from unrolled.text.embeddings import word_vector_dim
 
         args.embedding_dim = word_vector_dim(args.embeddings)
-    if args.freeze_embeddings and not args.embeddings:
-        raise UsageError("--freeze-embeddings needs --embeddings FILE")
+    if args.freeze_embeddings and not args.embeddings and not args.init_from:
+        raise UsageError("--freeze-embeddings needs --embeddings FILE or --init-from LMDIR")
+    _apply_default_recipe(args)
+    if args.init_from:
+        _shape_from_language_model(args)
+    for name, value in param_values(args, RNNClassifier, model_params()).items():
+        setattr(args, name, value)  # the options not given, as the estimator's defaults: what messages quote
     dataset_options.check_dataset_options(args)
     if not args.train and not args.dataset:
         raise UsageError("--train FILE or --dataset NAME is required for --task classify")
@@ -163,12 +229,15 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
     }
     if model.embedding_coverage_ is not None:
         summary["embedding_coverage"] = model.embedding_coverage_.to_json()
+    if model.pretrained_ is not None:
+        summary["init_from"] = model.pretrained_["path"]
     if args.json:
         write_json(summary, streams.out)
     elif not args.quiet:
         dev_text = f", dev accuracy {metrics['dev_accuracy']:.4f} (epoch {summary['best_epoch']})" if dev else ""
+        start = f", fine-tuned from {args.init_from}" if args.init_from else ""
         streams.out.write(f"saved {out_dir}: train accuracy {metrics['train_accuracy']:.4f}{dev_text}, "
-                          f"{summary['seconds']:.1f}s\n")
+                          f"{summary['seconds']:.1f}s{start}\n")
 
 
 def read_labelled(path: str, args: argparse.Namespace, err: TextIO, quiet: bool = False):

@@ -36,11 +36,15 @@ from unrolled.cli.common import (
 
 def model_params() -> tuple[Param, ...]:
     """RNNLanguageModel's parameters as options."""
-    from unrolled.models.language_model import LEVELS
+    from unrolled.models.language_model import LEVELS, SOFTMAXES
 
     return (
         Param("level", "tokens are characters or words", choices=LEVELS),
         Param("min_freq", "rarer tokens become <unk>", positive_int),
+        Param("max_vocab", "word level: keep the most frequent words, <pad> and <unk> included", positive_int),
+        Param("softmax", "training loss: the exact softmax, or sampled (word level over a large vocabulary; "
+              "validation stays exact)", choices=SOFTMAXES),
+        Param("num_sampled", "candidate words per batch of --softmax sampled", positive_int, metavar="K"),
         *recurrent_params("dropout on token vectors, between layers and on the outputs"),
         Param("embedding_dim", "token vector size", positive_int, metavar="E"),
         Param("tie_weights", "share the input and output embeddings (needs --embedding-dim = --hidden-size)"),

@@ -24,6 +24,7 @@ from unrolled.distributed import Distributed
 from unrolled.memory import check_training_memory
 from unrolled.metrics import ClassificationReport, classification_report
 from unrolled.models import _restore as restore
+from unrolled.models import transfer
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.classifier_net import (
     ClassifierNetConfig,
@@ -31,11 +32,11 @@ from unrolled.models.classifier_net import (
     classifier_forward,
     init_classifier_params,
 )
-from unrolled.nn._validation import check_positive_int, check_probability
+from unrolled.nn._validation import check_positive_int, check_positive_number, check_probability
 from unrolled.nn.losses import softmax
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TorchTask, TrainConfig, TrainHistory, check_engine
+from unrolled.train import TaskState, TorchTask, TrainConfig, TrainHistory, check_engine
 
 __all__ = ["RNNClassifier", "NotFittedError"]
 
@@ -71,6 +72,15 @@ class RNNClassifier(Estimator):
         embedding rows of the words they cover (see ``embedding_coverage_``); its dimension must equal
         ``embedding_dim``. None: PyTorch's N(0, 1) initialisation
     freeze_embeddings : keep the embedding rows fixed in training (useful with ``embeddings``)
+    init_from : path of a word-level :class:`unrolled.RNNLanguageModel` checkpoint to fine-tune from: its
+        vocabulary, ``embedding.weight`` and ``rnn.*`` tensors are carried over and only the head starts new
+        (:mod:`unrolled.models.transfer`); cell, embedding_dim, hidden_size and num_layers must be the language
+        model's, and min_freq/max_vocab/embeddings are not used (the vocabulary is the language model's)
+    layer_lr_decay : discriminative learning rates: the head trains at ``lr``, each group below it (the
+        recurrent layers from the top, then the embedding) at 1/``layer_lr_decay`` of the one above (ULMFiT:
+        2.6); None: one learning rate
+    gradual_unfreeze : epoch 1 trains the head only, each later epoch one group more (top down) until
+        everything trains
     pooling : how the outputs over time become one vector: "last" (the final state, as the seed draws it),
         "max" or "mean" over the real steps
     epochs, batch_size, lr, optimizer, weight_decay, clip_norm, schedule, warmup_steps, patience : training
@@ -88,6 +98,8 @@ class RNNClassifier(Estimator):
     params_ : dict of arrays under PyTorch names
     history_ : TrainHistory
     embedding_coverage_ : EmbeddingCoverage of the ``embeddings`` file over the vocabulary (None without one)
+    pretrained_ : what ``init_from`` started from (path, network, vocabulary size, validation loss, corpus and
+        command of the language model), or None
     """
 
     def __init__(
@@ -102,6 +114,9 @@ class RNNClassifier(Estimator):
         word_dropout: float = 0.0,
         embeddings: str | None = None,
         freeze_embeddings: bool = False,
+        init_from: str | None = None,
+        layer_lr_decay: float | None = None,
+        gradual_unfreeze: bool = False,
         pooling: str = "last",
         epochs: int = 10,
         batch_size: int = 32,
@@ -127,6 +142,9 @@ class RNNClassifier(Estimator):
         self.word_dropout = word_dropout
         self.embeddings = embeddings
         self.freeze_embeddings = freeze_embeddings
+        self.init_from = init_from
+        self.layer_lr_decay = layer_lr_decay
+        self.gradual_unfreeze = gradual_unfreeze
         self.pooling = pooling
         self.epochs = epochs
         self.batch_size = batch_size
@@ -227,12 +245,16 @@ class RNNClassifier(Estimator):
             distributed.check_size(len(texts))
         check_positive_int("max_len", self.max_len, allow_none=True)
         check_probability("word_dropout", self.word_dropout)
-        if self.freeze_embeddings and self.embeddings is None:
-            raise ValueError("freeze_embeddings: there are no pretrained embeddings to freeze (set embeddings)")
+        if self.freeze_embeddings and self.embeddings is None and self.init_from is None:
+            raise ValueError("freeze_embeddings: there are no pretrained embeddings to freeze (set embeddings or "
+                             "init_from)")
+        self._check_fine_tuning(engine)
         started = time.perf_counter()
 
+        lm = self._pretrained_language_model()
         token_lists = [tokenize(t, lowercase=self.lowercase) for t in texts]
-        self.vocab_ = Vocab.build(token_lists, min_freq=self.min_freq, max_size=self.max_vocab)
+        self.vocab_ = lm.vocab_ if lm is not None else Vocab.build(token_lists, min_freq=self.min_freq,
+                                                                    max_size=self.max_vocab)
         self.label_map_ = LabelMap.fit(labels)
         if len(self.label_map_) < 2:
             raise ValueError(f"y: only one class ({self.label_map_.names[0]!r}); a classifier needs at least two")
@@ -250,6 +272,12 @@ class RNNClassifier(Estimator):
         self.embedding_coverage_ = None
         if self.embeddings is not None:
             self._load_embeddings(token_lists)
+        self.pretrained_ = None
+        if lm is not None:
+            self.params_.update(transfer.carried_tensors(lm))
+            self.params_["embedding.weight"][self.net_config_.padding_idx] = 0.0  # padding reads as nothing
+            self.pretrained_ = transfer.pretraining_record(lm, self.init_from)
+            del lm
 
         train_ids = self._encode_tokens(token_lists)
         del token_lists
@@ -257,14 +285,19 @@ class RNNClassifier(Estimator):
         lengths = [len(ids) for ids in train_ids]
         pad_id = self.vocab_.id_of(Vocab.PAD)
 
-        def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
-            return length_bucketed_batches(lengths, train_config.batch_size, shuffle=True, rng=rng)
-
         def batch_inputs(batch: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
             ids, mask = pad_batch([train_ids[i] for i in batch], pad_id=pad_id)
             if self.word_dropout > 0.0:
                 ids[(rng.random(ids.shape) < self.word_dropout) & mask] = Vocab.UNK_ID
             return {"ids": ids, "mask": mask, "targets": train_targets[batch]}
+
+        groups = transfer.layer_groups(list(self.params_))  # the head first, the embedding last
+        epoch = 0  # the epoch in progress, for gradual unfreezing (make_batches starts each one)
+
+        def make_batches(rng: np.random.Generator) -> list[np.ndarray]:
+            nonlocal epoch
+            epoch += 1
+            return length_bucketed_batches(lengths, train_config.batch_size, shuffle=True, rng=rng)
 
         def batch_loss(batch: np.ndarray, rng: np.random.Generator):
             b = batch_inputs(batch, rng)
@@ -274,7 +307,14 @@ class RNNClassifier(Estimator):
             grads = classifier_backward(cache)
             if self.freeze_embeddings:
                 del grads["embedding.weight"]
+            if self.gradual_unfreeze:
+                trainable = transfer.trainable_in_epoch(groups, epoch)
+                grads = {name: grad for name, grad in grads.items() if name in trainable}
             return loss, grads
+
+        def set_epoch(saved: dict[str, object]) -> None:
+            nonlocal epoch
+            epoch = int(saved["epoch"])
 
         evaluate = None
         if validation is not None:
@@ -288,13 +328,49 @@ class RNNClassifier(Estimator):
                 return float(np.mean(self._proba_of_ids(dev_ids).argmax(axis=1) == dev_targets))
 
         frozen = ("embedding.weight",) if self.freeze_embeddings else ()
+        schedules: dict[str, Any] = {}
+        if self.layer_lr_decay is not None:
+            schedules["lr_scales"] = transfer.discriminative_lr_scales(groups, self.layer_lr_decay)
+        if self.gradual_unfreeze:  # a resumed run must know the epoch it is in
+            schedules["task_state"] = TaskState(lambda: {"epoch": epoch}, set_epoch)
         self.history_: TrainHistory = self._train_loop(
             make_batches, batch_loss, train_config, evaluate=evaluate, callbacks=callbacks, engine=engine,
             device=device, distributed=distributed,
-            torch_task=TorchTask(self.net_config_, batch_inputs, "classifier", frozen=frozen),
+            torch_task=TorchTask(self.net_config_, batch_inputs, "classifier", frozen=frozen), **schedules,
         )
         self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
+
+    def _check_fine_tuning(self, engine: str) -> None:
+        """init_from, layer_lr_decay and gradual_unfreeze, and what they rule out."""
+        check_positive_number("layer_lr_decay", self.layer_lr_decay, allow_none=True)
+        if not isinstance(self.gradual_unfreeze, bool):
+            raise ValueError(f"gradual_unfreeze: expected a bool, got {self.gradual_unfreeze!r}")
+        if engine != "numpy" and (self.layer_lr_decay is not None or self.gradual_unfreeze):
+            raise ValueError("layer_lr_decay, gradual_unfreeze: the NumPy engine's schedules (engine='numpy')")
+        if self.init_from is None:
+            return
+        if self.embeddings is not None:
+            raise ValueError("embeddings: init_from already gives the word vectors (the language model's); "
+                             "use one or the other")
+        taken = {"max_vocab": (self.max_vocab, None), "min_freq": (self.min_freq, 1)}
+        for name, (value, default) in taken.items():
+            if value != default:
+                raise ValueError(f"{name}: the vocabulary is the language model's (init_from), so {name} "
+                                 f"{value!r} would be ignored; leave it at {default!r}")
+        if not self.lowercase:
+            raise ValueError("lowercase: a word-level language model reads lower-cased words, so the classifier "
+                             "it starts must too (lowercase True)")
+
+    def _pretrained_language_model(self):
+        """The language model of init_from, checked against this classifier's network (None without one)."""
+        if self.init_from is None:
+            return None
+        lm = transfer.load_language_model(self.init_from)
+        transfer.check_same_network(lm, self.init_from, cell=self.cell, embedding_dim=self.embedding_dim,
+                                    hidden_size=self.hidden_size, num_layers=self.num_layers,
+                                    bidirectional=self.bidirectional)
+        return lm
 
     # --- inference -----------------------------------------------------------------------------------
 
@@ -342,8 +418,11 @@ class RNNClassifier(Estimator):
 
     def _training_record(self) -> dict[str, Any]:
         coverage = getattr(self, "embedding_coverage_", None)
-        return {**super()._training_record(),
-                "embedding_coverage": coverage.to_json() if coverage is not None else None}
+        record = {**super()._training_record(),
+                  "embedding_coverage": coverage.to_json() if coverage is not None else None}
+        if getattr(self, "pretrained_", None) is not None:  # only fine-tuned models carry it
+            record["pretrained_from"] = self.pretrained_
+        return record
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(ClassifierNetConfig, config)

@@ -40,7 +40,8 @@ from unrolled.memory import check_training_memory
 from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
-from unrolled.nn._validation import check_nonnegative_int, check_positive_int, check_probability
+from unrolled.nn._validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
+from unrolled.nn.sampled_softmax import log_uniform_candidates
 from unrolled.sampling import check_sampling_options, sample_next
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
@@ -52,6 +53,7 @@ KIND = "language_model"
 LEVELS = ("char", "word")
 MAX_LENGTH = 1_000_000  # the most tokens one generate call produces
 SPECIAL_TOKENS = (Vocab.PAD, Vocab.UNK)  # never generated
+SOFTMAXES = ("full", "sampled")
 EVAL_WINDOW = 256  # steps per forward call when measuring a loss (the state is carried, so any size is exact)
 
 
@@ -79,6 +81,13 @@ class RNNLanguageModel(Estimator):
         epoch runs and the best one's weights are kept
     validation_fraction : the last part of the tokens, held out (0 = none: the last weights are kept)
     min_freq : word level only; rarer words become ``<unk>``
+    max_vocab : word level only; keep at most this many tokens, ``<pad>`` and ``<unk>`` included (the most
+        frequent; None: no cap)
+    softmax : "full" (the exact softmax over the vocabulary) or "sampled" (training only: the loss estimated
+        from each target and ``num_sampled`` candidate words drawn per batch, :mod:`unrolled.nn.sampled_softmax`,
+        what makes a word-level model over tens of thousands of words affordable; the validation loss, scores
+        and generation keep the full softmax)
+    num_sampled : K, the candidates per batch of the sampled softmax
     max_steps : stop after this many optimizer steps (None: no limit; 0 trains nothing, so the model keeps
         its initial weights, whose loss is about ln V)
     random_state : int seed; the same seed and text give identical weights
@@ -110,6 +119,9 @@ class RNNLanguageModel(Estimator):
         clip_norm: float | None = 1.0,
         validation_fraction: float = 0.1,
         min_freq: int = 1,
+        max_vocab: int | None = None,
+        softmax: str = "full",
+        num_sampled: int = 1024,
         max_steps: int | None = None,
         random_state: int = 0,
     ) -> None:
@@ -127,6 +139,9 @@ class RNNLanguageModel(Estimator):
         self.clip_norm = clip_norm
         self.validation_fraction = validation_fraction
         self.min_freq = min_freq
+        self.max_vocab = max_vocab
+        self.softmax = softmax
+        self.num_sampled = num_sampled
         self.max_steps = max_steps
         self.random_state = random_state
 
@@ -154,6 +169,13 @@ class RNNLanguageModel(Estimator):
         check_positive_int("bptt", self.bptt)
         check_probability("validation_fraction", self.validation_fraction, noun="a number")
         check_nonnegative_int("max_steps", self.max_steps, allow_none=True)
+        check_choice("softmax", self.softmax, SOFTMAXES)
+        check_positive_int("num_sampled", self.num_sampled)
+        check_positive_int("max_vocab", self.max_vocab, allow_none=True)
+        if self.level == "char" and self.max_vocab is not None:
+            raise ValueError("max_vocab: only for level='word' (the character level keeps every character)")
+        if self.max_vocab is not None and self.max_vocab < 3:
+            raise ValueError(f"max_vocab: expected at least 3 (<pad>, <unk> and one word), got {self.max_vocab}")
 
     def fit(self, text: str, *, callbacks: Sequence[object] = (), engine: str = "numpy", device: str | None = None,
             distributed=None) -> RNNLanguageModel:
@@ -163,6 +185,8 @@ class RNNLanguageModel(Estimator):
         text = _check_text("text", text)
         self._check_params()
         check_engine(engine, device)
+        if engine != "numpy" and self.softmax == "sampled":
+            raise ValueError("softmax: 'sampled' is the NumPy engine's; the torch engine trains the full softmax")
         if distributed is not None:
             distributed.check_size(self.batch_size, "streams (batch_size)")
         train_config = TrainConfig(
@@ -187,7 +211,7 @@ class RNNLanguageModel(Estimator):
         if self.level == "char":
             self.vocab_ = Vocab([Vocab.PAD, Vocab.UNK, *sorted(set(train_tokens))])
         else:
-            self.vocab_ = Vocab.build([train_tokens], min_freq=self.min_freq)
+            self.vocab_ = Vocab.build([train_tokens], min_freq=self.min_freq, max_size=self.max_vocab)
         if len(self.vocab_) == len(SPECIAL_TOKENS):
             raise ValueError(f"min_freq: no {self.level} of the training text occurs {self.min_freq} times, so the "
                              "vocabulary would hold only <pad> and <unk>; lower min_freq")
@@ -197,7 +221,7 @@ class RNNLanguageModel(Estimator):
             cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, tie_weights=self.tie_weights,
         )
         check_training_memory(self.net_config_, batch_size=self.batch_size, steps=self.bptt, device=device,
-                              vocabulary="raise min_freq" if self.level == "word" else
+                              vocabulary="raise min_freq or lower max_vocab" if self.level == "word" else
                               "model words (level word) or a text with fewer distinct characters",
                               length=(f"bptt {self.bptt}", "lower bptt"))
         self.params_ = init_lm_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
@@ -221,8 +245,11 @@ class RNNLanguageModel(Estimator):
         def batch_loss(batch: tuple[np.ndarray, np.ndarray], rng: np.random.Generator):
             nonlocal state
             x, y = batch  # (B, T) each
+            candidates = (log_uniform_candidates(rng, len(self.vocab_), self.num_sampled)
+                          if self.softmax == "sampled" else None)
             _, loss, state, cache = lm_forward(
-                self.params_, self.net_config_, x, targets=y, state0=state, training=True, rng=rng
+                self.params_, self.net_config_, x, targets=y, state0=state, training=True, rng=rng,
+                candidates=candidates,
             )
             grads, _ = lm_backward(cache)  # truncated BPTT: no gradient flows into the previous window
             return loss, grads

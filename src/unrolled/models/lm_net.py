@@ -15,6 +15,11 @@ Carrying state across windows of one stream: feed ``state_final`` of window k as
 Truncated BPTT calls ``lm_backward(cache)`` per window; full BPTT passes window k+1's ``dstate0`` as
 window k's ``dstate_final``.
 
+Sampled softmax (training a word-level model over a large vocabulary, ``candidates`` given with the targets):
+the loss is :mod:`unrolled.nn.sampled_softmax`'s estimate from the targets and K candidate words instead of
+the full (N·T, V) product; no logits are returned, and ``head.weight``'s gradient is SparseRows over the rows
+it touched. Evaluation and generation call without candidates: the exact full softmax.
+
 Parameter names follow a PyTorch module with submodules ``embedding`` (nn.Embedding), ``rnn``
 (nn.RNN/GRU/LSTM) and ``head`` (nn.Linear): ``embedding.weight``, ``rnn.weight_ih_l0``, …, ``head.weight``,
 ``head.bias``.
@@ -39,6 +44,12 @@ from unrolled.nn.recurrent_layer import (
     recurrent_backward,
     recurrent_forward,
     recurrent_params_of,
+)
+from unrolled.nn.sampled_softmax import (
+    Candidates,
+    SampledSoftmaxCache,
+    sampled_softmax_backward,
+    sampled_softmax_forward,
 )
 
 __all__ = ["LMCache", "LMNetConfig", "init_lm_params", "lm_backward", "lm_forward"]
@@ -107,8 +118,8 @@ class LMCache:
     embedding_dropout: DropoutCache
     recurrent: RecurrentCache
     output_dropout: DropoutCache
-    head: LinearCache
-    loss: CrossEntropyCache | None  # over the (N·T, V) reshape of the logits
+    head: LinearCache | None  # None with sampled softmax
+    loss: CrossEntropyCache | SampledSoftmaxCache | None  # over the (N·T, V) reshape of the logits, or sampled
     shape: tuple[int, int]  # (N, T) of ids
 
 
@@ -137,9 +148,11 @@ def lm_forward(
     state0: RecurrentState | None = None,
     training: bool = False,
     rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, float | None, RecurrentState, LMCache]:
+    candidates: Candidates | None = None,
+) -> tuple[np.ndarray | None, float | None, RecurrentState, LMCache]:
     """ids (N, T) int, targets (N, T) int or None -> logits (N, T, V), loss or None, state_final, cache.
 
+    ``candidates`` (with ``targets``): the loss is the sampled softmax's over them, and logits is None.
     ``state0``: h (L, N, H), (h, c) for LSTM, or None (zeros); ``state_final`` has the same layout and is
     the state to carry into the next window. ``loss`` is the mean cross-entropy over all N·T positions.
     ``rng`` draws the dropout masks in training (needed when ``config.dropout`` > 0).
@@ -159,6 +172,14 @@ def lm_forward(
         x, rec_params, config.recurrent, state0=state0, training=training, rng=rng
     )  # out (N, T, H)
     out, out_drop = dropout_forward(out, p, training=training, rng=rng)
+    if candidates is not None:
+        if targets is None:
+            raise ValueError("candidates: sampled softmax is a training loss and needs targets")
+        h = out.shape[-1]
+        loss, loss_cache = sampled_softmax_forward(out.reshape(n * t_len, h), _head_weight(params, config),
+                                                   params["head.bias"], targets.reshape(n * t_len), candidates)
+        cache = LMCache(config, emb_cache, emb_drop, rec_cache, out_drop, None, loss_cache, (n, t_len))
+        return None, loss, state_final, cache
     logits, head_cache = linear_forward(out, _head_weight(params, config), params["head.bias"])  # (N, T, V)
     loss, loss_cache = None, None
     if targets is not None:
@@ -179,8 +200,13 @@ def lm_backward(cache: LMCache, dstate_final: RecurrentState | None = None) -> t
         raise ValueError("cache: the forward pass had no targets, so there is no loss to differentiate")
     config = cache.config
     n, t_len = cache.shape
-    dlogits = softmax_cross_entropy_backward(cache.loss).reshape(n, t_len, config.vocab_size)
-    dout, head_grads = linear_backward(dlogits, cache.head)
+    if isinstance(cache.loss, SampledSoftmaxCache):
+        dout, dweight, dbias = sampled_softmax_backward(cache.loss)
+        dout = dout.reshape(n, t_len, -1)
+        head_grads = {"weight": dweight.to_dense() if config.tie_weights else dweight, "bias": dbias}
+    else:
+        dlogits = softmax_cross_entropy_backward(cache.loss).reshape(n, t_len, config.vocab_size)
+        dout, head_grads = linear_backward(dlogits, cache.head)
     dout = dropout_backward(dout, cache.output_dropout)
     dx, dstate0, rec_grads = recurrent_backward(dout, dstate_final, cache.recurrent)
     dx = dropout_backward(dx, cache.embedding_dropout)

@@ -1,7 +1,12 @@
-"""Models that ship inside the package, trained on SST-2 by ``benchmarks/sentiment.py --save-pretrained``.
+"""Models that ship inside the package.
 
     sst2-rnn    the seed's Elman RNN (max-pooled states); ``unrolled explain`` uses it by default
     sst2-best   the most accurate cell measured (bidirectional GRU); ``unrolled predict`` uses it by default
+    imdb-lm     a word-level LSTM language model pretrained on the IMDB training reviews (labels unused):
+                where ``unrolled train``'s classifiers start when no network option is given (``init_from``)
+
+The SST-2 classifiers come from ``benchmarks/sentiment.py --save-pretrained``, the language model from
+``benchmarks/pretrain.py --model small``.
 
 Each is an ordinary checkpoint directory (model.safetensors, config.json, vocab.json) whose config.json
 records the training command, the data files' sha256 and the dev and test accuracy. ``--model`` takes one
@@ -14,12 +19,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BUNDLED", "DEFAULT_EXPLAIN", "DEFAULT_PREDICT", "model_path", "resolve"]
+__all__ = ["BUNDLED", "CLASSIFIERS", "DEFAULT_EXPLAIN", "DEFAULT_INIT", "DEFAULT_PREDICT", "model_path", "resolve"]
 
 BUNDLED = {
     "sst2-rnn": "Elman RNN, max-pooled states, trained on SST-2 (the seed's network)",
     "sst2-best": "bidirectional GRU, max-pooled states, trained on SST-2 (the most accurate cell measured)",
+    "imdb-lm": "word-level LSTM language model pretrained on the IMDB training reviews (train's default start)",
 }
+CLASSIFIERS = ("sst2-rnn", "sst2-best")
+DEFAULT_INIT = "imdb-lm"
 DEFAULT_PREDICT = "sst2-best"
 DEFAULT_EXPLAIN = "sst2-rnn"
 _HERE = Path(__file__).resolve().parent

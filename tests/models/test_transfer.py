@@ -1,0 +1,213 @@
+"""Fine-tuning from a language model (models/transfer.py, RNNClassifier(init_from=…)): what carries over, what
+is refused, discriminative learning rates and gradual unfreezing; the sampled softmax of the word-level
+language model that pretrains it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.gradcheck import numerical_gradient, rel_error
+from unrolled import RNNClassifier, RNNLanguageModel
+from unrolled.models import transfer
+from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
+from unrolled.nn.sampled_softmax import log_uniform_candidates
+from unrolled.optim import Adam
+
+CORPUS = ("the film was good and the acting was great . the plot was bad and the ending was awful . "
+          "i loved the music but hated the script . ") * 30
+TEXTS = ["the film was good", "the plot was bad", "great acting", "awful ending", "loved the music",
+         "hated the script", "good and great", "bad and awful"] * 3
+LABELS = ["1", "0", "1", "0", "1", "0", "1", "0"] * 3
+SHAPE = dict(cell="gru", embedding_dim=6, hidden_size=8, num_layers=2)
+
+
+@pytest.fixture(scope="module")
+def word_lm(tmp_path_factory):
+    """A small word-level language model, saved: (its directory, the model)."""
+    model = RNNLanguageModel(level="word", bptt=8, batch_size=4, epochs=1, max_steps=10, random_state=0, **SHAPE)
+    model.fit(CORPUS)
+    path = tmp_path_factory.mktemp("lm") / "lm"
+    model.save(path, extra={"data": {"train": {"path": "corpus.txt"}}, "command": "unrolled train --task lm …"})
+    return path, model
+
+
+def _classifier(path, **options):
+    kw = dict(SHAPE, epochs=1, batch_size=4, lr=5e-3, random_state=1, init_from=str(path))
+    kw.update(options)
+    return RNNClassifier(**kw)
+
+
+def test_vocabulary_embedding_and_recurrent_layers_carry_over_and_the_head_is_new(word_lm, tmp_path):
+    path, lm = word_lm
+    model = _classifier(path, gradual_unfreeze=True).fit(TEXTS, LABELS)  # epoch 1 trains only the head
+    assert model.vocab_.tokens == lm.vocab_.tokens
+    carried = [name for name in lm.params_ if not name.startswith("head.")]
+    assert carried == ["embedding.weight", *(n for n in lm.params_ if n.startswith("rnn."))]
+    for name in carried:
+        expected = lm.params_[name].copy()
+        if name == "embedding.weight":
+            expected[0] = 0.0  # the padding row reads as nothing
+        np.testing.assert_array_equal(model.params_[name], expected, err_msg=name)
+    assert model.params_["head.weight"].shape == (2, 8)
+    record = model.pretrained_
+    assert record["path"] == str(path) and record["vocab_size"] == len(lm.vocab_)
+    assert record["val_loss"] == lm.val_loss_ and record["command"] == "unrolled train --task lm …"
+    assert record["data"] == {"train": {"path": "corpus.txt"}} and record["model"]["cell"] == "gru"
+    model.save(tmp_path / "clf")
+    saved = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert saved["training"]["pretrained_from"] == record
+    assert RNNClassifier.load(tmp_path / "clf").predict(["good film"]).shape == (1,)
+
+
+def test_without_unfreezing_every_tensor_trains(word_lm):
+    path, lm = word_lm
+    model = _classifier(path).fit(TEXTS, LABELS)
+    for name in ("embedding.weight", "rnn.weight_hh_l0", "rnn.weight_hh_l1"):
+        assert not np.array_equal(model.params_[name], lm.params_[name]), name
+
+
+def test_gradual_unfreezing_adds_one_group_per_epoch(word_lm):
+    path, lm = word_lm
+    for epochs, moved in [(2, {"rnn.weight_hh_l1"}), (3, {"rnn.weight_hh_l1", "rnn.weight_hh_l0"}),
+                          (4, {"rnn.weight_hh_l1", "rnn.weight_hh_l0", "embedding.weight"})]:
+        model = _classifier(path, gradual_unfreeze=True, epochs=epochs, patience=None).fit(TEXTS, LABELS)
+        for name in ("rnn.weight_hh_l1", "rnn.weight_hh_l0", "embedding.weight"):
+            changed = not np.array_equal(model.params_[name][1:], lm.params_[name][1:])
+            assert changed == (name in moved), (epochs, name)
+
+
+def test_layer_groups_and_discriminative_scales():
+    names = list(RNNClassifier(**SHAPE).fit(TEXTS, LABELS).params_)
+    groups = transfer.layer_groups(names)
+    assert groups[0] == ["head.weight", "head.bias"] and groups[-1] == ["embedding.weight"]
+    assert all(name.endswith("_l1") for name in groups[1]) and all(name.endswith("_l0") for name in groups[2])
+    assert sorted(sum(groups, [])) == sorted(names)
+    scales = transfer.discriminative_lr_scales(groups, 2.0)
+    assert scales["head.bias"] == 1.0 and scales["rnn.weight_ih_l1"] == 0.5
+    assert scales["rnn.bias_hh_l0"] == 0.25 and scales["embedding.weight"] == 0.125
+    assert transfer.trainable_in_epoch(groups, 1) == set(groups[0])
+    assert transfer.trainable_in_epoch(groups, 9) == set(names)
+
+
+def test_an_lr_scale_is_the_same_step_as_a_smaller_learning_rate():
+    rng = np.random.default_rng(0)
+    start = {"a": rng.standard_normal((3, 2)), "b": rng.standard_normal(4)}
+    grads = [{"a": rng.standard_normal((3, 2)), "b": rng.standard_normal(4)} for _ in range(3)]
+    scaled = {k: v.copy() for k, v in start.items()}
+    plain = {k: v.copy() for k, v in start.items()}
+    opt_scaled, opt_plain = Adam(scaled, lr=0.1), Adam(plain, lr=0.1)
+    for g in grads:
+        opt_scaled.step(g, lr_scales={"a": 0.25})
+        opt_plain.step({"b": g["b"]})
+    opt_quarter = Adam({"a": (a := start["a"].copy())}, lr=0.025)
+    for g in grads:
+        opt_quarter.step({"a": g["a"]})
+    np.testing.assert_array_equal(scaled["a"], a)
+    np.testing.assert_array_equal(scaled["b"], plain["b"])
+    with pytest.raises(ValueError, match="lr_scales: unknown parameter key 'c'"):
+        opt_scaled.step(grads[0], lr_scales={"c": 1.0})
+    with pytest.raises(ValueError, match=r"lr_scales\['a'\]"):
+        opt_scaled.step(grads[0], lr_scales={"a": -1.0})
+
+
+def test_discriminative_rates_move_the_lower_layers_less(word_lm):
+    path, lm = word_lm
+    slow = _classifier(path, layer_lr_decay=100.0).fit(TEXTS, LABELS)
+    even = _classifier(path).fit(TEXTS, LABELS)
+    for name in ("rnn.weight_hh_l0", "embedding.weight"):
+        assert (np.abs(slow.params_[name] - lm.params_[name])[1:].max()
+                < 0.1 * np.abs(even.params_[name] - lm.params_[name])[1:].max()), name
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(cell="lstm"), r"init_from: .* another network than this classifier: cell 'lstm' \(the language model's: "
+                        r"'gru'\)"),
+    (dict(hidden_size=9, num_layers=1), r"hidden_size 9 \(the language model's: 8\); num_layers 1 \(the language "
+                                        r"model's: 2\)"),
+    (dict(bidirectional=True), "left-to-right language model and has no backward direction"),
+    (dict(max_vocab=50), "max_vocab: the vocabulary is the language model's"),
+    (dict(min_freq=2), "min_freq: the vocabulary is the language model's"),
+    (dict(lowercase=False), "lowercase: a word-level language model reads lower-cased words"),
+    (dict(embeddings="vectors.txt"), "embeddings: init_from already gives the word vectors"),
+    (dict(layer_lr_decay=0.0), "layer_lr_decay: expected a positive number"),
+    (dict(gradual_unfreeze="yes"), "gradual_unfreeze: expected a bool"),
+])
+def test_a_mismatch_is_refused_naming_both(word_lm, options, message):
+    path, _ = word_lm
+    with pytest.raises(ValueError, match=message):
+        _classifier(path, **options).fit(TEXTS, LABELS)
+
+
+def test_a_character_model_or_another_kind_is_refused(word_lm, tmp_path):
+    char = RNNLanguageModel(level="char", max_steps=2, batch_size=2, bptt=4, **SHAPE).fit(CORPUS[:400])
+    char.save(tmp_path / "char")
+    with pytest.raises(ValueError, match="init_from: .*char.* is a char-level language model; a classifier reads "
+                                         "words"):
+        _classifier(tmp_path / "char").fit(TEXTS, LABELS)
+    RNNClassifier(**SHAPE, epochs=1).fit(TEXTS, LABELS).save(tmp_path / "clf")
+    with pytest.raises(ValueError, match="init_from: .*clf.* kind is 'classifier', but a 'language_model'"):
+        _classifier(tmp_path / "clf").fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="init_from: .*missing: checkpoint directory not found"):
+        _classifier(tmp_path / "missing").fit(TEXTS, LABELS)
+
+
+def test_the_torch_engine_refuses_the_numpy_schedules(word_lm):
+    pytest.importorskip("torch")
+    path, _ = word_lm
+    with pytest.raises(ValueError, match="NumPy engine's schedules"):
+        _classifier(path, gradual_unfreeze=True).fit(TEXTS, LABELS, engine="torch")
+
+
+# --- the sampled softmax of the language model ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_lm_gradients_with_the_sampled_softmax(tied):
+    config = LMNetConfig(9, 5, 5, cell="lstm", dropout=0.2, tie_weights=tied)
+    rng = np.random.default_rng(0)
+    params = {k: rng.standard_normal(v.shape) for k, v in init_lm_params(config, rng, dtype=np.float64).items()}
+    ids, targets = rng.integers(1, 9, (2, 4)), rng.integers(1, 9, (2, 4))
+    candidates = log_uniform_candidates(rng, 9, 4)
+
+    def run():
+        return lm_forward(params, config, ids, targets=targets, training=True, rng=np.random.default_rng(3),
+                          candidates=candidates)
+
+    logits, _, _, cache = run()
+    assert logits is None
+    grads, _ = lm_backward(cache)
+    for name, value in params.items():
+        grad = grads[name].to_dense() if hasattr(grads[name], "to_dense") else grads[name]
+        assert rel_error(grad, numerical_gradient(lambda: run()[1], value)) <= 1e-7, name
+
+
+def test_a_word_model_trains_with_the_sampled_softmax_and_scores_with_the_full_one():
+    model = RNNLanguageModel(level="word", softmax="sampled", num_sampled=5, max_vocab=12, epochs=3, bptt=8,
+                             batch_size=4, hidden_size=16, embedding_dim=8, lr=1e-2, random_state=0).fit(CORPUS)
+    assert len(model.vocab_) == 12
+    untrained = RNNLanguageModel(level="word", max_vocab=12, max_steps=0, bptt=8, batch_size=4, hidden_size=16,
+                                 embedding_dim=8).fit(CORPUS)
+    assert model.val_loss_ < 0.7 * untrained.val_loss_  # the full softmax's loss, on held-out text
+    assert model.val_loss_ == pytest.approx(model.evaluate_loss(CORPUS[-len(CORPUS) // 10:]), abs=0.5)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(softmax="hierarchical"), "softmax: expected one of full, sampled"),
+    (dict(num_sampled=0), "num_sampled: expected a positive integer"),
+    (dict(level="char", max_vocab=20), "max_vocab: only for level='word'"),
+    (dict(max_vocab=2), "max_vocab: expected at least 3"),
+])
+def test_language_model_options_are_checked(options, message):
+    kw = dict(level="word", max_steps=1, batch_size=2, bptt=4)
+    kw.update(options)
+    with pytest.raises(ValueError, match=message):
+        RNNLanguageModel(**kw).fit(CORPUS)
+
+
+def test_the_torch_engine_refuses_the_sampled_softmax():
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="softmax: 'sampled' is the NumPy engine's"):
+        RNNLanguageModel(level="word", softmax="sampled", max_steps=1).fit(CORPUS, engine="torch")
