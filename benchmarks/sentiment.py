@@ -16,6 +16,10 @@ Data comes from the datasets registry (``unrolled datasets``): ``--data-dir`` or
   the estimator (fixed epochs, no early stopping: every fold must see the same recipe). ``--tune`` trains on
   90 % of fold 1's training part and reports the other 10 %: the test folds are not read while tuning.
 
+Beside every reported run, the linear baselines of ``benchmarks/baselines.py`` (TF-IDF 1–2-gram logistic
+regression, NBSVM-bi; scikit-learn) are measured on the same splits, their C chosen on the same dev split
+(``--baselines`` runs only them).
+
 Every reported run appends a record to ``docs/results/<dataset>.json``; ``docs/results.md`` is rendered
 from those records beside the published anchors.
 """
@@ -31,6 +35,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import baselines
 import numpy as np
 
 from unrolled.datasets import LABEL_NAMES  # 0/1 -> negative/positive, as `train --dataset` names them
@@ -40,6 +45,9 @@ from unrolled.datasets import locate, sha256_file
 from unrolled.models.classifier import RNNClassifier
 
 RESULTS_DIR = Path("docs/results")
+
+# The language model benchmarks/pretrain.py writes (its default --work-dir).
+PRETRAINED_LM = "runs/pretrain/imdb-lm-lstm256"
 
 # dataset -> name -> (train split, RNNClassifier arguments). Tuned on dev; what was tried and what each
 # candidate scored is in docs/results/tuning.md.
@@ -94,6 +102,21 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
         "bigru-max-v7k-wd": ("train_phrases", dict(cell="gru", bidirectional=True, pooling="max",
                                                    embedding_dim=100, hidden_size=128, dropout=0.5, word_dropout=0.1,
                                                    lr=1e-3, epochs=15, batch_size=64, patience=3, max_vocab=7000)),
+        # Fine-tuned from the word-level LSTM language model of benchmarks/pretrain.py (IMDB training reviews,
+        # labels unused), and the same network from scratch, for the comparison.
+        "lstm256-max": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256,
+                                              dropout=0.5, lr=1e-3, epochs=8, batch_size=64, patience=3)),
+        "lstm256-max-pre-imdb": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
+                                                       hidden_size=256, dropout=0.5, lr=1e-3, epochs=8,
+                                                       batch_size=64, patience=3, init_from=PRETRAINED_LM)),
+        "lstm256-max-pre-imdb-dlr": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
+                                                           hidden_size=256, dropout=0.5, lr=2e-3, epochs=8,
+                                                           batch_size=64, patience=3, init_from=PRETRAINED_LM,
+                                                           layer_lr_decay=2.6)),
+        "lstm256-max-pre-imdb-gu": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
+                                                          hidden_size=256, dropout=0.5, lr=2e-3, epochs=8,
+                                                          batch_size=64, patience=3, init_from=PRETRAINED_LM,
+                                                          layer_lr_decay=2.6, gradual_unfreeze=True)),
     },
     "imdb": {
         "rnn-max": ("train", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128, dropout=0.3,
@@ -120,7 +143,7 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
 # The models that ship in the package (src/unrolled/pretrained/NAME): seed 0 of these SST-2 configurations.
 PRETRAINED = {"rnn2-max-v8k": "sst2-rnn", "bigru-max-v7k-wd": "sst2-best"}
 PRETRAINED_DIR = Path("src/unrolled/pretrained")
-REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd"), "imdb": ("rnn-max", "bigru-max"),
+REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd", "lstm256-max-pre-imdb"), "imdb": ("rnn-max", "bigru-max"),
             "mr": ("bigru-max-e15",)}
 
 
@@ -195,6 +218,70 @@ def cv_run(name: str, seed: int, files: dict[str, Path], tune: bool) -> dict:
             "seconds": time.perf_counter() - started, "settings": kwargs}
 
 
+def baseline_holdout_run(dataset: str, name: str, files: dict[str, Path], train_role: str) -> dict:
+    """A linear baseline on the splits unrolled uses: C chosen on dev, test read once."""
+    train = read_split(files, train_role)
+    if "dev" in files:
+        dev = read_split(files, "dev")
+    else:  # IMDB: the same held-out 10 % as unrolled's early stopping
+        tr_texts, tr_labels, dev_texts, dev_labels = split_dev(*train, fraction=0.1, seed=0)
+        train, dev = (tr_texts, tr_labels), (dev_texts, dev_labels)
+    started = time.perf_counter()
+    model, C, by_C = baselines.tune(name, train, dev)
+    return {"dataset": dataset, "config": name, "seed": 0, "kind": "baseline", "train": train_role,
+            "train_size": len(train[0]), "dev": by_C[C], "test": baselines.accuracy(model, *read_split(files, "test")),
+            "seconds": time.perf_counter() - started, "settings": {"C": C, "dev_by_C": by_C}}
+
+
+def baseline_cv_run(name: str, seed: int, files: dict[str, Path]) -> dict:
+    """MR: C chosen on a 10 % part of fold 1's training data, then the same 10 folds as unrolled's."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    texts, labels = read_split(files, "train")
+    texts, labels = np.array(texts, dtype=object), np.array(labels)
+    folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=seed)
+    started = time.perf_counter()
+    train_idx, _ = next(folds.split(texts, labels))
+    tr_texts, tr_labels, va_texts, va_labels = split_dev(list(texts[train_idx]), list(labels[train_idx]),
+                                                         fraction=0.1, seed=seed)
+    _, C, by_C = baselines.tune(name, (tr_texts, tr_labels), (va_texts, va_labels))
+    scores = cross_val_score(baselines.make(name, C), list(texts), labels, cv=folds)
+    return {"dataset": "mr", "config": name, "seed": seed, "kind": "baseline", "folds": scores.tolist(),
+            "test": float(scores.mean()), "seconds": time.perf_counter() - started,
+            "settings": {"C": C, "dev_by_C": by_C}}
+
+
+def defaults_run(files: dict[str, Path], threads: int) -> dict:
+    """Issue #18's defaults target: `unrolled train --train sst2/train.tsv --dev sst2/dev.tsv --epochs 3` with
+    nothing else (the bundled language model's recipe), as a whole process: its dev accuracy and wall time."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        command = ["unrolled", "train", "--train", str(files["train"]), "--dev", str(files["dev"]), "--epochs", "3"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "unrolled", *command[1:], "--out", f"{out}/m", "--json"],
+                              capture_output=True, text=True, env=env, check=True)
+        seconds = time.perf_counter() - started
+    summary = json.loads(done.stdout)
+    return {"command": " ".join(command), "threads": threads, "dev": summary["metrics"]["dev_accuracy"],
+            "best_epoch": summary["best_epoch"], "seconds": seconds, "init_from": summary.get("init_from"),
+            "date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+
+
+BASELINE_TRAIN = {"sst2": "train_phrases", "imdb": "train"}  # the split unrolled's reported models train on
+
+
+def run_baselines(dataset: str, seeds: list[int], files: dict[str, Path]) -> None:
+    for name in baselines.BASELINES:
+        for seed in (seeds if dataset == "mr" else [0]):  # the holdout baselines have no randomness
+            result = (baseline_cv_run(name, seed, files) if dataset == "mr"
+                      else baseline_holdout_run(dataset, name, files, BASELINE_TRAIN[dataset]))
+            print(json.dumps({k: v for k, v in result.items() if k != "settings"}), flush=True)
+            record(result)
+
+
 def record(result: dict) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{result['dataset']}.json"
@@ -213,6 +300,13 @@ def main() -> None:
     parser.add_argument("--data-dir", help="folder laid out like the shared data (default: $UNROLLED_DATA_DIR/cache)")
     parser.add_argument("--save-pretrained", action="store_true",
                         help=f"save seed 0 of {', '.join(PRETRAINED)} as the bundled models ({PRETRAINED_DIR})")
+    parser.add_argument("--baselines", action="store_true",
+                        help="run only the linear baselines (also run beside every reported run)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="measure `unrolled train --train sst2/train.tsv --dev sst2/dev.tsv --epochs 3` "
+                             "(the defaults), 2 threads, into docs/results/defaults.json")
+    parser.add_argument("--skip-baselines", action="store_true",
+                        help="do not rerun the baselines (their records from an earlier run stay)")
     parser.add_argument("--render", action="store_true", help="only render docs/results.md from docs/results/*.json")
     args = parser.parse_args()
     if args.render:
@@ -226,6 +320,20 @@ def main() -> None:
         sys.exit(f"unknown configuration(s) for {args.dataset}: {', '.join(unknown)}; "
                  f"known: {', '.join(CONFIGS[args.dataset])}")
     files = locate(args.dataset, data_dir=args.data_dir, download=True)
+    if args.defaults:
+        result = defaults_run(locate("sst2", data_dir=args.data_dir, download=True), threads=2)
+        print(json.dumps(result), flush=True)
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = RESULTS_DIR / "defaults.json"
+        path.write_text(json.dumps((json.loads(path.read_text()) if path.exists() else []) + [result], indent=1) + "\n")
+        from results_doc import render
+
+        render(RESULTS_DIR, Path("docs/results.md"))
+        return
+    if not args.tune and not args.skip_baselines:
+        run_baselines(args.dataset, args.seeds, files)
+    if args.baselines:
+        names = []
     for name in names:
         for seed in args.seeds:
             if args.dataset == "mr":

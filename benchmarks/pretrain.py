@@ -1,0 +1,75 @@
+"""Pretrain the word-level language models that classifiers fine-tune from (``init_from``).
+
+    python benchmarks/pretrain.py --model large    # sentiment.py's *-pre-imdb configurations (≈ 40 min, 1 thread)
+    python benchmarks/pretrain.py --model small    # the bundled imdb-lm, train's default start (≈ 35 min)
+    python benchmarks/pretrain.py --corpus-only    # only write the corpus
+
+The corpus is unlabelled text only: the 25,000 IMDB *training* reviews (their labels unused; ``<br />``
+line breaks read as spaces), one review per line. It never holds a test review of any dataset evaluated here:
+IMDB's test reviews are a separate file, and SST-2 and MR are other datasets (MR is deliberately not used:
+its Rotten Tomatoes snippets contain SST-2's test sentences).
+
+Both models: ``unrolled train --task lm`` at word level, a one-layer LSTM, sampled softmax with 1,024
+candidates per batch, 3 epochs of truncated BPTT (64 steps, 32 streams), the last 2 % of the corpus for
+validation. ``large``: the 30,000 most frequent tokens, E = 128, H = 256 (48 MB). ``small``: 10,000 tokens,
+E = H = 128 with the output layer tied to the embedding, to fit the 6 MB budget of a bundled model. The
+command is printed and recorded in the model's config.json, which every classifier fine-tuned from it
+copies (``training.pretrained_from``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from unrolled.datasets import locate
+
+COMMON = ["--level", "word", "--softmax", "sampled", "--num-sampled", "1024", "--cell", "lstm", "--dropout", "0.1",
+          "--bptt", "64", "--batch-size", "32", "--epochs", "3", "--validation-fraction", "0.02",
+          "--checkpoint-every", "500"]
+MODELS = {  # name -> (output directory, options)
+    "large": ("imdb-lm-lstm256", ["--max-vocab", "30000", "--embedding-dim", "128", "--hidden-size", "256"]),
+    "small": ("imdb-lm", ["--max-vocab", "10000", "--embedding-dim", "128", "--hidden-size", "128",
+                          "--tie-weights"]),
+}
+
+
+def write_corpus(out: Path, data_dir: str | None) -> str:
+    """The IMDB training reviews, one per line; returns the file's sha256."""
+    files = locate("imdb", data_dir=data_dir, download=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(files["train"], "rt", encoding="utf-8") as reviews, open(out, "w", encoding="utf-8") as corpus:
+        for line in reviews:
+            corpus.write(json.loads(line)["text"].replace("<br />", " ").replace("\n", " ") + "\n")
+    return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", default="runs/pretrain", help="where the corpus and the model go")
+    parser.add_argument("--data-dir", help="folder laid out like the shared data (default: $UNROLLED_DATA_DIR)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="large")
+    parser.add_argument("--corpus-only", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.work_dir)
+    corpus = work / "imdb_train.txt"
+    digest = write_corpus(corpus, args.data_dir)
+    print(f"corpus {corpus}: {corpus.stat().st_size:,} bytes, sha256 {digest}", file=sys.stderr)
+    if args.corpus_only:
+        return
+    name, options = MODELS[args.model]
+    command = [sys.executable, "-m", "unrolled", "train", "--task", "lm", "--text", str(corpus), *COMMON, *options,
+               "--out", str(work / name)]
+    print(" ".join(command), file=sys.stderr, flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    sys.exit(subprocess.call(command, env=env))
+
+
+if __name__ == "__main__":
+    main()
