@@ -7,8 +7,8 @@ options (files or a registered dataset, columns, label names) belong to the comm
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TextIO
 
 from unrolled.cli import datasets as dataset_options
@@ -22,6 +22,7 @@ from unrolled.cli.common import (
     add_params,
     check_out_dir,
     command_line,
+    estimator_defaults,
     file_summary,
     label_names,
     model_option,
@@ -31,7 +32,6 @@ from unrolled.cli.common import (
     optimizer_params,
     param_values,
     progress_callbacks,
-    estimator_defaults,
     positive_float,
     positive_int,
     probability,
