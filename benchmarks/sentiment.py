@@ -161,14 +161,32 @@ def read_split(files: dict[str, Path], role: str) -> tuple[list[str], list[str]]
     return list(data.texts), [LABEL_NAMES[label] for label in data.labels]
 
 
+def holdout_splits(files: dict[str, Path], train_role: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(train texts, train labels, dev texts, dev labels): the dev split, or for IMDB, which has none, a fixed
+    stratified 10 % of the training reviews (the same for every configuration, seed and baseline)."""
+    train_texts, train_labels = read_split(files, train_role)
+    if "dev" in files:
+        return train_texts, train_labels, *read_split(files, "dev")
+    return split_dev(train_texts, train_labels, fraction=0.1, seed=0)
+
+
+def mr_folds(files: dict[str, Path], seed: int):
+    """MR's texts and labels (arrays), its 10 stratified folds shuffled with ``seed``, and the tuning split:
+    (train texts, train labels, validation texts, validation labels), 90/10 inside fold 1's training part."""
+    from sklearn.model_selection import StratifiedKFold
+
+    texts, labels = read_split(files, "train")
+    texts, labels = np.array(texts, dtype=object), np.array(labels)
+    folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=seed)
+    train_idx, _ = next(folds.split(texts, labels))
+    tuning = split_dev(list(texts[train_idx]), list(labels[train_idx]), fraction=0.1, seed=seed)
+    return texts, labels, folds, tuning
+
+
 def holdout_run(dataset: str, name: str, seed: int, files: dict[str, Path], use_test: bool) -> dict:
     """Train with early stopping on a dev split; read the test split only when ``use_test``."""
     train_role, kwargs = CONFIGS[dataset][name]
-    train_texts, train_labels = read_split(files, train_role)
-    if "dev" in files:
-        dev_texts, dev_labels = read_split(files, "dev")
-    else:  # IMDB: a fixed stratified 10 % of the training reviews
-        train_texts, train_labels, dev_texts, dev_labels = split_dev(train_texts, train_labels, fraction=0.1, seed=0)
+    train_texts, train_labels, dev_texts, dev_labels = holdout_splits(files, train_role)
     model = RNNClassifier(**kwargs, random_state=seed)
     started = time.perf_counter()
     model.fit(train_texts, train_labels, validation=(dev_texts, dev_labels), callbacks=[EpochLog(name, seed)])
@@ -196,18 +214,13 @@ def save_pretrained(model: RNNClassifier, result: dict, files: dict[str, Path]) 
 
 def cv_run(name: str, seed: int, files: dict[str, Path], tune: bool) -> dict:
     """MR: 10-fold stratified cross-validation (or, tuning, one 90/10 split inside fold 1's training part)."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
 
     _, kwargs = CONFIGS["mr"][name]
-    texts, labels = read_split(files, "train")
-    texts, labels = np.array(texts, dtype=object), np.array(labels)
-    folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=seed)
+    texts, labels, folds, (tr_texts, tr_labels, va_texts, va_labels) = mr_folds(files, seed)
     model = RNNClassifier(**kwargs, random_state=seed)
     started = time.perf_counter()
     if tune:
-        train_idx, _ = next(folds.split(texts, labels))
-        tr_texts, tr_labels, va_texts, va_labels = split_dev(list(texts[train_idx]), list(labels[train_idx]),
-                                                             fraction=0.1, seed=seed)
         model.fit(tr_texts, tr_labels, validation=(va_texts, va_labels), callbacks=[EpochLog(name, seed)])
         scores = np.array([epoch.dev_metric for epoch in model.history_.epochs])
         return {"dataset": "mr", "config": name, "seed": seed, "dev_by_epoch": scores.tolist(),
@@ -220,12 +233,8 @@ def cv_run(name: str, seed: int, files: dict[str, Path], tune: bool) -> dict:
 
 def baseline_holdout_run(dataset: str, name: str, files: dict[str, Path], train_role: str) -> dict:
     """A linear baseline on the splits unrolled uses: C chosen on dev, test read once."""
-    train = read_split(files, train_role)
-    if "dev" in files:
-        dev = read_split(files, "dev")
-    else:  # IMDB: the same held-out 10 % as unrolled's early stopping
-        tr_texts, tr_labels, dev_texts, dev_labels = split_dev(*train, fraction=0.1, seed=0)
-        train, dev = (tr_texts, tr_labels), (dev_texts, dev_labels)
+    train_texts, train_labels, dev_texts, dev_labels = holdout_splits(files, train_role)
+    train, dev = (train_texts, train_labels), (dev_texts, dev_labels)
     started = time.perf_counter()
     model, C, by_C = baselines.tune(name, train, dev)
     return {"dataset": dataset, "config": name, "seed": 0, "kind": "baseline", "train": train_role,
@@ -235,15 +244,10 @@ def baseline_holdout_run(dataset: str, name: str, files: dict[str, Path], train_
 
 def baseline_cv_run(name: str, seed: int, files: dict[str, Path]) -> dict:
     """MR: C chosen on a 10 % part of fold 1's training data, then the same 10 folds as unrolled's."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
 
-    texts, labels = read_split(files, "train")
-    texts, labels = np.array(texts, dtype=object), np.array(labels)
-    folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=seed)
+    texts, labels, folds, (tr_texts, tr_labels, va_texts, va_labels) = mr_folds(files, seed)
     started = time.perf_counter()
-    train_idx, _ = next(folds.split(texts, labels))
-    tr_texts, tr_labels, va_texts, va_labels = split_dev(list(texts[train_idx]), list(labels[train_idx]),
-                                                         fraction=0.1, seed=seed)
     _, C, by_C = baselines.tune(name, (tr_texts, tr_labels), (va_texts, va_labels))
     scores = cross_val_score(baselines.make(name, C), list(texts), labels, cv=folds)
     return {"dataset": "mr", "config": name, "seed": seed, "kind": "baseline", "folds": scores.tolist(),

@@ -139,14 +139,17 @@ def _apply_default_recipe(args: argparse.Namespace) -> None:
         args.init_from = None
         return
     defaults = estimator_defaults(RNNClassifier)
-    given = [name for name in NETWORK_OPTIONS
-             if getattr(args, name) is not None and getattr(args, name) != (
-                 defaults[name] if isinstance(defaults[name], bool) else None)]
-    if given:
+    if any(_given(getattr(args, name), defaults[name]) for name in NETWORK_OPTIONS):
         return
     for name, value in DEFAULT_RECIPE.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+
+
+def _given(value: object, default: object) -> bool:
+    """Whether an option was on the command line: a flag (a bool parameter) when it is off its default, any
+    other option when it is not None (the options NETWORK_OPTIONS names stay None when not given)."""
+    return value != default if isinstance(default, bool) else value is not None
 
 
 def _shape_from_language_model(args: argparse.Namespace) -> None:

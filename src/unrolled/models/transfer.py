@@ -101,6 +101,6 @@ def pretraining_record(lm, path: str | Path) -> dict[str, Any]:
     """What the classifier's checkpoint records of its start: the language model's path (or bundled name),
     network, vocabulary size, validation loss, and the corpus and command it was trained with (from the
     config.json it was loaded from)."""
-    config = getattr(lm, "config_", {})
+    config = lm.config_
     return {"path": str(path), "model": dict(config.get("model", {})), "vocab_size": len(lm.vocab_),
             "val_loss": lm.val_loss_, "data": config.get("data"), "command": config.get("command")}
