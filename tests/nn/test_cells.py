@@ -279,10 +279,20 @@ def longest_subnormal_run(carried: np.ndarray, tiny: float) -> int:
 def test_long_backward_keeps_subnormal_gradients_short_lived(flush, monkeypatch):
     """A carried gradient entry that decays into the subnormal range is flushed to zero within
     FLUSH_EVERY steps, so the time loop never computes on it for long; without the flush it lingers. (The
-    CPU's own flush-to-zero mode is off here: it would leave no subnormal at all, and it is not on everywhere.)"""
+    CPU's own flush-to-zero mode is off here: it would leave no subnormal at all, and it is not on everywhere;
+    so is the C kernels' gradient floor, which would zero the 1e-33 start at once.)"""
     from unrolled.nn import fused, time_loop
 
     monkeypatch.setattr(fused, "FLUSH", False)
+    previous_floor = fused._fused.set_gradient_floor(0.0) if fused.ACTIVE else None
+    try:
+        _check_subnormal_lifetimes(flush, monkeypatch, time_loop)
+    finally:
+        if previous_floor is not None:
+            fused._fused.set_gradient_floor(previous_floor)
+
+
+def _check_subnormal_lifetimes(flush, monkeypatch, time_loop):
     if not flush:
         monkeypatch.setattr(time_loop, "_flush_subnormals", lambda a, tiny: None)
     rng = np.random.default_rng(6)

@@ -307,7 +307,58 @@ def test_flush_false_keeps_ieee_subnormals(monkeypatch):
 
 
 def test_unrolled_flush_subnormals_0_switches_the_flush_off():
-    code = "from unrolled.nn import fused; print(fused.FLUSH)"
+    code = "from unrolled.nn import fused; print(fused.FLUSH, fused.GRADIENT_FLOOR)"
     env = {**os.environ, "UNROLLED_FLUSH_SUBNORMALS": "0"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert done.stdout.strip() == "False", done.stderr
+    assert done.stdout.strip() == "False 0.0", done.stderr
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", sorted(KERNELS))
+def test_float32_gate_gradients_below_the_floor_are_zero_and_float64_has_none(cell):
+    """The float32 backward kernels write gate gradients below GRADIENT_FLOOR (2^-100) as zero, so a
+    vanished gradient reaches the weight-gradient GEMMs as zero, not as a subnormal-making ~1e-38; a gradient
+    a little above the floor passes as before, and float64 has no floor."""
+    if not fused.FLUSH:
+        pytest.skip("UNROLLED_FLUSH_SUBNORMALS=0: no floor")
+    assert fused.GRADIENT_FLOOR == 2.0**-100
+    for scale, floored in ((2.0**-110, True), (2.0**-80, False)):
+        for dtype in (np.float32, np.float64):
+            fast, slow = run_both_backward(cell, dtype, scale)
+            zero_in_c = all(not g.any() for g in fast.values())
+            assert zero_in_c == (floored and dtype == np.float32), (scale, dtype)
+            assert all(g.any() for g in slow.values())  # the NumPy kernels have no floor
+            if not zero_in_c:
+                for name in fast:
+                    assert max_rel_diff(fast[name], slow[name]) < 1e-4, (scale, dtype, name)
+    # the floor is the module's setting: at 0 the float32 kernels pass the tiny gradient on as well
+    previous = fused._fused.set_gradient_floor(0.0)
+    try:
+        fast, slow = run_both_backward(cell, np.float32, 2.0**-110)
+        assert all(max_rel_diff(fast[k], slow[k]) < 1e-4 for k in fast)
+    finally:
+        fused._fused.set_gradient_floor(previous)
+    with pytest.raises(ValueError, match=">= 0"):
+        fused._fused.set_gradient_floor(-1.0)
+
+
+def run_both_backward(cell, dtype, scale):
+    """The weight and input gradients of one sequence (fused, NumPy) when the output gradient is ``scale``
+    times a normal-sized one (and nothing reaches the final state)."""
+    fused_kernel, numpy_kernel, gates = KERNELS[cell]
+    rng = np.random.default_rng(3)
+    n, t_len, d, h = 5, 4, 3, 8
+    params = {
+        "weight_ih": rng.uniform(-0.5, 0.5, (gates * h, d)).astype(dtype),
+        "weight_hh": rng.uniform(-0.5, 0.5, (gates * h, h)).astype(dtype),
+        "bias_ih": rng.uniform(-0.3, 0.3, gates * h).astype(dtype),
+        "bias_hh": rng.uniform(-0.3, 0.3, gates * h).astype(dtype),
+    }
+    x = rng.standard_normal((n, t_len, d)).astype(dtype)
+    dout = (rng.standard_normal((n, t_len, h)) * scale).astype(dtype)
+    results = []
+    for kernel in (fused_kernel, numpy_kernel):
+        _, _, cache = cell_forward(kernel, x, None, params)
+        dx, _, grads = cell_backward(dout, None, cache)
+        results.append({"dx": dx, **grads})
+    return results

@@ -100,6 +100,21 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
 #define REDUCE8_F32 REDUCE8_SCALAR
 #endif
 
+/* ---- the gradient floor ----------------------------------------------------------------------------------
+
+   The float32 backward kernels write a pre-activation gradient (da, dxw, dhw) smaller than this in magnitude
+   as zero. Why: after the time loop the weight gradients are GEMMs of these gradients with the inputs and
+   states (dW_ih = dxwᵀ x, dW_hh = dhwᵀ h, dx = dxw W_ih), and BLAS runs them partly on its worker threads,
+   which compute without flush-to-zero (only the calling thread has it, nn/fused.py). A gradient that has
+   vanished over many steps to ~1e-38 (the smallest normal float) times an activation of ~0.1 is a subnormal
+   product, and on Intel CPUs each one takes a microcode assist: a 32·256·128·128 LSTM backward pass took
+   120 ms instead of 70 ms on 2 threads (each weight-gradient GEMM 3.5× slower). With gradients of at least
+   2^-100, products with operands above 2^-26 stay normal. 2^-100 ≈ 7.9e-31: no float32 weight update can see
+   such a gradient (SGD adds lr·g, far below the weight's last bit; Adam's ε = 1e-8 bounds its step by
+   lr·g/ε ≈ 1e-25). float64 (gradient checks) has no floor. nn/fused.py sets it to 0 when subnormals are
+   not flushed (UNROLLED_FLUSH_SUBNORMALS=0: IEEE arithmetic throughout). */
+static float gradient_floor_f32 = 0x1p-100f;
+
 /* ---- the kernels, once per build ------------------------------------------------------------------------ */
 
 /* _fused_kernels.h holds the kernels' code once; each include below compiles it for one element type and
@@ -109,6 +124,7 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
 #define SIGMOID sigmoid_f64
 #define TANH tanh_f64
 #define REDUCE8 REDUCE8_SCALAR
+#define GRAD_FLOOR 0.0
 #include "_fused_kernels.h"
 
 #define T float
@@ -116,6 +132,7 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
 #define SIGMOID sigmoid_f32
 #define TANH tanh_f32
 #define REDUCE8 REDUCE8_F32
+#define GRAD_FLOOR gradient_floor_f32
 #include "_fused_kernels.h"
 
 /* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
@@ -130,6 +147,7 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
 #define SIGMOID sigmoid_f32
 #define TANH tanh_f32
 #define REDUCE8 REDUCE8_F32
+#define GRAD_FLOOR gradient_floor_f32
 #include "_fused_kernels.h"
 #pragma GCC pop_options
 #pragma GCC push_options
@@ -139,6 +157,7 @@ static inline void reduce8_f32(const v8sf *acc, float *out) {
 #define SIGMOID sigmoid_f32
 #define TANH tanh_f32
 #define REDUCE8 REDUCE8_F32
+#define GRAD_FLOOR gradient_floor_f32
 #include "_fused_kernels.h"
 #pragma GCC pop_options
 #endif
@@ -387,6 +406,23 @@ static PyObject *py_math_f32(PyObject *const *args, Py_ssize_t nargs, int which)
     Py_RETURN_NONE;
 }
 
+/* set_gradient_floor(value) -> the previous value: the float32 gradient floor (see above). */
+static PyObject *py_set_gradient_floor(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "set_gradient_floor(value): one argument");
+        return NULL;
+    }
+    double value = PyFloat_AsDouble(args[0]);
+    if (value == -1.0 && PyErr_Occurred()) return NULL;
+    if (!(value >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "set_gradient_floor: the floor must be a number >= 0");
+        return NULL;
+    }
+    double previous = gradient_floor_f32;
+    gradient_floor_f32 = (float)value;
+    return PyFloat_FromDouble(previous);
+}
+
 static PyObject *py_sigmoid_f32(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return py_math_f32(args, nargs, 0);
 }
@@ -436,6 +472,7 @@ static PyMethodDef methods[] = {
     {"gru_forward", (PyCFunction)(void (*)(void))py_gru_forward, METH_FASTCALL, NULL},
     {"gru_backward", (PyCFunction)(void (*)(void))py_gru_backward, METH_FASTCALL, NULL},
     {"sequence", (PyCFunction)(void (*)(void))py_sequence, METH_FASTCALL, NULL},
+    {"set_gradient_floor", (PyCFunction)(void (*)(void))py_set_gradient_floor, METH_FASTCALL, NULL},
     {"sigmoid_f32", (PyCFunction)(void (*)(void))py_sigmoid_f32, METH_FASTCALL, NULL},
     {"tanh_f32", (PyCFunction)(void (*)(void))py_tanh_f32, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},

@@ -8,8 +8,10 @@
  *   TANH     the element-wise tanh of T: tanh_f64 or tanh_f32
  *   REDUCE8  REDUCE8(acc, out): the lane sums of the eight vectors acc[0..7] into out[0..7] (REDUCE8_SCALAR,
  *            REDUCE8_F32)
+ *   GRAD_FLOOR  an expression of T: backward kernels write pre-activation gradients smaller than it in
+ *            magnitude as zero (0 for double, gradient_floor_f32 for float; see _fused.c)
  * It also uses what _fused.c defines before including it: Python.h's Py_ssize_t, <string.h>'s memcpy,
- * VEC_BYTES and the CELL_* codes. It undefines its macros (the five above and NAME) at its end, so that the
+ * VEC_BYTES, the CELL_* codes and gradient_floor_f32. It undefines its macros (the six above and NAME) at its end, so that the
  * next include starts clean; it has no include guard on purpose.
  *
  * Why a template header and not one macro per dtype: this is ordinary C, so compiler diagnostics, debugger
@@ -18,9 +20,13 @@
  * and the target options around the include.
  */
 
-#if !defined(T) || !defined(SFX) || !defined(SIGMOID) || !defined(TANH) || !defined(REDUCE8)
-#error "_fused_kernels.h: define T, SFX, SIGMOID, TANH and REDUCE8 before including it (see _fused.c)"
+#if !defined(T) || !defined(SFX) || !defined(SIGMOID) || !defined(TANH) || !defined(REDUCE8) || !defined(GRAD_FLOOR)
+#error "_fused_kernels.h: define T, SFX, SIGMOID, TANH, REDUCE8 and GRAD_FLOOR before including it (see _fused.c)"
 #endif
+
+/* A pre-activation gradient of magnitude below floor_ (GRAD_FLOOR, read once per call) is written as zero
+   (see gradient_floor_f32 in _fused.c). */
+#define FLOORED(v) ((v) < floor_ && (v) > -floor_ ? (T)0 : (v))
 
 /* NAME(lstm_forward) is lstm_forward_ followed by SFX (SFX expanded first). */
 #define FUSED_PASTE_(name, sfx) name##_##sfx
@@ -70,8 +76,12 @@ static void NAME(rnn_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, 
 
 static void NAME(rnn_backward)(Py_ssize_t N, Py_ssize_t H, const T *restrict dh, const T *restrict h,
                                int relu, T *restrict da) {
+    const T floor_ = GRAD_FLOOR;
     for (Py_ssize_t k = 0; k < N * H; k++)
-        da[k] = relu ? (h[k] > 0 ? dh[k] : 0) : (1 - h[k] * h[k]) * dh[k];
+    {
+        T v = relu ? (h[k] > 0 ? dh[k] : 0) : (1 - h[k] * h[k]) * dh[k];
+        da[k] = FLOORED(v);
+    }
 }
 
 static void NAME(lstm_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,
@@ -102,6 +112,7 @@ static void NAME(lstm_backward)(Py_ssize_t N, Py_ssize_t H, const T *dh, const T
     const Py_ssize_t NH = N * H;
     const T *si = saved, *sf = saved + NH, *sg = saved + 2 * NH, *so = saved + 3 * NH;
     const T *stc = saved + 4 * NH;
+    const T floor_ = GRAD_FLOOR;
     for (Py_ssize_t n = 0; n < N; n++) {
         T *dan = da + n * 4 * H;
         const Py_ssize_t o = n * H;
@@ -109,10 +120,12 @@ static void NAME(lstm_backward)(Py_ssize_t N, Py_ssize_t H, const T *dh, const T
             const Py_ssize_t k = o + j;
             T i_ = si[k], f_ = sf[k], g_ = sg[k], o_ = so[k], tc = stc[k], dh_ = dh[k];
             T dct = dh_ * o_ * (1 - tc * tc) + dc[k]; /* through h = o tanh(c), plus the carried dc */
-            dan[j] = dct * g_ * (i_ * (1 - i_));
-            dan[H + j] = dct * c_prev[k] * (f_ * (1 - f_));
-            dan[2 * H + j] = dct * i_ * (1 - g_ * g_);
-            dan[3 * H + j] = dh_ * tc * (o_ * (1 - o_));
+            T da_i = dct * g_ * (i_ * (1 - i_)), da_f = dct * c_prev[k] * (f_ * (1 - f_));
+            T da_g = dct * i_ * (1 - g_ * g_), da_o = dh_ * tc * (o_ * (1 - o_));
+            dan[j] = FLOORED(da_i);
+            dan[H + j] = FLOORED(da_f);
+            dan[2 * H + j] = FLOORED(da_g);
+            dan[3 * H + j] = FLOORED(da_o);
             dc_prev[k] = dct * f_;
         }
     }
@@ -143,6 +156,7 @@ static void NAME(gru_backward)(Py_ssize_t N, Py_ssize_t H, const T *restrict dh,
                                T *restrict dhz) {
     const Py_ssize_t NH = N * H;
     const T *sr = saved, *sz = saved + NH, *sn = saved + 2 * NH, *shn = saved + 3 * NH;
+    const T floor_ = GRAD_FLOOR;
     for (Py_ssize_t n = 0; n < N; n++) {
         T *dx = dxw + n * 3 * H, *dhh = dhw + n * 3 * H;
         const Py_ssize_t o = n * H;
@@ -151,9 +165,13 @@ static void NAME(gru_backward)(Py_ssize_t N, Py_ssize_t H, const T *restrict dh,
             T r_ = sr[k], z_ = sz[k], n_ = sn[k], dh_ = dh[k];
             T da_z = dh_ * (h_prev[k] - n_) * (z_ * (1 - z_));
             T da_n = dh_ * (1 - z_) * (1 - n_ * n_);
-            T da_r = da_n * shn[k] * (r_ * (1 - r_));
+            T da_r = da_n * shn[k] * (r_ * (1 - r_)), da_hn = da_n * r_; /* n's h block is scaled by r */
+            da_z = FLOORED(da_z);
+            da_n = FLOORED(da_n);
+            da_r = FLOORED(da_r);
+            da_hn = FLOORED(da_hn);
             dx[j] = da_r; dx[H + j] = da_z; dx[2 * H + j] = da_n;
-            dhh[j] = da_r; dhh[H + j] = da_z; dhh[2 * H + j] = da_n * r_; /* n block scaled by r */
+            dhh[j] = da_r; dhh[H + j] = da_z; dhh[2 * H + j] = da_hn;
             dhz[k] = dh_ * z_;
         }
     }
@@ -208,3 +226,5 @@ static void NAME(sequence)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, 
 #undef SIGMOID
 #undef TANH
 #undef REDUCE8
+#undef GRAD_FLOOR
+#undef FLOORED

@@ -19,8 +19,12 @@ Gradients that vanish over many steps decay into subnormals, and on Intel CPUs e
 microcode assist: on an Intel Xeon a 32·256·128·128 LSTM training step took 4.2× longer without it
 (647 vs 153 ms, benchmarks/speed.py; README).
 Only values below the dtype's smallest normal number (1.2e-38 in float32) change, to zero. BLAS worker
-threads other than the caller keep their own mode. With the extension off, or with the environment variable
-``UNROLLED_FLUSH_SUBNORMALS=0`` set before import (``FLUSH`` false), nothing is flushed.
+threads other than the caller keep their own mode, so the float32 backward kernels also write gate
+gradients below ``GRADIENT_FLOOR`` (2^-100 ≈ 7.9e-31) as zero: the weight-gradient GEMMs after the time loop
+run partly on those threads, and a vanished gradient times an activation is a subnormal product there (a
+32·256·128·128 LSTM backward pass: 120 ms without the floor, 70 ms with it; see _fused.c). No float32 weight
+update can see a gradient that small. With the extension off, or with the environment variable
+``UNROLLED_FLUSH_SUBNORMALS=0`` set before import (``FLUSH`` false), nothing is flushed and there is no floor.
 
 Float32 results differ from the NumPy kernels' in the last bits: exp and tanh are Cephes' polynomials
 (within a few ulp) and FMA fuses a·b + c. Float64 forward results agree to ~1e-15, backward to the last bit
@@ -47,6 +51,10 @@ INSTRUCTION_SET = _fused.instruction_set if ACTIVE else None  # "avx512f+fma", "
 # Whether the engine computes with subnormals flushed (see above); UNROLLED_FLUSH_SUBNORMALS=0 before import
 # keeps IEEE subnormals (gradual underflow) at their cost.
 FLUSH = ACTIVE and bool(_fused.flush_supported) and os.environ.get("UNROLLED_FLUSH_SUBNORMALS", "1").strip() != "0"
+# The float32 backward kernels' gradient floor (see above): on with the flush, off (IEEE) without it.
+GRADIENT_FLOOR = 2.0**-100 if FLUSH else 0.0
+if ACTIVE:
+    _fused.set_gradient_floor(GRADIENT_FLOOR)
 
 
 def subnormals_flushed(function):
@@ -181,4 +189,4 @@ _C_STEPS = {
     "lstm": lambda: (_lstm_forward, _lstm_backward),
 }
 
-__all__ = ["ACTIVE", "FLUSH", "INSTRUCTION_SET", "fused_kernel", "subnormals_flushed"]
+__all__ = ["ACTIVE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "fused_kernel", "subnormals_flushed"]
