@@ -10,7 +10,8 @@ from setuptools import Extension, setup
 
 # -fno-trapping-math lets GCC turn the kernels' branch-free selects into vector blends (the code never
 # reads floating-point exception flags).
-compile_args = [] if sys.platform == "win32" else ["-O3", "-fno-trapping-math"]
+compile_args = [] if sys.platform == "win32" else ["-O3", "-fno-trapping-math", "-pthread"]
+link_args = [] if sys.platform == "win32" else ["-pthread"]  # the time loops' threads
 
 setup(
     ext_modules=[
@@ -19,6 +20,7 @@ setup(
             ["src/unrolled/nn/_fused.c"],
             depends=["src/unrolled/nn/_fused_kernels.h"],  # the kernels, included by _fused.c
             extra_compile_args=compile_args,
+            extra_link_args=link_args,
             optional=True,
         )
     ]

@@ -1293,7 +1293,9 @@ def machine_info() -> dict[str, str]:
         numpy_blas = f"{blas.get('name')} {blas.get('version')}"
     from unrolled.nn import fused
 
-    kernels = (f"fused C step kernels for the three cells and the C small-batch loop ({fused.INSTRUCTION_SET} build)"
+    kernels = (f"fused C step kernels for the three cells, the forward and BPTT time loops in C with the recurrent "
+               f"product on packed W_hh ({fused.get_num_threads()} thread(s); {fused.INSTRUCTION_SET} build), "
+               f"sparse Adam's rows in C"
                if fused.ACTIVE else "NumPy kernels (the C extension is not built or UNROLLED_FUSED=0)")
     return {
         "unrolled_kernels": kernels,
@@ -1368,7 +1370,12 @@ unless a column says otherwise.
 - **unrolled**: float32; `classifier_forward(..., training=True)`, `classifier_backward` (the embedding
   gradient is `SparseRows`, the batch's distinct rows only), `unrolled.optim.Adam(params, lr=1e-3).step(grads)`
   (lazy, SparseAdam-style rows for the embedding, dense Adam for the rest). Pooling: the last state(s).
-  Kernels: {info['unrolled_kernels']}. The matrix products are NumPy's (OpenBLAS). While the engine
+  Kernels: {info['unrolled_kernels']}. The other matrix products are NumPy's (OpenBLAS), and so is the
+  recurrent one where W_hh is over 512 KiB (the 256-unit LSTM and GRU). The time loops run on one thread
+  (`unrolled.nn.fused.get_num_threads()`): with OpenBLAS on 2 threads, its idle worker spins on the second
+  core after each call, and a second loop thread measured no faster. Float32 gate gradients below 2^-100
+  are written as zero (`GRADIENT_FLOOR`): the weight-gradient GEMMs run partly on OpenBLAS's worker, which
+  has no FTZ, and vanished gradients made subnormal products there. While the engine
   computes (time loops, optimizer step), the calling thread flushes subnormal floats to zero (FTZ/DAZ, as
   torch-best's `set_flush_denormal`; `unrolled/nn/fused.py`), and puts its previous mode back after. As `unrolled.train.fit`
   does before training, the benchmark sets glibc's `M_MMAP_MAX = 0` and `M_TRIM_THRESHOLD = 1 GiB`

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from unrolled.nn.embedding import SparseRows
+from unrolled.nn import fused
 from unrolled.nn.fused import subnormals_flushed
 
 __all__ = [
@@ -499,6 +500,8 @@ class Adam(_Optimizer):
         bias_correction1 = 1 - b1**t
         bias_correction2 = 1 - b2**t
         step_size = lr * math.sqrt(bias_correction2) / bias_correction1
+        if _fused_adam_rows(self, p, st["exp_avg"], st["exp_avg_sq"], g, lr, step_size):
+            return
         for start in range(0, g.indices.size, ROWS_PER_BLOCK):
             stop = start + ROWS_PER_BLOCK
             self._adam_rows(p, st["exp_avg"], st["exp_avg_sq"], g.indices[start:stop], g.values[start:stop],
@@ -532,6 +535,27 @@ class Adam(_Optimizer):
         numer *= -step_size
         w += numer
         p[idx] = w
+
+
+def _fused_adam_rows(adam: Adam, p: np.ndarray, m: np.ndarray, v: np.ndarray, g: SparseRows, lr: float,
+                     step_size: float) -> bool:
+    """``Adam._adam_rows`` over all of g's rows in one C pass per row (nn/_fused.c: the same operations and
+    constants, no fused multiply-add, so the same bits); False, doing nothing, when the extension is off or
+    the arrays are not the plain C-contiguous float32/float64 it takes."""
+    if not fused.ACTIVE or p.dtype not in (np.float32, np.float64):
+        return False
+    arrays = (p, m, v, g.values)
+    if not all(a.flags.c_contiguous and a.dtype == p.dtype and a.ndim == 2 for a in arrays):
+        return False
+    dtype = p.dtype.type
+    b1, b2 = adam.betas
+    wd = adam.weight_decay
+    decay, wd_scale = (0, 0.0) if wd == 0.0 else (1, 1 - lr * wd) if adam._decoupled else (2, wd)
+    # the constants as NumPy uses them: Python floats cast to the arrays' dtype
+    consts = [float(dtype(c)) for c in (wd_scale, 1 - b1, 1 - b2, adam.eps, -step_size)]
+    indices = np.ascontiguousarray(g.indices, dtype=np.int64)
+    fused._fused.adam_rows(p, m, v, indices, g.values, decay, *consts, p.dtype == np.float64)
+    return True
 
 
 class AdamW(Adam):

@@ -40,8 +40,9 @@ def test_the_extension_is_built_wherever_a_c_compiler_is():
     assert all(fast.sequence is not None and slow.sequence is None for fast, slow, _ in KERNELS.values())
 
 
-def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reverse=False, seed=0):
-    """Forward and backward of one sequence with the fused and with the NumPy kernel, same inputs."""
+def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reverse=False, seed=0, with_dout=True):
+    """Forward and backward of one sequence with the fused and with the NumPy kernel, same inputs
+    (``with_dout=False``: only the final state gets a gradient, as in a many-to-one classifier)."""
     fused_kernel, numpy_kernel, gates = KERNELS[cell]
     rng = np.random.default_rng(seed)
     params = {
@@ -59,7 +60,7 @@ def run_both(cell, dtype, *, n=7, t_len=9, d=5, h=33, scale=1.0, mask=None, reve
     results = []
     for kernel in (fused_kernel, numpy_kernel):
         out, final, cache = cell_forward(kernel, x, state0, params, mask=mask, reverse=reverse)
-        dx, dstate0, grads = cell_backward(dout, dfinal, cache)
+        dx, dstate0, grads = cell_backward(dout if with_dout else None, dfinal, cache)
         # (with a mask, the caches of the two time loops differ in layout: the Python loop sorts the rows
         # by length and leaves padded steps' activations zero; outputs and gradients must agree)
         saved = {} if mask is not None else {"saved": cache.saved}
@@ -106,14 +107,67 @@ def test_small_batch_loop_in_c_equals_the_python_loop(cell, dtype, tol, n, maske
         assert max_rel_diff(fast[key], reference[key]) <= tol, key
 
 
-def test_the_c_loop_runs_only_for_small_batches(monkeypatch):
+def test_the_c_loop_runs_unpadded_batches_and_small_padded_ones(monkeypatch):
     calls = []
-    kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape))
+    kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape),
+                                 packed_hidden_max=2)
     shapes = {"weight_ih": (6, 3), "weight_hh": (6, 2), "bias_ih": (6,), "bias_hh": (6,)}
     params = {name: np.zeros(shape) for name, shape in shapes.items()}
     for n in (time_loop.SMALL_BATCH, time_loop.SMALL_BATCH + 1):
+        padded = np.arange(5)[None, :] < np.arange(n)[:, None] % 5 + 1
+        cell_forward(kernel, np.zeros((n, 5, 3)), None, params, mask=padded)
         cell_forward(kernel, np.zeros((n, 5, 3)), None, params)
+    big = time_loop.SMALL_BATCH + 1
+    assert calls == [(5, time_loop.SMALL_BATCH, 6), (5, time_loop.SMALL_BATCH, 6), (5, big, 6)]
+    # a hidden size above packed_hidden_max: big batches take the Python loop (BLAS), small ones still C
+    calls.clear()
+    narrow = dataclasses.replace(kernel, packed_hidden_max=1)
+    for n in (time_loop.SMALL_BATCH, big):
+        cell_forward(narrow, np.zeros((n, 5, 3)), None, params)
     assert calls == [(5, time_loop.SMALL_BATCH, 6)]
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", KERNELS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+@pytest.mark.parametrize("n,h", [(5, 8), (13, 33), (32, 17), (9, 70)])
+@pytest.mark.parametrize("reverse,with_dout", [(False, True), (True, False)])
+def test_c_loops_on_packed_weights_equal_the_python_loop(cell, dtype, tol, n, h, reverse, with_dout):
+    """An unpadded batch of more than MATVEC_ROWS rows runs both time loops in C with the packed recurrent
+    product: batch sizes and hidden sizes that are not multiples of its tile (4, 6 or 8 rows by 8, 16 or 32
+    columns) check the edges."""
+    fast, reference = run_both(cell, dtype, n=n, h=h, reverse=reverse, seed=n + h, with_dout=with_dout)
+    for key in reference:
+        assert fast[key].dtype == dtype
+        assert max_rel_diff(fast[key], reference[key]) <= tol, key
+
+
+@needs_fused
+def test_the_c_backward_loop_runs_unless_padded_or_recorded():
+    """backward_sequence takes an unpadded batch; padding, or a per-step record (dstates_out), takes the
+    Python loop, which knows both."""
+    calls = []
+    real = lstm.LSTM.backward_sequence
+    kernel = dataclasses.replace(lstm.LSTM, backward_sequence=lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(0)
+    params = {"weight_ih": rng.standard_normal((16, 3)), "weight_hh": rng.standard_normal((16, 4)),
+              "bias_ih": np.zeros(16), "bias_hh": np.zeros(16)}
+    x = rng.standard_normal((6, 5, 3))
+    _, _, cache = cell_forward(kernel, x, None, params)
+    reference = time_loop.sequence_backward(np.ones((5, 6, 4)), None, cache)
+    assert calls == [1]
+    recorded = time_loop.sequence_backward(np.ones((5, 6, 4)), None, cache, dstates_out=np.empty((5, 6, 4)))
+    assert calls == [1]
+    for a, b in zip(reference[2].values(), recorded[2].values()):
+        assert max_rel_diff(a, b) <= 1e-13
+    padded = np.arange(5)[None, :] < np.array([5, 2, 3, 5, 1, 4])[:, None]
+    _, _, cache = cell_forward(kernel, x, None, params, mask=padded)
+    time_loop.sequence_backward(np.ones((5, 6, 4)), None, cache)
+    assert calls == [1]
+    _, _, cache = cell_forward(dataclasses.replace(kernel, packed_hidden_max=3), x, None, params)  # H = 4
+    time_loop.sequence_backward(np.ones((5, 6, 4)), None, cache)
+    assert calls == [1]
+    assert lstm.LSTM.packed_hidden_max == 181 and gru.GRU.packed_hidden_max == 209  # 512 KiB of W_hh
 
 
 @needs_fused
@@ -178,13 +232,26 @@ def test_wrong_buffer_sizes_raise_instead_of_writing_past_the_end():
     w, b = np.zeros((h, h), np.float32), np.zeros(h, np.float32)
     h0, hs = np.zeros((n, h), np.float32), np.zeros((4, n, h), np.float32)
     with pytest.raises(ValueError, match="argument 6 has 7 bytes, expected 8"):  # the (T, N) mask
-        _fused.sequence(0, xw, w, b, h0, None, np.ones(7, bool), hs, None, None, 4, n, h, False)
+        _fused.sequence(0, xw, w, b, h0, None, np.ones(7, bool), hs, None, None, 4, n, h, False, True, 1)
     with pytest.raises(ValueError, match="argument 8 must be None for this cell"):
-        _fused.sequence(0, xw, w, b, h0, None, None, hs, hs, None, 4, n, h, False)
+        _fused.sequence(0, xw, w, b, h0, None, None, hs, hs, None, 4, n, h, False, False, 1)
     with pytest.raises(ValueError, match="argument 5 is required for this cell"):
         lstm_xw, lstm_w, lstm_b = (np.zeros(s, np.float32) for s in [(4, n, 4 * h), (4 * h, h), (4 * h,)])
         _fused.sequence(3, lstm_xw, lstm_w, lstm_b, h0, None, None, hs, hs, np.zeros((4, 5, n, h), np.float32),
-                        4, n, h, False)
+                        4, n, h, False, True, 1)
+    # BPTT's loop: (cell, dout, hs, cs, h0, c0, saved, w_hh, dxw, dhw, dh, dc, T, N, H, flush_every, is_double)
+    dh, dxw = np.zeros((n, h), np.float32), np.zeros((4, n, h), np.float32)
+    with pytest.raises(ValueError, match="argument 1 has 144 bytes, expected 96"):  # dout with a row too many
+        _fused.sequence_backward(0, np.zeros((4, n + 1, h), np.float32), hs, None, h0, None, None, w, dxw, None,
+                                 dh, None, 4, n, h, 8, False, 1)
+    with pytest.raises(ValueError, match="argument 9 must be None for this cell"):  # dhw: GRU only
+        _fused.sequence_backward(0, None, hs, None, h0, None, None, w, dxw, dxw, dh, None, 4, n, h, 8, False, 1)
+    with pytest.raises(ValueError, match="flush_every and threads must be >= 1"):
+        _fused.sequence_backward(0, None, hs, None, h0, None, None, w, dxw, None, dh, None, 4, n, h, 0, False, 1)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        _fused.sequence(0, xw, w, b, h0, None, None, hs, None, None, 4, n, h, False, True, 0)
+    with pytest.raises(TypeError, match="expected 18 arguments"):
+        _fused.sequence_backward(0, None, hs)
 
 
 def test_unrolled_fused_0_selects_the_numpy_kernels():
@@ -211,6 +278,7 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
         "from tests.nn.test_fused import KERNELS, max_rel_diff, run_both\n"
         "mask = np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None]\n"
         "runs = [run_both(cell, np.float32, mask=mask) for cell in KERNELS]\n"
+        "runs += [run_both(cell, np.float32, n=13, h=37) for cell in KERNELS]  # the packed product's loops\n"
         "print(fused.INSTRUCTION_SET, max(max_rel_diff(fast[k], ref[k]) for fast, ref in runs for k in ref))\n"
     )
     env = dict(os.environ, UNROLLED_FUSED_ISA=isa)
@@ -362,3 +430,43 @@ def run_both_backward(cell, dtype, scale):
         dx, _, grads = cell_backward(dout, None, cache)
         results.append({"dx": dx, **grads})
     return results
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", sorted(KERNELS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_c_loops_give_the_same_bits_on_any_number_of_threads(cell, dtype):
+    """The C loops split a batch's rows between threads (8 rows or more each); a row's arithmetic does not
+    depend on its part, so 1, 2 and 3 threads (parts of 16, 16 and 9 rows, or 8s) give identical bits."""
+    previous = fused.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            fused.set_num_threads(threads)
+            results.append(run_both(cell, dtype, n=41, h=19, seed=5)[0])
+    finally:
+        fused.set_num_threads(previous)
+    for other in results[1:]:
+        for key in results[0]:
+            np.testing.assert_array_equal(other[key], results[0][key], err_msg=key)
+
+
+def test_set_num_threads_checks_and_returns_the_previous_value():
+    previous = fused.get_num_threads()
+    try:
+        assert fused.set_num_threads(3) == previous and fused.get_num_threads() == 3
+        for bad in (0, -1, 2.0, True, "2"):
+            with pytest.raises(ValueError, match="integer >= 1"):
+                fused.set_num_threads(bad)
+    finally:
+        fused.set_num_threads(previous)
+
+
+def test_the_default_thread_count_is_one_unless_unrolled_num_threads_says():
+    code = "from unrolled.nn import fused; print(fused.get_num_threads())"
+    clean = {k: v for k, v in os.environ.items() if k != "UNROLLED_NUM_THREADS"}
+    for env, expected in (({}, "1"), ({"UNROLLED_NUM_THREADS": "3"}, "3"), ({"UNROLLED_NUM_THREADS": "x"}, "1")):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean | env,
+                              timeout=60)
+        assert done.stdout.strip() == expected, done.stderr
+        assert ("not a positive integer" in done.stderr) == (env.get("UNROLLED_NUM_THREADS") == "x")

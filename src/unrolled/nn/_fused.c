@@ -19,6 +19,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
+#ifndef _WIN32
+#include <pthread.h> /* the time loops' threads; on Windows the parts run one after another */
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -119,12 +123,15 @@ static float gradient_floor_f32 = 0x1p-100f;
 
 /* _fused_kernels.h holds the kernels' code once; each include below compiles it for one element type and
    function-name suffix (NAME(lstm_forward) there is lstm_forward_f64, lstm_forward_f32, ...). */
+#define WITH_ADAM 1 /* sparse Adam's rows: in the two builds without FMA only (see the kernel) */
 #define T double
 #define SFX f64
 #define SIGMOID sigmoid_f64
 #define TANH tanh_f64
 #define REDUCE8 REDUCE8_SCALAR
 #define GRAD_FLOOR 0.0
+#define GEMM_VEC 16
+#define GEMM_ROWS 4
 #include "_fused_kernels.h"
 
 #define T float
@@ -133,7 +140,10 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define TANH tanh_f32
 #define REDUCE8 REDUCE8_F32
 #define GRAD_FLOOR gradient_floor_f32
+#define GEMM_VEC 16
+#define GEMM_ROWS 6
 #include "_fused_kernels.h"
+#undef WITH_ADAM
 
 /* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
    AVX-512, and the module picks the widest the CPU has when it is imported (FMA contracts a*b + c, so
@@ -148,6 +158,8 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define TANH tanh_f32
 #define REDUCE8 REDUCE8_F32
 #define GRAD_FLOOR gradient_floor_f32
+#define GEMM_VEC 32
+#define GEMM_ROWS 6
 #include "_fused_kernels.h"
 #pragma GCC pop_options
 #pragma GCC push_options
@@ -158,21 +170,30 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define TANH tanh_f32
 #define REDUCE8 REDUCE8_F32
 #define GRAD_FLOOR gradient_floor_f32
+#define GEMM_VEC 64
+#define GEMM_ROWS 8
 #include "_fused_kernels.h"
 #pragma GCC pop_options
 #endif
 
-static void (*lstm_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
-                                     const float *, float *, float *, float *) = lstm_forward_f32;
-static void (*lstm_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
-                                      const float *, float *, float *) = lstm_backward_f32;
-static void (*gru_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
+static void (*lstm_forward_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
+                                     const float *, const float *, float *, float *, float *) = lstm_forward_f32;
+static void (*lstm_backward_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
+                                      const float *, const float *, float *, float *) = lstm_backward_f32;
+static void (*gru_forward_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
                                     const float *, float *, float *) = gru_forward_f32;
-static void (*gru_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *, float *,
-                                     float *, float *) = gru_backward_f32;
-static void (*sequence_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
-                                 const float *, const float *, const float *, const unsigned char *, float *,
-                                 float *, float *, float *) = sequence_f32;
+static void (*gru_backward_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
+                                     const float *, float *, float *, float *) = gru_backward_f32;
+static void (*sequence_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const float *,
+                                 const float *, const float *, const float *, const float *,
+                                 const unsigned char *, float *, float *, float *, float *) = sequence_f32;
+static void (*sequence_backward_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *,
+                                          const float *, const float *, const float *, const float *,
+                                          const float *, const float *, Py_ssize_t, float *, float *, float *,
+                                          float *, float *) = sequence_backward_f32;
+static Py_ssize_t (*packed_size_f32_best)(Py_ssize_t, Py_ssize_t) = packed_size_f32;
+static void (*pack_panels_f32_best)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, Py_ssize_t,
+                                    float *) = pack_panels_f32;
 static void (*rnn_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *, int,
                                     float *) = rnn_forward_f32;
 static void (*rnn_backward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, int,
@@ -187,6 +208,9 @@ static const char *instruction_set = "baseline";
         gru_forward_f32_best = gru_forward_##SFX;                                                            \
         gru_backward_f32_best = gru_backward_##SFX;                                                          \
         sequence_f32_best = sequence_##SFX;                                                                  \
+        sequence_backward_f32_best = sequence_backward_##SFX;                                                \
+        packed_size_f32_best = packed_size_##SFX;                                                            \
+        pack_panels_f32_best = pack_panels_##SFX;                                                            \
         rnn_forward_f32_best = rnn_forward_##SFX;                                                            \
         rnn_backward_f32_best = rnn_backward_##SFX;                                                          \
         instruction_set = NAME;                                                                              \
@@ -270,15 +294,15 @@ static int parse_sizes(PyObject *const *args, Py_ssize_t nargs, int narrays, Py_
 
 /* lstm_forward(hw, xw, b_hh, c_prev, saved, c, h, N, H, is_double) */
 BINDING(lstm_forward, 7, 4, ARGS(4 * NH, 4 * NH, 4 * H, NH, 5 * NH, NH, NH),
-        lstm_forward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5),
+        lstm_forward_f32_best(N, H, NH, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5),
                               P(float, 6)),
-        lstm_forward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+        lstm_forward_f64(N, H, NH, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
                          P(double, 5), P(double, 6)))
 
 /* lstm_backward(dh, dc, saved, c_prev, da, dc_prev, N, H, is_double) */
 BINDING(lstm_backward, 6, 4, ARGS(NH, NH, 5 * NH, NH, 4 * NH, NH),
-        lstm_backward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
-        lstm_backward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+        lstm_backward_f32_best(N, H, NH, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
+        lstm_backward_f64(N, H, NH, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
                           P(double, 5)))
 
 /* rnn_tanh_forward / rnn_relu_forward(hw, xw, b_hh, h, N, H, is_double) */
@@ -299,83 +323,369 @@ BINDING(rnn_relu_backward, 3, 2, ARGS(NH, NH, NH),
 
 /* gru_forward(xw, hw, b_hh, h_prev, saved, h, N, H, is_double) */
 BINDING(gru_forward, 6, 4, ARGS(3 * NH, 3 * NH, 3 * H, NH, 4 * NH, NH),
-        gru_forward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
-        gru_forward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+        gru_forward_f32_best(N, H, NH, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
+        gru_forward_f64(N, H, NH, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
                         P(double, 5)))
 
 /* gru_backward(dh, saved, h_prev, dxw, dhw, dhz, N, H, is_double) */
 BINDING(gru_backward, 6, 3, ARGS(NH, 4 * NH, NH, 3 * NH, 3 * NH, NH),
-        gru_backward_f32_best(N, H, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
-        gru_backward_f64(N, H, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
+        gru_backward_f32_best(N, H, NH, P(float, 0), P(float, 1), P(float, 2), P(float, 3), P(float, 4), P(float, 5)),
+        gru_backward_f64(N, H, NH, P(double, 0), P(double, 1), P(double, 2), P(double, 3), P(double, 4),
                          P(double, 5)))
 
-/* sequence(cell, xw, w_hh, b_hh, h0, c0, mask, hs, cs, saved, T, N, H, is_double): the whole forward loop.
-   cell 0 tanh RNN, 1 ReLU RNN, 2 GRU, 3 LSTM (the module's cell_codes, by kernel name); c0, cs (LSTM) and
-   saved (GRU, LSTM) are None otherwise; mask is None or a (T, N) bool array (False: padding). */
-static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 14) {
-        PyErr_Format(PyExc_TypeError, "sequence: expected 14 arguments, got %zd", nargs);
-        return NULL;
-    }
-    int cell = (int)PyLong_AsLong(args[0]);
-    Py_ssize_t T_ = PyLong_AsSsize_t(args[10]), N = PyLong_AsSsize_t(args[11]), H = PyLong_AsSsize_t(args[12]);
-    int is_double = PyObject_IsTrue(args[13]);
-    if (PyErr_Occurred() || is_double < 0) return NULL;
-    if (cell < 0 || cell > 3 || T_ < 0 || N < 0 || H < 0) {
-        PyErr_SetString(PyExc_ValueError, "sequence: bad cell code or negative size");
-        return NULL;
-    }
-    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1);
-    const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
-    const Py_ssize_t size = is_double ? 8 : 4;
-    /* expected items of arguments 1..9 (0: must be None; the mask counts bytes); 7..9 are written */
-    const Py_ssize_t items[9] = {T_ * N * G * H, G * H * H, G * H, N * H, cell == CELL_LSTM ? N * H : 0,
-                                 args[6] == Py_None ? 0 : T_ * N, T_ * N * H, cell == CELL_LSTM ? T_ * N * H : 0,
-                                 S ? T_ * S * N * H : 0};
-    Py_buffer v[9];
-    int taken[9] = {0};
-    PyObject *result = NULL;
-    for (int k = 0; k < 9; k++) {
-        PyObject *obj = args[k + 1];
-        int is_mask = k == 5;
+/* Take the buffers of count optional arguments (None allowed where items[k] is 0, required otherwise; an
+   argument's expected size is items[k] elements of itemsize bytes, or bytes for is_bytes[k]); those from
+   first_writable on are written. On failure, releases what it took, raises, returns -1. */
+static int take_optional(PyObject *const *objs, int count, const Py_ssize_t *items, const int *is_bytes,
+                         int first_writable, Py_ssize_t itemsize, Py_buffer *views, int *taken,
+                         const char *func) {
+    for (int k = 0; k < count; k++) taken[k] = 0;
+    for (int k = 0; k < count; k++) {
+        PyObject *obj = objs[k];
         if (obj == Py_None) {
-            if (items[k] && !is_mask) {
-                PyErr_Format(PyExc_ValueError, "sequence: argument %d is required for this cell", k + 1);
-                goto done;
+            if (items[k] && !is_bytes[k]) {
+                PyErr_Format(PyExc_ValueError, "%s: argument %d is required for this cell", func, k + 1);
+                goto fail;
             }
             continue;
         }
         if (!items[k]) {
-            PyErr_Format(PyExc_ValueError, "sequence: argument %d must be None for this cell", k + 1);
-            goto done;
+            PyErr_Format(PyExc_ValueError, "%s: argument %d must be None for this cell", func, k + 1);
+            goto fail;
         }
-        if (PyObject_GetBuffer(obj, &v[k], PyBUF_C_CONTIGUOUS | (k >= 6 ? PyBUF_WRITABLE : 0)) < 0) goto done;
+        if (PyObject_GetBuffer(obj, &views[k], PyBUF_C_CONTIGUOUS | (k >= first_writable ? PyBUF_WRITABLE : 0)) < 0)
+            goto fail;
         taken[k] = 1;
-        if (v[k].len != items[k] * (is_mask ? 1 : size)) {
-            PyErr_Format(PyExc_ValueError, "sequence: argument %d has %zd bytes, expected %zd", k + 1, v[k].len,
-                         items[k] * (is_mask ? 1 : size));
-            goto done;
+        const Py_ssize_t bytes = items[k] * (is_bytes[k] ? 1 : itemsize);
+        if (views[k].len != bytes) {
+            PyErr_Format(PyExc_ValueError, "%s: argument %d has %zd bytes, expected %zd", func, k + 1, views[k].len,
+                         bytes);
+            goto fail;
         }
     }
-    void *scratch = malloc((size_t)(N * G * H + 1) * (size_t)size); /* hw (N, G·H) */
+    return 0;
+fail:
+    for (int k = 0; k < count; k++)
+        if (taken[k]) PyBuffer_Release(&views[k]);
+    return -1;
+}
+
+static void release_taken(Py_buffer *views, const int *taken, int count) {
+    for (int k = 0; k < count; k++)
+        if (taken[k]) PyBuffer_Release(&views[k]);
+}
+
+/* Read the trailing size arguments: n of them from args[first], each >= 0, then is_double. */
+static int parse_tail(PyObject *const *args, int first, int n, Py_ssize_t *sizes, int *is_double, const char *func) {
+    for (int k = 0; k < n; k++) sizes[k] = PyLong_AsSsize_t(args[first + k]);
+    *is_double = PyObject_IsTrue(args[first + n]);
+    if (PyErr_Occurred() || *is_double < 0) return -1;
+    for (int k = 0; k < n; k++)
+        if (sizes[k] < 0) {
+            PyErr_Format(PyExc_ValueError, "%s: sizes must be non-negative", func);
+            return -1;
+        }
+    return 0;
+}
+
+static int cell_shape(PyObject *code, Py_ssize_t *G, Py_ssize_t *S, const char *func) {
+    int cell = (int)PyLong_AsLong(code);
+    if (PyErr_Occurred()) return -1;
+    if (cell < 0 || cell > 3) {
+        PyErr_Format(PyExc_ValueError, "%s: bad cell code %d", func, cell);
+        return -1;
+    }
+    *G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1);
+    *S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
+    return cell;
+}
+
+/* W_hh (G·H, H) packed for the recurrent product: as W_hhᵀ (K = H, M = G·H) forward, as W_hh (K = G·H,
+   M = H) backward. Returns malloc'd memory (NULL and MemoryError on failure). */
+static void *pack_weight(const void *w, Py_ssize_t G, Py_ssize_t H, int backward, int is_double) {
+    const Py_ssize_t K = backward ? G * H : H, M = backward ? H : G * H;
+    const Py_ssize_t sk = backward ? H : 1, sm = backward ? 1 : H;
+    const Py_ssize_t items = is_double ? packed_size_f64(K, M) : packed_size_f32_best(K, M);
+    void *packed = malloc((size_t)(items + 1) * (is_double ? 8 : 4));
+    if (!packed) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (is_double)
+        pack_panels_f64(K, M, w, sk, sm, packed);
+    else
+        pack_panels_f32_best(K, M, w, sk, sm, packed);
+    return packed;
+}
+
+/* ---- the time loops on threads ----------------------------------------------------------------------
+
+   The rows of a batch are independent recurrences, so a batch splits into parts of rows that run the whole
+   time loop each on its own thread, with no synchronisation between steps; every thread reads the same
+   packed weights. A row's arithmetic is the same whatever part it is in (the packed product sums each
+   output in order), so the results do not depend on the thread count. */
+
+static unsigned int get_flush(void);
+static void set_flush(unsigned int bits);
+
+enum { MAX_THREADS = 64, ROWS_PER_THREAD = 8 }; /* a part has at least one full tile of rows */
+
+typedef struct {
+    int cell, is_double, backward;
+    Py_ssize_t T_, N, H, ld, flush_every;
+    const void *xw, *w, *wp, *b, *h0, *c0, *dout, *hs_in, *cs_in, *saved_in;
+    const unsigned char *mask;
+    void *hs, *cs, *saved, *dxw, *dhw, *dh, *dc, *scratch;
+    unsigned int flush_bits; /* the caller's flush-to-zero mode, for the threads it starts */
+} loop_part;
+
+static void run_part(const loop_part *p) {
+    if (p->backward) {
+        if (p->is_double)
+            sequence_backward_f64(p->cell, p->T_, p->N, p->H, p->ld, p->dout, p->hs_in, p->cs_in, p->h0, p->c0,
+                                  p->saved_in, p->wp, p->flush_every, p->dxw, p->dhw, p->dh, p->dc, p->scratch);
+        else
+            sequence_backward_f32_best(p->cell, p->T_, p->N, p->H, p->ld, p->dout, p->hs_in, p->cs_in, p->h0,
+                                       p->c0, p->saved_in, p->wp, p->flush_every, p->dxw, p->dhw, p->dh, p->dc,
+                                       p->scratch);
+    } else if (p->is_double) {
+        sequence_f64(p->cell, p->T_, p->N, p->H, p->ld, p->xw, p->w, p->wp, p->b, p->h0, p->c0, p->mask, p->hs,
+                     p->cs, p->saved, p->scratch);
+    } else {
+        sequence_f32_best(p->cell, p->T_, p->N, p->H, p->ld, p->xw, p->w, p->wp, p->b, p->h0, p->c0, p->mask,
+                          p->hs, p->cs, p->saved, p->scratch);
+    }
+}
+
+static void *part_thread(void *arg) {
+    const loop_part *p = arg;
+    set_flush(p->flush_bits);
+    run_part(p);
+    return NULL;
+}
+
+/* Offset a pointer by items elements of size bytes (NULL stays NULL). */
+static const void *at(const void *base, Py_ssize_t items, Py_ssize_t size) {
+    return base ? (const char *)base + items * size : NULL;
+}
+static void *at_w(void *base, Py_ssize_t items, Py_ssize_t size) {
+    return base ? (char *)base + items * size : NULL;
+}
+
+/* Run the loop described by whole (rows 0..N-1 of a batch of N) on up to `threads` threads, the calling
+   thread included, each part on rows [n0, n0 + n) with its own scratch of scratch_per_row·n items. Returns -1
+   (MemoryError set) when the scratch cannot be allocated; a thread that cannot be started runs its part on
+   the calling thread. Called without the GIL held only for the arithmetic. */
+static int run_parts(const loop_part *whole, int threads, Py_ssize_t scratch_per_row) {
+    const Py_ssize_t N = whole->N, H = whole->H, size = whole->is_double ? 8 : 4;
+    const Py_ssize_t G = whole->cell == CELL_GRU ? 3 : (whole->cell == CELL_LSTM ? 4 : 1), GH = G * H;
+    Py_ssize_t parts = N / ROWS_PER_THREAD;
+    if (parts > threads) parts = threads;
+    if (parts > MAX_THREADS) parts = MAX_THREADS;
+    if (parts < 1) parts = 1;
+    Py_ssize_t per = (N + parts - 1) / parts;
+    per = (per + ROWS_PER_THREAD - 1) / ROWS_PER_THREAD * ROWS_PER_THREAD; /* whole tiles for all but the last */
+    void *scratch = malloc((size_t)(scratch_per_row * N + parts) * (size_t)size);
     if (!scratch) {
         PyErr_NoMemory();
+        return -1;
+    }
+    loop_part part[MAX_THREADS];
+#ifndef _WIN32
+    pthread_t tid[MAX_THREADS];
+#endif
+    int started[MAX_THREADS] = {0};
+    Py_ssize_t count = 0;
+    for (Py_ssize_t n0 = 0; n0 < N || (N == 0 && count == 0); n0 += per) {
+        const Py_ssize_t n = N - n0 < per ? N - n0 : per;
+        loop_part *p = &part[count++];
+        *p = *whole;
+        p->N = n;
+        p->xw = at(whole->xw, n0 * GH, size);
+        p->h0 = at(whole->h0, n0 * H, size);
+        p->c0 = at(whole->c0, n0 * H, size);
+        p->mask = whole->mask ? whole->mask + n0 : NULL;
+        p->dout = at(whole->dout, n0 * H, size);
+        p->hs_in = at(whole->hs_in, n0 * H, size);
+        p->cs_in = at(whole->cs_in, n0 * H, size);
+        p->saved_in = at(whole->saved_in, n0 * H, size);
+        p->hs = at_w(whole->hs, n0 * H, size);
+        p->cs = at_w(whole->cs, n0 * H, size);
+        p->saved = at_w(whole->saved, n0 * H, size);
+        p->dxw = at_w(whole->dxw, n0 * GH, size);
+        p->dhw = at_w(whole->dhw, n0 * GH, size);
+        p->dh = at_w(whole->dh, n0 * H, size);
+        p->dc = at_w(whole->dc, n0 * H, size);
+        p->scratch = (char *)scratch + (n0 * scratch_per_row) * size;
+        if (N == 0) break;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned int flush_bits = get_flush();
+#ifndef _WIN32
+    for (Py_ssize_t k = 1; k < count; k++) {
+        part[k].flush_bits = flush_bits;
+        started[k] = pthread_create(&tid[k], NULL, part_thread, &part[k]) == 0;
+    }
+#endif
+    run_part(&part[0]);
+    for (Py_ssize_t k = 1; k < count; k++) {
+#ifndef _WIN32
+        if (started[k]) {
+            pthread_join(tid[k], NULL);
+            continue;
+        }
+#endif
+        part[k].flush_bits = flush_bits;
+        part_thread(&part[k]);
+    }
+    Py_END_ALLOW_THREADS
+    free(scratch);
+    return 0;
+}
+
+/* sequence(cell, xw, w_hh, b_hh, h0, c0, mask, hs, cs, saved, T, N, H, is_double, packed, threads): the whole forward
+   loop. cell 0 tanh RNN, 1 ReLU RNN, 2 GRU, 3 LSTM (the module's cell_codes, by kernel name); c0, cs (LSTM)
+   and saved (GRU, LSTM) are None otherwise; mask is None or a (T, N) bool array (False: padding). packed:
+   the recurrent product on packed weights (any batch) rather than row-by-row dot products (a few rows).
+   threads: at most this many threads (see run_parts). */
+static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 16) {
+        PyErr_Format(PyExc_TypeError, "sequence: expected 16 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t G, S, sizes[3];
+    int is_double, cell = cell_shape(args[0], &G, &S, "sequence");
+    if (cell < 0 || parse_tail(args, 10, 3, sizes, &is_double, "sequence") < 0) return NULL;
+    int packed = PyObject_IsTrue(args[14]);
+    int threads = (int)PyLong_AsLong(args[15]);
+    if (packed < 0 || (threads == -1 && PyErr_Occurred())) return NULL;
+    if (threads < 1) {
+        PyErr_SetString(PyExc_ValueError, "sequence: threads must be >= 1");
+        return NULL;
+    }
+    const Py_ssize_t T_ = sizes[0], N = sizes[1], H = sizes[2];
+    const Py_ssize_t size = is_double ? 8 : 4;
+    /* expected items of arguments 1..9 (the mask counts bytes); 7..9 are written */
+    const Py_ssize_t items[9] = {T_ * N * G * H, G * H * H, G * H, N * H, cell == CELL_LSTM ? N * H : 0,
+                                 args[6] == Py_None ? 0 : T_ * N, T_ * N * H, cell == CELL_LSTM ? T_ * N * H : 0,
+                                 S ? T_ * S * N * H : 0};
+    const int is_bytes[9] = {0, 0, 0, 0, 0, 1, 0, 0, 0};
+    Py_buffer v[9];
+    int taken[9];
+    if (take_optional(args + 1, 9, items, is_bytes, 6, size, v, taken, "sequence") < 0) return NULL;
+    void *wp = packed && T_ ? pack_weight(v[1].buf, G, H, 0, is_double) : NULL;
+    int status = -1;
+    if (!packed || !T_ || wp) {
+#define BUF(k) (taken[k] ? v[k].buf : NULL)
+        const loop_part whole = {.cell = cell, .is_double = is_double, .T_ = T_, .N = N, .H = H, .ld = N,
+                                 .xw = BUF(0), .w = BUF(1), .wp = wp, .b = BUF(2), .h0 = BUF(3), .c0 = BUF(4),
+                                 .mask = BUF(5), .hs = BUF(6), .cs = BUF(7), .saved = BUF(8)};
+#undef BUF
+        status = run_parts(&whole, threads, G * H); /* scratch: hw (rows, G·H) */
+    }
+    free(wp);
+    release_taken(v, taken, 9);
+    if (status < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* sequence_backward(cell, dout, hs, cs, h0, c0, saved, w_hh, dxw, dhw, dh, dc, T, N, H, flush_every,
+   is_double, threads): BPTT's loop for a batch without padding (see the kernel). dout (T, N, H) or None; hs, cs
+   (T, N, H) and h0, c0 (N, H) the states (cs, c0, dc: LSTM only); saved (T, S, N, H) (None for the Elman
+   cells); w_hh (G·H, H). Written: dxw (T, N, G·H), dhw (GRU only), dh and dc (N, H): the final state's
+   gradient in, the initial state's out. */
+static PyObject *py_sequence_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 18) {
+        PyErr_Format(PyExc_TypeError, "sequence_backward: expected 18 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t G, S, sizes[4];
+    int is_double, cell = cell_shape(args[0], &G, &S, "sequence_backward");
+    if (cell < 0 || parse_tail(args, 12, 4, sizes, &is_double, "sequence_backward") < 0) return NULL;
+    const Py_ssize_t T_ = sizes[0], N = sizes[1], H = sizes[2], flush_every = sizes[3];
+    int threads = (int)PyLong_AsLong(args[17]);
+    if (threads == -1 && PyErr_Occurred()) return NULL;
+    if (flush_every < 1 || threads < 1) {
+        PyErr_SetString(PyExc_ValueError, "sequence_backward: flush_every and threads must be >= 1");
+        return NULL;
+    }
+    const Py_ssize_t size = is_double ? 8 : 4, NH = N * H, lstm = cell == CELL_LSTM;
+    /* arguments 1..11: dout, hs, cs, h0, c0, saved, w_hh (read); dxw, dhw, dh, dc (written) */
+    const Py_ssize_t items[11] = {args[1] == Py_None ? 0 : T_ * NH, T_ * NH, lstm ? T_ * NH : 0, NH,
+                                  lstm ? NH : 0, S ? T_ * S * NH : 0, G * H * H, T_ * N * G * H,
+                                  cell == CELL_GRU ? T_ * N * G * H : 0, NH, lstm ? NH : 0};
+    const int is_bytes[11] = {0};
+    Py_buffer v[11];
+    int taken[11];
+    if (take_optional(args + 1, 11, items, is_bytes, 7, size, v, taken, "sequence_backward") < 0) return NULL;
+    void *wp = T_ ? pack_weight(v[6].buf, G, H, 1, is_double) : NULL;
+    int status = -1;
+    if (!T_ || wp) {
+#define BUF(k) (taken[k] ? v[k].buf : NULL)
+        const loop_part whole = {.cell = cell, .is_double = is_double, .backward = 1, .T_ = T_, .N = N, .H = H,
+                                 .ld = N, .flush_every = flush_every, .dout = BUF(0), .hs_in = BUF(1),
+                                 .cs_in = BUF(2), .h0 = BUF(3), .c0 = BUF(4), .saved_in = BUF(5), .wp = wp,
+                                 .dxw = BUF(7), .dhw = BUF(8), .dh = BUF(9), .dc = BUF(10)};
+#undef BUF
+        status = run_parts(&whole, threads, 2 * H); /* scratch: 2 (rows, H) */
+    }
+    free(wp);
+    release_taken(v, taken, 11);
+    if (status < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* adam_rows(p, m, v, idx, dw, decay, wd_scale, one_minus_b1, one_minus_b2, eps, neg_step, is_double): sparse
+   Adam's update of the rows idx (int64, unique) of p, m, v (each (V, E), written) with dw (R, E); see the
+   kernel. The constants are those optim.Adam._adam_rows multiplies by, already in the arrays' dtype. */
+static PyObject *py_adam_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 12) {
+        PyErr_Format(PyExc_TypeError, "adam_rows: expected 12 arguments, got %zd", nargs);
+        return NULL;
+    }
+    int decay = (int)PyLong_AsLong(args[5]);
+    double consts[5];
+    for (int k = 0; k < 5; k++) consts[k] = PyFloat_AsDouble(args[6 + k]);
+    int is_double = PyObject_IsTrue(args[11]);
+    if (PyErr_Occurred() || is_double < 0) return NULL;
+    if (decay < 0 || decay > 2) {
+        PyErr_SetString(PyExc_ValueError, "adam_rows: decay must be 0, 1 or 2");
+        return NULL;
+    }
+    Py_buffer v[5];
+    int taken[5] = {0};
+    PyObject *result = NULL;
+    const Py_ssize_t size = is_double ? 8 : 4;
+    for (int k = 0; k < 5; k++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (k < 3 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(args[k], &v[k], flags) < 0) goto done;
+        taken[k] = 1;
+    }
+    if (v[0].ndim != 2 || v[1].len != v[0].len || v[2].len != v[0].len || v[0].itemsize != size ||
+        v[3].itemsize != 8 || v[4].itemsize != size || v[4].ndim != 2 || v[4].shape[1] != v[0].shape[1] ||
+        v[4].shape[0] * 8 != v[3].len) {
+        PyErr_SetString(PyExc_ValueError, "adam_rows: expected p, m, v (V, E), idx (R,) int64, dw (R, E)");
         goto done;
     }
-#define BUF(k) (taken[k] ? v[k].buf : NULL)
+    const Py_ssize_t V = v[0].shape[0], E = v[0].shape[1], R = v[3].len / 8;
+    const int64_t *idx = v[3].buf;
+    for (Py_ssize_t r = 0; r < R; r++)
+        if (idx[r] < 0 || idx[r] >= V) {
+            PyErr_Format(PyExc_IndexError, "adam_rows: row %lld outside [0, %zd)", (long long)idx[r], V);
+            goto done;
+        }
     Py_BEGIN_ALLOW_THREADS
     if (is_double)
-        sequence_f64(cell, T_, N, H, BUF(0), BUF(1), BUF(2), BUF(3), BUF(4), BUF(5), BUF(6), BUF(7), BUF(8), scratch);
+        adam_rows_f64(R, E, v[0].buf, v[1].buf, v[2].buf, idx, v[4].buf, decay, consts[0], consts[1], consts[2],
+                      consts[3], consts[4]);
     else
-        sequence_f32_best(cell, T_, N, H, BUF(0), BUF(1), BUF(2), BUF(3), BUF(4), BUF(5), BUF(6), BUF(7), BUF(8),
-                          scratch);
+        adam_rows_f32(R, E, v[0].buf, v[1].buf, v[2].buf, idx, v[4].buf, decay, (float)consts[0],
+                      (float)consts[1], (float)consts[2], (float)consts[3], (float)consts[4]);
     Py_END_ALLOW_THREADS
-#undef BUF
-    free(scratch);
     Py_INCREF(Py_None);
     result = Py_None;
 done:
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < 5; k++)
         if (taken[k]) PyBuffer_Release(&v[k]);
     return result;
 }
@@ -472,6 +782,8 @@ static PyMethodDef methods[] = {
     {"gru_forward", (PyCFunction)(void (*)(void))py_gru_forward, METH_FASTCALL, NULL},
     {"gru_backward", (PyCFunction)(void (*)(void))py_gru_backward, METH_FASTCALL, NULL},
     {"sequence", (PyCFunction)(void (*)(void))py_sequence, METH_FASTCALL, NULL},
+    {"adam_rows", (PyCFunction)(void (*)(void))py_adam_rows, METH_FASTCALL, NULL},
+    {"sequence_backward", (PyCFunction)(void (*)(void))py_sequence_backward, METH_FASTCALL, NULL},
     {"set_gradient_floor", (PyCFunction)(void (*)(void))py_set_gradient_floor, METH_FASTCALL, NULL},
     {"sigmoid_f32", (PyCFunction)(void (*)(void))py_sigmoid_f32, METH_FASTCALL, NULL},
     {"tanh_f32", (PyCFunction)(void (*)(void))py_tanh_f32, METH_FASTCALL, NULL},

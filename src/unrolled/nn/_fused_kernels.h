@@ -10,8 +10,10 @@
  *            REDUCE8_F32)
  *   GRAD_FLOOR  an expression of T: backward kernels write pre-activation gradients smaller than it in
  *            magnitude as zero (0 for double, gradient_floor_f32 for float; see _fused.c)
+ *   GEMM_VEC, GEMM_ROWS  the packed recurrent product's vector width in bytes and rows per tile: its tile,
+ *            GEMM_ROWS × 2 vectors of accumulators, must fit the target's vector registers
  * It also uses what _fused.c defines before including it: Python.h's Py_ssize_t, <string.h>'s memcpy,
- * VEC_BYTES, the CELL_* codes and gradient_floor_f32. It undefines its macros (the six above and NAME) at its end, so that the
+ * VEC_BYTES, the CELL_* codes and gradient_floor_f32. It undefines its macros (the eight above and NAME) at its end, so that the
  * next include starts clean; it has no include guard on purpose.
  *
  * Why a template header and not one macro per dtype: this is ordinary C, so compiler diagnostics, debugger
@@ -20,8 +22,9 @@
  * and the target options around the include.
  */
 
-#if !defined(T) || !defined(SFX) || !defined(SIGMOID) || !defined(TANH) || !defined(REDUCE8) || !defined(GRAD_FLOOR)
-#error "_fused_kernels.h: define T, SFX, SIGMOID, TANH, REDUCE8 and GRAD_FLOOR before including it (see _fused.c)"
+#if !defined(T) || !defined(SFX) || !defined(SIGMOID) || !defined(TANH) || !defined(REDUCE8) || \
+    !defined(GRAD_FLOOR) || !defined(GEMM_VEC) || !defined(GEMM_ROWS)
+#error "_fused_kernels.h: define T, SFX, SIGMOID, TANH, REDUCE8, GRAD_FLOOR, GEMM_VEC and GEMM_ROWS first (see _fused.c)"
 #endif
 
 /* A pre-activation gradient of magnitude below floor_ (GRAD_FLOOR, read once per call) is written as zero
@@ -62,7 +65,105 @@ static void NAME(matvec)(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, con
     }
 }
 
+/* ---- the recurrent product on packed weights ------------------------------------------------------------
+
+   out (N, M) = A (N, K) B for the K × M matrix B = W_hhᵀ (forward: K = H, M = G·H) or B = W_hh (backward's
+   dh = da W_hh: K = G·H, M = H). B is packed once per sequence into panels of PANEL = two vectors of
+   columns, each panel K rows of PANEL consecutive values (zero past column M), so that the product of a
+   step reads it in the order it is stored and every step finds it in cache (W_hh of a 128-unit LSTM is
+   256 KB); a BLAS call per step re-packs it each time. Each output tile (ROWS rows × PANEL columns) sums
+   over k in order in its own registers: the result does not depend on the batch size or the row. */
+
+enum { NAME(panel) = 2 * GEMM_VEC / sizeof(T) };
+
+/* Values of a packed K × M matrix (its panels rounded up to whole panels). */
+static inline Py_ssize_t NAME(packed_size)(Py_ssize_t K, Py_ssize_t M) {
+    const Py_ssize_t P = NAME(panel);
+    return K * ((M + P - 1) / P) * P;
+}
+
+/* Pack B(k, m) = src[k·sk + m·sm] (K × M) into panels: dst[p][k][c] = B(k, p·PANEL + c). */
+static void NAME(pack_panels)(Py_ssize_t K, Py_ssize_t M, const T *restrict src, Py_ssize_t sk, Py_ssize_t sm,
+                              T *restrict dst) {
+    const Py_ssize_t P = NAME(panel);
+    for (Py_ssize_t m0 = 0; m0 < M; m0 += P)
+        for (Py_ssize_t k = 0; k < K; k++)
+            for (Py_ssize_t c = 0; c < P; c++) *dst++ = m0 + c < M ? src[k * sk + (m0 + c) * sm] : (T)0;
+}
+
+/* One tile: rows (a constant once inlined) rows of A (row stride lda) times K rows of one panel, into the
+   first width columns of out; with accumulate, the sums continue from what out holds (the same running sums
+   as one pass). */
+static inline __attribute__((always_inline)) void NAME(gemm_tile)(const int rows, Py_ssize_t K,
+                                                                   const T *restrict A, Py_ssize_t lda,
+                                                                   const T *restrict panel, Py_ssize_t width,
+                                                                   int accumulate, T *restrict out,
+                                                                   Py_ssize_t ldo) {
+    typedef T vec __attribute__((vector_size(GEMM_VEC)));
+    enum { L = GEMM_VEC / sizeof(T) };
+    vec acc[GEMM_ROWS][2];
+    T tile[2 * L];
+    for (int r = 0; r < rows; r++) {
+        if (!accumulate) {
+            acc[r][0] = acc[r][1] = (vec){0};
+        } else if (width == 2 * L) {
+            memcpy(&acc[r][0], out + r * ldo, sizeof(vec));
+            memcpy(&acc[r][1], out + r * ldo + L, sizeof(vec));
+        } else {
+            memset(tile, 0, sizeof tile);
+            memcpy(tile, out + r * ldo, (size_t)width * sizeof(T));
+            memcpy(&acc[r][0], tile, sizeof(vec));
+            memcpy(&acc[r][1], tile + L, sizeof(vec));
+        }
+    }
+    for (Py_ssize_t k = 0; k < K; k++) {
+        vec w0, w1;
+        memcpy(&w0, panel + k * 2 * L, sizeof w0);
+        memcpy(&w1, panel + k * 2 * L + L, sizeof w1);
+        for (int r = 0; r < rows; r++) {
+            const T a = A[r * lda + k];
+            acc[r][0] += a * w0;
+            acc[r][1] += a * w1;
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        if (width == 2 * L) {
+            memcpy(out + r * ldo, &acc[r][0], sizeof(vec));
+            memcpy(out + r * ldo + L, &acc[r][1], sizeof(vec));
+        } else {
+            memcpy(tile, &acc[r][0], sizeof(vec));
+            memcpy(tile + L, &acc[r][1], sizeof(vec));
+            memcpy(out + r * ldo, tile, (size_t)width * sizeof(T));
+        }
+    }
+}
+
+/* out (N, M) (row stride ldo) = A (N, K) (row stride lda) times the packed Bp. Panel by panel, and within a
+   panel KC rows of it at a time (16 KB), so that the block stays in L1 while every row block passes over it;
+   a later block continues the sums the earlier ones left in out, so each output is one running sum over k,
+   in order. */
+static void NAME(gemm_packed)(Py_ssize_t N, Py_ssize_t K, Py_ssize_t M, const T *restrict A, Py_ssize_t lda,
+                              const T *restrict Bp, T *restrict out, Py_ssize_t ldo) {
+    const Py_ssize_t P = NAME(panel), KC = 16384 / (P * (Py_ssize_t)sizeof(T));
+    for (Py_ssize_t m0 = 0; m0 < M; m0 += P) {
+        const T *panel = Bp + (m0 / P) * K * P;
+        const Py_ssize_t width = M - m0 < P ? M - m0 : P;
+        for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {
+            const Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
+            const T *block = panel + k0 * P;
+            Py_ssize_t n = 0;
+            for (; n + GEMM_ROWS <= N; n += GEMM_ROWS)
+                NAME(gemm_tile)(GEMM_ROWS, kc, A + n * lda + k0, lda, block, width, k0 > 0, out + n * ldo + m0, ldo);
+            for (; n < N; n++)
+                NAME(gemm_tile)(1, kc, A + n * lda + k0, lda, block, width, k0 > 0, out + n * ldo + m0, ldo);
+        }
+    }
+}
+
 /* ---- the element-wise step kernels ---------------------------------------------------------------------- */
+
+/* N rows of H units; SS is the distance between the components of saved (N·H for a whole batch; the batch's
+   N·H when the rows are a part of it, as in the threaded time loops). */
 
 static void NAME(rnn_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,
                               const T *restrict b, int relu, T *restrict h) {
@@ -84,12 +185,11 @@ static void NAME(rnn_backward)(Py_ssize_t N, Py_ssize_t H, const T *restrict dh,
     }
 }
 
-static void NAME(lstm_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict hw, const T *restrict xw,
-                               const T *restrict b, const T *restrict c_prev, T *restrict saved,
+static void NAME(lstm_forward)(Py_ssize_t N, Py_ssize_t H, Py_ssize_t SS, const T *restrict hw,
+                               const T *restrict xw, const T *restrict b, const T *restrict c_prev, T *restrict saved,
                                T *restrict c, T *restrict h) {
-    const Py_ssize_t NH = N * H;
-    T *restrict si = saved, *restrict sf = saved + NH, *restrict sg = saved + 2 * NH;
-    T *restrict so = saved + 3 * NH, *restrict stc = saved + 4 * NH;
+    T *restrict si = saved, *restrict sf = saved + SS, *restrict sg = saved + 2 * SS;
+    T *restrict so = saved + 3 * SS, *restrict stc = saved + 4 * SS;
     for (Py_ssize_t n = 0; n < N; n++) {
         const T *hn_ = hw + n * 4 * H, *xn = xw + n * 4 * H;
         const Py_ssize_t o = n * H;
@@ -107,11 +207,10 @@ static void NAME(lstm_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict hw,
     }
 }
 
-static void NAME(lstm_backward)(Py_ssize_t N, Py_ssize_t H, const T *dh, const T *dc,
+static void NAME(lstm_backward)(Py_ssize_t N, Py_ssize_t H, Py_ssize_t SS, const T *dh, const T *dc,
                                 const T *restrict saved, const T *c_prev, T *restrict da, T *dc_prev) {
-    const Py_ssize_t NH = N * H;
-    const T *si = saved, *sf = saved + NH, *sg = saved + 2 * NH, *so = saved + 3 * NH;
-    const T *stc = saved + 4 * NH;
+    const T *si = saved, *sf = saved + SS, *sg = saved + 2 * SS, *so = saved + 3 * SS;
+    const T *stc = saved + 4 * SS;
     const T floor_ = GRAD_FLOOR;
     for (Py_ssize_t n = 0; n < N; n++) {
         T *dan = da + n * 4 * H;
@@ -131,12 +230,11 @@ static void NAME(lstm_backward)(Py_ssize_t N, Py_ssize_t H, const T *dh, const T
     }
 }
 
-static void NAME(gru_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict xw, const T *restrict hw,
-                              const T *restrict b, const T *restrict h_prev, T *restrict saved,
+static void NAME(gru_forward)(Py_ssize_t N, Py_ssize_t H, Py_ssize_t SS, const T *restrict xw,
+                              const T *restrict hw, const T *restrict b, const T *restrict h_prev, T *restrict saved,
                               T *restrict h) {
-    const Py_ssize_t NH = N * H;
-    T *restrict sr = saved, *restrict sz = saved + NH, *restrict sn = saved + 2 * NH;
-    T *restrict shn = saved + 3 * NH;
+    T *restrict sr = saved, *restrict sz = saved + SS, *restrict sn = saved + 2 * SS;
+    T *restrict shn = saved + 3 * SS;
     for (Py_ssize_t n = 0; n < N; n++) {
         const T *xn = xw + n * 3 * H, *hn_ = hw + n * 3 * H;
         const Py_ssize_t o = n * H;
@@ -151,11 +249,10 @@ static void NAME(gru_forward)(Py_ssize_t N, Py_ssize_t H, const T *restrict xw, 
     }
 }
 
-static void NAME(gru_backward)(Py_ssize_t N, Py_ssize_t H, const T *restrict dh, const T *restrict saved,
-                               const T *restrict h_prev, T *restrict dxw, T *restrict dhw,
+static void NAME(gru_backward)(Py_ssize_t N, Py_ssize_t H, Py_ssize_t SS, const T *restrict dh,
+                               const T *restrict saved, const T *restrict h_prev, T *restrict dxw, T *restrict dhw,
                                T *restrict dhz) {
-    const Py_ssize_t NH = N * H;
-    const T *sr = saved, *sz = saved + NH, *sn = saved + 2 * NH, *shn = saved + 3 * NH;
+    const T *sr = saved, *sz = saved + SS, *sn = saved + 2 * SS, *shn = saved + 3 * SS;
     const T floor_ = GRAD_FLOOR;
     for (Py_ssize_t n = 0; n < N; n++) {
         T *dx = dxw + n * 3 * H, *dhh = dhw + n * 3 * H;
@@ -177,25 +274,31 @@ static void NAME(gru_backward)(Py_ssize_t N, Py_ssize_t H, const T *restrict dh,
     }
 }
 
-/* The whole forward time loop for a small batch, the recurrent product included (h_prev W_hhᵀ as
-   dot products, row by row, then the step kernels above): for N of a few rows, a call into BLAS per
-   step costs more than the arithmetic. Same outputs as time_loop.sequence_forward's loop; hw is
-   scratch of N·G·H. */
-static void NAME(sequence)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, const T *restrict xw,
-                           const T *restrict W, const T *restrict b, const T *restrict h0,
-                           const T *restrict c0, const unsigned char *restrict mask, T *restrict hs,
-                           T *restrict cs, T *restrict saved, T *restrict hw) {
-    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, NH = N * H;
+/* The whole forward time loop, the recurrent product included, then the step kernels above: the same
+   outputs as time_loop.sequence_forward's loop, for N rows of a batch of ld rows (each per-step array is
+   (T, ld, ·) and its pointer points at the first of the N rows: the rows of a batch are independent, so
+   parts of it can run on separate threads). The product h_prev W_hhᵀ is dot products row by row when Wp
+   is NULL (a few rows: B = 1 inference) and the packed product when Wp holds W_hhᵀ packed (pack_panels).
+   mask (T, ld) bytes or NULL; hw is scratch of N·G·H. */
+static void NAME(sequence)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, Py_ssize_t ld,
+                           const T *restrict xw, const T *restrict W, const T *restrict Wp,
+                           const T *restrict b, const T *restrict h0, const T *restrict c0,
+                           const unsigned char *restrict mask, T *restrict hs, T *restrict cs,
+                           T *restrict saved, T *restrict hw) {
+    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, LH = ld * H;
     const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
     for (Py_ssize_t t = 0; t < T_; t++) {
-        const T *hp = t ? hs + (t - 1) * NH : h0, *x = xw + t * N * GH;
-        const T *cp = cell == CELL_LSTM ? (t ? cs + (t - 1) * NH : c0) : NULL;
-        T *h = hs + t * NH;
-        for (Py_ssize_t n = 0; n < N; n++) NAME(matvec)(GH, H, W, hp + n * H, hw + n * GH);
+        const T *hp = t ? hs + (t - 1) * LH : h0, *x = xw + t * ld * GH;
+        const T *cp = cell == CELL_LSTM ? (t ? cs + (t - 1) * LH : c0) : NULL;
+        T *h = hs + t * LH;
+        if (Wp)
+            NAME(gemm_packed)(N, H, GH, hp, H, Wp, hw, GH);
+        else
+            for (Py_ssize_t n = 0; n < N; n++) NAME(matvec)(GH, H, W, hp + n * H, hw + n * GH);
         if (cell == CELL_GRU) {
-            NAME(gru_forward)(N, H, x, hw, b, hp, saved + t * S * NH, h);
+            NAME(gru_forward)(N, H, LH, x, hw, b, hp, saved + t * S * LH, h);
         } else if (cell == CELL_LSTM) {
-            NAME(lstm_forward)(N, H, hw, x, b, cp, saved + t * S * NH, cs + t * NH, h);
+            NAME(lstm_forward)(N, H, LH, hw, x, b, cp, saved + t * S * LH, cs + t * LH, h);
         } else {
             for (Py_ssize_t n = 0; n < N; n++) {
                 const T *hn_ = hw + n * H, *xn = x + n * H;
@@ -211,12 +314,98 @@ static void NAME(sequence)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, 
         }
         if (mask)
             for (Py_ssize_t n = 0; n < N; n++)
-                if (!mask[t * N + n]) { /* padding keeps the state */
+                if (!mask[t * ld + n]) { /* padding keeps the state */
                     memcpy(h + n * H, hp + n * H, H * sizeof(T));
-                    if (cell == CELL_LSTM) memcpy(cs + t * NH + n * H, cp + n * H, H * sizeof(T));
+                    if (cell == CELL_LSTM) memcpy(cs + t * LH + n * H, cp + n * H, H * sizeof(T));
                 }
     }
 }
+
+/* BPTT's time loop (time_loop.sequence_backward's, for a batch without padding), for N rows of a batch of
+   ld rows as in sequence above: at each step from the last, the carried gradient (dh, and dc for the LSTM)
+   goes through the step kernel into the pre-activation gradients dxw[t] (and GRU's dhw[t]), then the packed
+   product with W_hh (Wp: W_hh packed as the K = G·H by M = H matrix) gives dh_prev. dout (T, ld, H) or NULL
+   is added to dh before each step. Every flush_every steps (t % flush_every == 0), carried values below the
+   smallest normal number are set to zero, as the Python loop does. dh, dc (N, H) are read as the final
+   state's gradient and left as the initial state's; scratch holds 2·N·H. */
+static void NAME(sequence_backward)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, Py_ssize_t ld,
+                                    const T *dout, const T *hs, const T *cs, const T *h0, const T *c0,
+                                    const T *saved, const T *restrict Wp, Py_ssize_t flush_every, T *dxw,
+                                    T *dhw, T *dh, T *dc, T *scratch) {
+    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, NH = N * H;
+    const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0), LH = ld * H;
+    const T tiny = sizeof(T) == sizeof(float) ? (T)FLT_MIN : (T)DBL_MIN;
+    T *other = scratch, *dhz = scratch + NH; /* LSTM: the new dc; GRU: dh ⊙ z */
+    T *dc_now = dc;
+    for (Py_ssize_t t = T_ - 1; t >= 0; t--) {
+        T *dx_t = dxw + t * ld * GH;
+        if (dout)
+            for (Py_ssize_t k = 0; k < NH; k++) dh[k] += dout[t * LH + k];
+        if (cell == CELL_LSTM) {
+            const T *cp = t ? cs + (t - 1) * LH : c0;
+            NAME(lstm_backward)(N, H, LH, dh, dc_now, saved + t * S * LH, cp, dx_t, other);
+            T *swap = dc_now;
+            dc_now = other;
+            other = swap;
+            NAME(gemm_packed)(N, GH, H, dx_t, GH, Wp, dh, H);
+        } else if (cell == CELL_GRU) {
+            const T *hp = t ? hs + (t - 1) * LH : h0;
+            T *dh_t = dhw + t * ld * GH;
+            NAME(gru_backward)(N, H, LH, dh, saved + t * S * LH, hp, dx_t, dh_t, dhz);
+            NAME(gemm_packed)(N, GH, H, dh_t, GH, Wp, dh, H);
+            for (Py_ssize_t k = 0; k < NH; k++) dh[k] += dhz[k];
+        } else {
+            NAME(rnn_backward)(N, H, dh, hs + t * LH, cell == CELL_RNN_RELU, dx_t);
+            NAME(gemm_packed)(N, H, H, dx_t, H, Wp, dh, H);
+        }
+        if (t % flush_every == 0) {
+            for (Py_ssize_t k = 0; k < NH; k++) dh[k] = dh[k] < tiny && dh[k] > -tiny ? (T)0 : dh[k];
+            if (cell == CELL_LSTM)
+                for (Py_ssize_t k = 0; k < NH; k++)
+                    dc_now[k] = dc_now[k] < tiny && dc_now[k] > -tiny ? (T)0 : dc_now[k];
+        }
+    }
+    if (cell == CELL_LSTM && dc_now != dc) memcpy(dc, dc_now, (size_t)NH * sizeof(T));
+}
+
+#ifdef WITH_ADAM
+/* Sparse Adam's update of the rows idx (R,) of p, m, v (each (V, E)) with the gradient dw (R, E), one pass
+   per row: the same operations as optim.Adam._adam_rows (torch.optim.SparseAdam's sequence), in its order,
+   with its float32 (or float64) constants. Compiled only in the builds without FMA (f64, f32 baseline), so
+   that no multiply-add is fused: the results are the NumPy code's bit for bit. decay: 0 none, 1 decoupled
+   (w *= wd_scale), 2 L2 (g = dw + wd_scale·w). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("fp-contract=off"))) /* never fused, whatever CFLAGS say */
+#endif
+static void NAME(adam_rows)(Py_ssize_t R, Py_ssize_t E, T *restrict p, T *restrict m, T *restrict v,
+                            const int64_t *restrict idx, const T *restrict dw, int decay, T wd_scale,
+                            T one_minus_b1, T one_minus_b2, T eps, T neg_step) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        T *pr = p + idx[r] * E, *mr = m + idx[r] * E, *vr = v + idx[r] * E;
+        const T *gr = dw + r * E;
+        for (Py_ssize_t e = 0; e < E; e++) {
+            T w = pr[e], g = gr[e];
+            if (decay == 1) w *= wd_scale;
+            else if (decay == 2) g = g + wd_scale * w;
+            T numer = g - mr[e];
+            numer *= one_minus_b1;
+            numer += mr[e];
+            mr[e] = numer;
+            T denom = g * g;
+            denom -= vr[e];
+            denom *= one_minus_b2;
+            denom += vr[e];
+            vr[e] = denom;
+            denom = sizeof(T) == sizeof(float) ? (T)sqrtf((float)denom) : (T)sqrt((double)denom);
+            denom += eps;
+            numer = numer / denom;
+            numer *= neg_step;
+            w += numer;
+            pr[e] = w;
+        }
+    }
+}
+#endif
 
 #undef NAME
 #undef FUSED_PASTE
@@ -227,4 +416,6 @@ static void NAME(sequence)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, 
 #undef TANH
 #undef REDUCE8
 #undef GRAD_FLOOR
+#undef GEMM_VEC
+#undef GEMM_ROWS
 #undef FLOORED

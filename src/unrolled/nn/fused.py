@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 
 import numpy as np
 
@@ -86,15 +87,67 @@ def fused_kernel(numpy_kernel):
     """The fused twin of a NumPy ``CellKernel``, or the NumPy kernel itself when the extension is not built
     or does not know the kernel's name (a new cell runs on NumPy until it gets C code).
 
-    A known kernel gets fused step kernels and ``sequence``, the whole forward loop in C for small batches.
-    (The cells accept float32 and float64 only; the C code has both.)
+    A known kernel gets fused step kernels, ``sequence`` (the whole forward loop in C) and
+    ``backward_sequence`` (BPTT's loop in C). (The cells accept float32 and float64 only; the C code has both.)
     """
     if not ACTIVE or numpy_kernel.name not in _C_STEPS:
         return numpy_kernel
     forward, backward = _C_STEPS[numpy_kernel.name]()
     code = _fused.cell_codes.get(numpy_kernel.name)  # the C module's own table of its sequence loop's cells
-    sequence = None if code is None else _sequence_of(code, with_c=len(numpy_kernel.state_names) == 2)
-    return dataclasses.replace(numpy_kernel, forward=forward, backward=backward, sequence=sequence)
+    if code is None:
+        return dataclasses.replace(numpy_kernel, forward=forward, backward=backward)
+    with_c = len(numpy_kernel.state_names) == 2
+    return dataclasses.replace(
+        numpy_kernel, forward=forward, backward=backward, sequence=_sequence_of(code, with_c=with_c),
+        backward_sequence=_backward_sequence_of(code, with_c=with_c, with_dhw=not numpy_kernel.shared_preactivation),
+        packed_hidden_max=int((PACKED_WEIGHT_MAX_BYTES / 4 / numpy_kernel.num_gates) ** 0.5),
+    )
+
+
+# The C loops' packed product keeps W_hh (G·H × H floats) in each core's L2 cache; above this size a step's
+# product reads it from farther away, and NumPy's BLAS on all threads measured faster (benchmarks/speed.py:
+# a 256-unit LSTM, 1 MiB, ran its training step 5 % slower in C; a 128-unit one, 256 KiB, 10 % faster).
+PACKED_WEIGHT_MAX_BYTES = 512 * 1024
+
+
+# Up to this many rows the forward loop's recurrent product is dot products row by row, above it the packed
+# product (the matrix-vector form is the faster one for B = 1 inference; see _fused.c).
+MATVEC_ROWS = 4
+
+
+def _default_threads() -> int:
+    """UNROLLED_NUM_THREADS when set, else 1 (see get_num_threads)."""
+    value = os.environ.get("UNROLLED_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if value:
+        warnings.warn(f"UNROLLED_NUM_THREADS={value!r} is not a positive integer; the C time loops use 1 thread",
+                      stacklevel=2)
+    return 1
+
+
+_threads = _default_threads()
+
+
+def get_num_threads() -> int:
+    """How many threads the C time loops may use (default 1; UNROLLED_NUM_THREADS before import, or
+    set_num_threads). The rows of a batch, at least 8 per thread, are split between them; each row is its own
+    recurrence, so the result is the same for any count. It pays when NumPy's BLAS runs on one thread
+    (OPENBLAS_NUM_THREADS=1): a 32·256·128·128 LSTM training step took 115 ms with 2 loop threads, 130 ms with
+    one. With BLAS on several threads it does not: BLAS's idle workers keep spinning on the other cores for
+    a while after each call, and the loop's threads share those cores with them (the same step, BLAS on 2
+    threads: 116 ms with one loop thread, 116-127 ms with two)."""
+    return _threads
+
+
+def set_num_threads(threads: int) -> int:
+    """Let the C time loops use up to ``threads`` threads (as ``torch.set_num_threads``; NumPy's BLAS keeps
+    its own setting, which threadpoolctl changes). Returns the previous value."""
+    global _threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    previous, _threads = _threads, threads
+    return previous
 
 
 def _sequence_of(cell_code: int, *, with_c: bool):
@@ -118,9 +171,41 @@ def _sequence_of(cell_code: int, *, with_c: bool):
             n,
             hidden,
             xw.dtype == np.float64,
+            n > MATVEC_ROWS,
+            _threads,
         )
 
     return sequence
+
+
+def _backward_sequence_of(cell_code: int, *, with_c: bool, with_dhw: bool):
+    """BPTT's loop in C for one cell code (a batch without padding); ``with_dhw``: the cell writes a separate
+    gradient of h W_hhᵀ (GRU)."""
+
+    def backward_sequence(dout, dcarry, states, state0, saved, weight_hh, dxw, dhw, flush_every) -> None:
+        t_len, n, hidden = states[0].shape
+        _fused.sequence_backward(
+            cell_code,
+            None if dout is None else _c(dout),
+            states[0],
+            states[1] if with_c else None,
+            _c(state0[0]),
+            _c(state0[1]) if with_c else None,
+            saved if saved.size else None,
+            _c(weight_hh),
+            dxw,
+            dhw if with_dhw else None,
+            dcarry[0],
+            dcarry[1] if with_c else None,
+            t_len,
+            n,
+            hidden,
+            flush_every,
+            states[0].dtype == np.float64,
+            _threads,
+        )
+
+    return backward_sequence
 
 
 # Each kernel keeps the CellKernel contract (see time_loop.CellKernel); the buffers the recurrence hands
@@ -189,4 +274,4 @@ _C_STEPS = {
     "lstm": lambda: (_lstm_forward, _lstm_backward),
 }
 
-__all__ = ["ACTIVE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "fused_kernel", "subnormals_flushed"]
+__all__ = ["ACTIVE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "MATVEC_ROWS", "get_num_threads", "set_num_threads", "fused_kernel", "subnormals_flushed"]

@@ -59,7 +59,7 @@ def _relu_backward(dstate, saved, state, state_prev, weight_hh, dxw_out, dhw_out
 
 RNN_TANH_NUMPY = CellKernel("rnn_tanh", 1, ("h",), (), _tanh_forward, _tanh_backward, shared_preactivation=True)
 RNN_RELU_NUMPY = CellKernel("rnn_relu", 1, ("h",), (), _relu_forward, _relu_backward, shared_preactivation=True)
-# The same kernels, plus the whole forward loop in C for small batches when built (see nn/fused.py).
+# The same kernels, plus the time loops in C when built (see nn/fused.py).
 RNN_TANH = fused_kernel(RNN_TANH_NUMPY)
 RNN_RELU = fused_kernel(RNN_RELU_NUMPY)
 

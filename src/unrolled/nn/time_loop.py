@@ -24,9 +24,11 @@ Right-padded batches (each row's real steps first, the usual case) pay nothing f
 are sorted by length, longest first, so that the rows a step runs on are a prefix of the batch (in either
 direction); each step's kernel and product run on those rows only, and the GEMMs before and after the loop
 run on the real steps packed one after another, as a PyTorch PackedSequence holds them. Other masks take
-the general path above. Batches of up to SMALL_BATCH rows run the whole loop in one call of the kernel's
-``sequence`` when it has one (the C extension, nn/fused.py): a BLAS call per step costs more than a few
-rows' arithmetic.
+the general path above. When the kernel has them (the C extension, nn/fused.py), the whole loop runs in one
+call of the kernel's ``sequence`` for batches of up to SMALL_BATCH rows (a BLAS call per step costs more
+than a few rows' arithmetic) and for batches without padding up to ``packed_hidden_max`` units, and BPTT's
+loop in one call of ``backward_sequence`` for those without padding: their recurrent product keeps W_hh
+packed in cache across the steps, where BLAS re-reads and re-packs it at every call.
 
 Subnormal numbers: gradients that vanish over many steps decay into float subnormals, and on many x86
 CPUs (Intel's above all) every operation on one takes a slow microcode path. Every FLUSH_EVERY steps and at
@@ -77,10 +79,18 @@ class CellKernel:
     forward: Callable[..., None]
     backward: Callable[..., State]
     shared_preactivation: bool  # dhw_t == dxw_t (RNN, LSTM); False for GRU
-    # Optional: the whole forward loop in one call, for small batches (see SMALL_BATCH):
-    # sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None, arguments as in
-    # sequence_forward's loop (mask (T, N) bool or None). nn/fused.py supplies it when the extension is built.
+    # Optional: the whole forward loop in one call, for a batch without padding or a small one (see
+    # SMALL_BATCH): sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None, arguments
+    # as in sequence_forward's loop (mask (T, N) bool or None). nn/fused.py supplies it when the extension is built.
     sequence: Callable[..., None] | None = None
+    # Optional: BPTT's loop in one call, for a batch without padding and hidden <= packed_hidden_max:
+    # backward_sequence(dout, dcarry, states, state0, saved, weight_hh, dxw, dhw, flush_every) -> None, with
+    # sequence_backward's names (dout (T, N, H) or None; dcarry the carried gradients, updated in place from the
+    # final state's to the initial state's; dxw, dhw written). nn/fused.py supplies it with ``sequence``.
+    backward_sequence: Callable[..., None] | None = None
+    # The largest hidden size whose batches of more than SMALL_BATCH rows ``sequence`` runs, and that
+    # ``backward_sequence`` runs (their recurrent product keeps W_hh in cache; beyond it BLAS is faster).
+    packed_hidden_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,9 +238,11 @@ def sequence_forward(
     dtype = x.dtype
     if mask is not None and mask.all():
         mask = None  # no padding (or no steps, T = 0): the same computation without a mask
-    # (T = 0 skips ``sequence``: the C loop takes no empty buffers, and the Python loop below runs no step)
-    small = kernel.sequence is not None and n <= SMALL_BATCH and t_len > 0
-    rows, active = (None, None) if mask is None or small else _length_order(mask)
+    # The C loop runs small batches, and others without padding up to packed_hidden_max; a large padded batch
+    # runs the loop below on each step's real rows only. (T = 0 skips ``sequence``: the Python loop runs no step.)
+    unpadded_in_c = mask is None and hidden <= kernel.packed_hidden_max
+    in_c = kernel.sequence is not None and (n <= SMALL_BATCH or unpadded_in_c) and t_len > 0
+    rows, active = (None, None) if mask is None or in_c else _length_order(mask)
     if reverse:
         x = x[::-1]
         mask = None if mask is None else mask[::-1]
@@ -243,7 +255,7 @@ def sequence_forward(
 
     # The input projection of every step at once: (T·N, D) @ (D, G·H); right-padded, of the real steps only:
     # step t's real rows are a prefix, so packing them step after step is x[mask] ((R, D), R real steps).
-    if active is None and small:
+    if active is None and n <= SMALL_BATCH and in_c:
         # A few rows: W_ih x (no transposed operand) is the faster BLAS call at this size, then made C-order.
         xw = np.ascontiguousarray((params["weight_ih"] @ x.reshape(t_len * n, d).T).T).reshape(t_len, n, gh)
         step_xw = xw.__getitem__
@@ -260,7 +272,7 @@ def sequence_forward(
     states = tuple(np.empty((t_len, n, hidden), dtype=dtype) for _ in kernel.state_names)
     saved = np.empty((t_len, len(kernel.saved_names), n, hidden), dtype=dtype)
     weight_hh, bias_hh = params["weight_hh"], params["bias_hh"]
-    if small:
+    if in_c:
         kernel.sequence(xw, weight_hh, bias_hh, state0, mask, states, saved)  # the loop below, in one call
     else:
         # The kernels multiply by weight_hh.T; handed W_hh laid out column-major, that transpose is a plain
@@ -365,7 +377,12 @@ def sequence_backward(
     dxw = np.empty((t_len, n, gh) if active is None else (x.shape[0], gh), dtype=dtype)
     dhw = dxw if kernel.shared_preactivation else np.empty_like(dxw)
     offsets = None if active is None else _offsets(active)
-    for t in range(t_len - 1, -1, -1):
+    in_python = (kernel.backward_sequence is None or step_mask is not None or dstates_out is not None
+                 or hidden > kernel.packed_hidden_max or t_len == 0)  # (T = 0: no step to run either way)
+    if not in_python:  # no padding, nothing recorded per step: the loop below in one C call
+        kernel.backward_sequence(dout, dcarry, cache.states, cache.state0, cache.saved, weight_hh, dxw, dhw,
+                                 FLUSH_EVERY)
+    for t in range(t_len - 1, -1, -1) if in_python else ():
         if dout is not None:
             dcarry[0] += dout[t] if step_mask is None else dout[t] * step_mask[t]
         if dstates_out is not None:
@@ -405,6 +422,7 @@ def sequence_backward(
     # Weight gradients: one GEMM each over the stacked per-step deltas.
     dxw2 = dxw.reshape(-1, gh)
     dhw2 = dhw.reshape(-1, gh)
+    bias_ih = dxw2.sum(axis=0)
     grads = {
         "weight_ih": dxw2.T @ x.reshape(-1, d),
         "weight_hh": (
@@ -412,8 +430,8 @@ def sequence_backward(
             if active is None
             else _packed_weight_hh_grad(dhw, cache.state0[0], cache.states[0], step_mask[:, :, 0] > 0)
         ),
-        "bias_ih": dxw2.sum(axis=0),
-        "bias_hh": dhw2.sum(axis=0),
+        "bias_ih": bias_ih,
+        "bias_hh": bias_ih.copy() if dhw is dxw else dhw2.sum(axis=0),  # one sum when the deltas are shared
     }
     if active is None:
         dx = (dxw2 @ params["weight_ih"]).reshape(t_len, n, d)
