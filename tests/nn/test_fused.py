@@ -470,3 +470,20 @@ def test_the_default_thread_count_is_one_unless_unrolled_num_threads_says():
                               timeout=60)
         assert done.stdout.strip() == expected, done.stderr
         assert ("not a positive integer" in done.stderr) == (env.get("UNROLLED_NUM_THREADS") == "x")
+
+
+@needs_fused
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("gates,n,h", [(4, 32, 128), (3, 7, 33), (1, 9, 70), (4, 1, 5)])
+def test_the_packed_recurrent_product_equals_numpys(dtype, tol, gates, n, h):
+    """recurrent_product: the loops' product on its own (W_hh packed once, repeated), forward a W_hhᵀ and
+    backward a W_hh, against NumPy's, on tile-aligned and ragged shapes."""
+    rng = np.random.default_rng(gates * n + h)
+    w = rng.standard_normal((gates * h, h)).astype(dtype)
+    for backward, a in ((False, rng.standard_normal((n, h))), (True, rng.standard_normal((n, gates * h)))):
+        a = a.astype(dtype)
+        out = np.empty((n, h if backward else gates * h), dtype)
+        fused._fused.recurrent_product(a, w, out, backward, 3, dtype == np.float64)
+        assert max_rel_diff(out, a @ (w if backward else w.T)) <= tol
+    with pytest.raises(ValueError, match="shapes do not match"):
+        fused._fused.recurrent_product(a, w, np.empty((n + 1, h), dtype), True, 1, dtype == np.float64)

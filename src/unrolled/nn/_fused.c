@@ -192,6 +192,8 @@ static void (*sequence_backward_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_
                                           const float *, const float *, Py_ssize_t, float *, float *, float *,
                                           float *, float *) = sequence_backward_f32;
 static Py_ssize_t (*packed_size_f32_best)(Py_ssize_t, Py_ssize_t) = packed_size_f32;
+static void (*gemm_packed_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, const float *,
+                                    float *, Py_ssize_t) = gemm_packed_f32;
 static void (*pack_panels_f32_best)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, Py_ssize_t,
                                     float *) = pack_panels_f32;
 static void (*rnn_forward_f32_best)(Py_ssize_t, Py_ssize_t, const float *, const float *, const float *, int,
@@ -210,6 +212,7 @@ static const char *instruction_set = "baseline";
         sequence_f32_best = sequence_##SFX;                                                                  \
         sequence_backward_f32_best = sequence_backward_##SFX;                                                \
         packed_size_f32_best = packed_size_##SFX;                                                            \
+        gemm_packed_f32_best = gemm_packed_##SFX;                                                            \
         pack_panels_f32_best = pack_panels_##SFX;                                                            \
         rnn_forward_f32_best = rnn_forward_##SFX;                                                            \
         rnn_backward_f32_best = rnn_backward_##SFX;                                                          \
@@ -635,6 +638,60 @@ static PyObject *py_sequence_backward(PyObject *self, PyObject *const *args, Py_
     Py_RETURN_NONE;
 }
 
+/* recurrent_product(a, w_hh, out, backward, repeats, is_double): the time loops' recurrent product on its own,
+   for the tests and benchmarks/recurrent_product.py. W_hh (G·H, H) is packed once, as the loops pack it, then
+   out = a W_hhᵀ (forward: a (N, H), out (N, G·H)) or out = a W_hh (backward: a (N, G·H), out (N, H)) is
+   computed `repeats` times (the loops' situation: one packing, a product per step). */
+static PyObject *py_recurrent_product(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "recurrent_product: expected 6 arguments, got %zd", nargs);
+        return NULL;
+    }
+    int backward = PyObject_IsTrue(args[3]), is_double = PyObject_IsTrue(args[5]);
+    long repeats = PyLong_AsLong(args[4]);
+    if (PyErr_Occurred() || backward < 0 || is_double < 0) return NULL;
+    if (repeats < 1) {
+        PyErr_SetString(PyExc_ValueError, "recurrent_product: repeats must be >= 1");
+        return NULL;
+    }
+    Py_buffer v[3];
+    const int flags[3] = {PyBUF_C_CONTIGUOUS | PyBUF_FORMAT, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT,
+                          PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE};
+    int taken = 0;
+    PyObject *result = NULL;
+    void *wp = NULL;
+    for (; taken < 3; taken++)
+        if (PyObject_GetBuffer(args[taken], &v[taken], flags[taken]) < 0) goto done;
+    const Py_ssize_t size = is_double ? 8 : 4;
+    if (v[0].ndim != 2 || v[1].ndim != 2 || v[2].ndim != 2 || v[0].itemsize != size || v[1].itemsize != size ||
+        v[2].itemsize != size) {
+        PyErr_SetString(PyExc_ValueError, "recurrent_product: a, w_hh and out must be 2-d arrays of the dtype");
+        goto done;
+    }
+    const Py_ssize_t N = v[0].shape[0], GH = v[1].shape[0], H = v[1].shape[1];
+    const Py_ssize_t K = backward ? GH : H, M = backward ? H : GH;
+    if (H == 0 || GH % H || v[0].shape[1] != K || v[2].shape[0] != N || v[2].shape[1] != M) {
+        PyErr_SetString(PyExc_ValueError, "recurrent_product: shapes do not match (a (N, K), w_hh (G·H, H), out (N, M))");
+        goto done;
+    }
+    wp = pack_weight(v[1].buf, GH / H, H, backward, is_double);
+    if (!wp) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    for (long r = 0; r < repeats; r++) {
+        if (is_double)
+            gemm_packed_f64(N, K, M, v[0].buf, K, wp, v[2].buf, M);
+        else
+            gemm_packed_f32_best(N, K, M, v[0].buf, K, wp, v[2].buf, M);
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    free(wp);
+    for (int k = 0; k < taken; k++) PyBuffer_Release(&v[k]);
+    return result;
+}
+
 /* adam_rows(p, m, v, idx, dw, decay, wd_scale, one_minus_b1, one_minus_b2, eps, neg_step, is_double): sparse
    Adam's update of the rows idx (int64, unique) of p, m, v (each (V, E), written) with dw (R, E); see the
    kernel. The constants are those optim.Adam._adam_rows multiplies by, already in the arrays' dtype. */
@@ -782,6 +839,7 @@ static PyMethodDef methods[] = {
     {"gru_forward", (PyCFunction)(void (*)(void))py_gru_forward, METH_FASTCALL, NULL},
     {"gru_backward", (PyCFunction)(void (*)(void))py_gru_backward, METH_FASTCALL, NULL},
     {"sequence", (PyCFunction)(void (*)(void))py_sequence, METH_FASTCALL, NULL},
+    {"recurrent_product", (PyCFunction)(void (*)(void))py_recurrent_product, METH_FASTCALL, NULL},
     {"adam_rows", (PyCFunction)(void (*)(void))py_adam_rows, METH_FASTCALL, NULL},
     {"sequence_backward", (PyCFunction)(void (*)(void))py_sequence_backward, METH_FASTCALL, NULL},
     {"set_gradient_floor", (PyCFunction)(void (*)(void))py_set_gradient_floor, METH_FASTCALL, NULL},
