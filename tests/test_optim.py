@@ -599,37 +599,54 @@ def test_negative_lr_override_is_rejected():
         opt.step(make_grads(np.random.default_rng(0)), lr=-0.1)
 
 
-@pytest.mark.parametrize(
-    ("cls", "kwargs"),
-    [(Adam, {}), (Adam, {"betas": (0.8, 0.99), "eps": 1e-6}), (Adam, {"weight_decay": 0.1}),
-     (AdamW, {"weight_decay": 0.1})],
-)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sparse_adam_in_c_gives_the_numpy_codes_bits(cls, kwargs, dtype, monkeypatch):
-    """With the extension built, the sparse rows' update is one C pass per row (optim._fused_adam_rows); it
-    performs NumPy's operations in NumPy's order with the same constants, so parameters and moments agree
-    bit for bit with the NumPy code's, over several steps and learning rates."""
-    from unrolled.nn import fused
+SPARSE_ADAM_CASES = [(Adam, {}), (Adam, {"betas": (0.8, 0.99), "eps": 1e-6}), (Adam, {"weight_decay": 0.1}),
+                     (AdamW, {"weight_decay": 0.1})]
 
-    if not fused.ACTIVE:
-        pytest.skip("the C extension is not built")
+
+def sparse_adam_both_ways(cls, kwargs, dtype):
+    """Parameters and moments after four sparse steps, with the C row update (checked to have run) and with
+    the NumPy code: [(p, m, v) in C, (p, m, v) in NumPy], and the starting parameters."""
     rng = np.random.default_rng(7)
     w0 = rng.standard_normal((40, 17)).astype(dtype)
     grads = []
     for rows in ([3, 5, 39], [0, 1, 2, 3, 5, 8, 13, 21, 34], [], [5]):
         idx = np.array(rows, dtype=np.int64)
         grads.append(SparseRows(idx, rng.standard_normal((idx.size, 17)).astype(dtype), 40))
-    results = []
-    for use_c in (True, False):
-        if not use_c:
-            monkeypatch.setattr(optim_module, "_fused_adam_rows", lambda *args: False)
-        params = {"embedding.weight": w0.copy()}
-        opt = cls(params, **kwargs)
-        for k, g in enumerate(grads):
-            opt.step({"embedding.weight": g}, lr=1e-2 / (k + 1))
-        state = opt.state_dict()["state"]["embedding.weight"]
-        results.append((params["embedding.weight"], state["exp_avg"], state["exp_avg_sq"]))
-    for fast, slow in zip(*results):
+    results, took = [], []
+    in_c = optim_module._fused_adam_rows
+
+    def counted(*args):
+        took.append(in_c(*args))
+        return took[-1]
+
+    try:
+        for use_c in (True, False):
+            optim_module._fused_adam_rows = counted if use_c else (lambda *args: False)
+            params = {"embedding.weight": w0.copy()}
+            opt = cls(params, **kwargs)
+            for k, g in enumerate(grads):
+                opt.step({"embedding.weight": g}, lr=1e-2 / (k + 1))
+            state = opt.state_dict()["state"]["embedding.weight"]
+            results.append((params["embedding.weight"], state["exp_avg"], state["exp_avg_sq"]))
+    finally:
+        optim_module._fused_adam_rows = in_c
+    assert took and all(took), "the C row update did not run"
+    return results, w0
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), SPARSE_ADAM_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_adam_in_c_gives_the_numpy_codes_bits(cls, kwargs, dtype):
+    """With the extension built, the sparse rows' update is one C pass per row (optim._fused_adam_rows); it
+    performs NumPy's operations in NumPy's order with the same constants, so parameters and moments agree
+    bit for bit with the NumPy code's, over several steps and learning rates. (Every float32 build:
+    tests/nn/test_fused.py runs this in each.)"""
+    from unrolled.nn import fused
+
+    if not fused.ACTIVE:
+        pytest.skip("the C extension is not built")
+    (fast_all, slow_all), w0 = sparse_adam_both_ways(cls, kwargs, dtype)
+    for fast, slow in zip(fast_all, slow_all):
         assert fast.dtype == dtype
         np.testing.assert_array_equal(fast, slow)
-    assert not np.array_equal(results[0][0], w0)  # the rows moved
+    assert not np.array_equal(fast_all[0], w0)  # the rows moved

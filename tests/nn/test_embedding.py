@@ -123,13 +123,22 @@ def test_matches_torch_embedding_with_padding_idx():
 
 
 @pytest.mark.parametrize("padding_idx", [None, 0])
-def test_runs_of_every_length_sum_their_deltas_in_position_order(padding_idx):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("in_c", [True, False])  # the C sums (when built) and _sum_runs
+def test_runs_of_every_length_sum_their_deltas_in_position_order(padding_idx, dtype, in_c, monkeypatch):
+    import types
+
+    if not in_c:
+        monkeypatch.setattr(embedding_module, "fused", types.SimpleNamespace(ACTIVE=False))
+    elif not embedding_module.fused.ACTIVE:
+        pytest.skip("the C extension is not built")
     # Zipf-like ids: one id hundreds of times (a run longer than LONG_RUN), many once, some a few times.
     rng = np.random.default_rng(11)
     ids = np.minimum(rng.zipf(1.3, size=(24, 40)) - 1, 499)
-    dx = rng.standard_normal(ids.shape + (5,))
-    _, cache = embedding_forward(ids, np.zeros((500, 5)), padding_idx=padding_idx)
+    dx = rng.standard_normal(ids.shape + (5,)).astype(dtype)
+    _, cache = embedding_forward(ids, np.zeros((500, 5), dtype), padding_idx=padding_idx)
     dweight = embedding_backward(dx, cache)
+    assert dweight.values.dtype == dtype
     counts = np.bincount(ids.reshape(-1))
     assert counts.max() > embedding_module.LONG_RUN and (counts == 1).any() and ((counts > 1) & (counts < 10)).any()
     expected = {}
@@ -164,3 +173,16 @@ def test_2d_ids_are_gathered_time_major_and_a_time_major_dx_summed_in_that_order
             expected[v] = expected[v] + dx[n, t] if v in expected else dx[n, t].copy()
     np.testing.assert_array_equal(dweight.indices, sorted(expected))
     np.testing.assert_array_equal(dweight.values, np.array([expected[v] for v in sorted(expected)]))
+
+
+def test_the_c_sums_refuse_rows_and_runs_outside_their_arrays():
+    if not embedding_module.fused.ACTIVE:
+        pytest.skip("the C extension is not built")
+    sum_runs = embedding_module.fused._fused.sum_runs
+    rows, out = np.ones((4, 3)), np.empty((2, 3))
+    with pytest.raises(IndexError, match="outside rows"):
+        sum_runs(rows, np.array([0, 1, 4]), np.array([0, 2]), out, True)
+    with pytest.raises(ValueError, match="rise from 0"):
+        sum_runs(rows, np.array([0, 1, 2]), np.array([1, 2]), out, True)
+    with pytest.raises(ValueError, match="expected rows"):
+        sum_runs(rows, np.array([0, 1, 2]), np.array([0, 1, 2]), out, True)

@@ -271,7 +271,8 @@ def test_unrolled_fused_0_selects_the_numpy_kernels():
 @pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
 def test_every_float32_build_equals_the_numpy_kernels(isa):
     """The float32 kernels are compiled three times (baseline, AVX2 + FMA, AVX-512); UNROLLED_FUSED_ISA caps
-    the one picked at import, so each build this CPU can run is checked, in its own process."""
+    the one picked at import, so each build this CPU can run is checked, in its own process (sparse Adam's
+    rows too, bit for bit against the NumPy code)."""
     code = (
         "import numpy as np\n"
         "from unrolled.nn import fused\n"
@@ -279,6 +280,9 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
         "mask = np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None]\n"
         "runs = [run_both(cell, np.float32, mask=mask) for cell in KERNELS]\n"
         "runs += [run_both(cell, np.float32, n=13, h=37) for cell in KERNELS]  # the packed product's loops\n"
+        "from tests.test_optim import SPARSE_ADAM_CASES, sparse_adam_both_ways\n"
+        "adam = [sparse_adam_both_ways(cls, kw, np.float32)[0] for cls, kw in SPARSE_ADAM_CASES]\n"
+        "assert all(np.array_equal(a, b) for fast, slow in adam for a, b in zip(fast, slow)), 'adam bits'\n"
         "print(fused.INSTRUCTION_SET, max(max_rel_diff(fast[k], ref[k]) for fast, ref in runs for k in ref))\n"
     )
     env = dict(os.environ, UNROLLED_FUSED_ISA=isa)

@@ -123,7 +123,6 @@ static float gradient_floor_f32 = 0x1p-100f;
 
 /* _fused_kernels.h holds the kernels' code once; each include below compiles it for one element type and
    function-name suffix (NAME(lstm_forward) there is lstm_forward_f64, lstm_forward_f32, ...). */
-#define WITH_ADAM 1 /* sparse Adam's rows: in the two builds without FMA only (see the kernel) */
 #define T double
 #define SFX f64
 #define SIGMOID sigmoid_f64
@@ -143,7 +142,6 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define GEMM_VEC 16
 #define GEMM_ROWS 6
 #include "_fused_kernels.h"
-#undef WITH_ADAM
 
 /* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
    AVX-512, and the module picks the widest the CPU has when it is imported (FMA contracts a*b + c, so
@@ -192,6 +190,10 @@ static void (*sequence_backward_f32_best)(int, Py_ssize_t, Py_ssize_t, Py_ssize_
                                           const float *, const float *, Py_ssize_t, float *, float *, float *,
                                           float *, float *) = sequence_backward_f32;
 static Py_ssize_t (*packed_size_f32_best)(Py_ssize_t, Py_ssize_t) = packed_size_f32;
+static void (*sum_runs_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, const int64_t *,
+                                 const int64_t *, float *) = sum_runs_f32;
+static void (*adam_rows_f32_best)(Py_ssize_t, Py_ssize_t, float *, float *, float *, const int64_t *,
+                                  const float *, int, float, float, float, float, float) = adam_rows_f32;
 static void (*gemm_packed_f32_best)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, const float *,
                                     float *, Py_ssize_t) = gemm_packed_f32;
 static void (*pack_panels_f32_best)(Py_ssize_t, Py_ssize_t, const float *, Py_ssize_t, Py_ssize_t,
@@ -213,6 +215,8 @@ static const char *instruction_set = "baseline";
         sequence_backward_f32_best = sequence_backward_##SFX;                                                \
         packed_size_f32_best = packed_size_##SFX;                                                            \
         gemm_packed_f32_best = gemm_packed_##SFX;                                                            \
+        adam_rows_f32_best = adam_rows_##SFX;                                                                \
+        sum_runs_f32_best = sum_runs_##SFX;                                                                  \
         pack_panels_f32_best = pack_panels_##SFX;                                                            \
         rnn_forward_f32_best = rnn_forward_##SFX;                                                            \
         rnn_backward_f32_best = rnn_backward_##SFX;                                                          \
@@ -692,6 +696,55 @@ done:
     return result;
 }
 
+/* sum_runs(rows, order, starts, out, is_double): the embedding's gradient (see the kernel). rows (N, E),
+   order (M,) int64 rows of it (the positions sorted by id, padding left out), starts (R,) int64 rising from
+   0 below M, out (R, E) written. */
+static PyObject *py_sum_runs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "sum_runs: expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    int is_double = PyObject_IsTrue(args[4]);
+    if (is_double < 0) return NULL;
+    const Py_ssize_t size = is_double ? 8 : 4;
+    Py_buffer v[4];
+    int taken = 0;
+    PyObject *result = NULL;
+    for (; taken < 4; taken++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (taken == 3 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(args[taken], &v[taken], flags) < 0) goto done;
+    }
+    if (v[0].ndim != 2 || v[3].ndim != 2 || v[0].itemsize != size || v[3].itemsize != size ||
+        v[1].itemsize != 8 || v[2].itemsize != 8 || v[3].shape[1] != v[0].shape[1] ||
+        v[2].len / 8 != v[3].shape[0]) {
+        PyErr_SetString(PyExc_ValueError, "sum_runs: expected rows (N, E), order (M,), starts (R,), out (R, E)");
+        goto done;
+    }
+    const Py_ssize_t N = v[0].shape[0], M = v[1].len / 8, E = v[0].shape[1], R = v[3].shape[0];
+    const int64_t *order = v[1].buf, *starts = v[2].buf;
+    for (Py_ssize_t r = 0; r < R; r++)
+        if (starts[r] < 0 || starts[r] >= M || (r ? starts[r] <= starts[r - 1] : starts[r] != 0)) {
+            PyErr_SetString(PyExc_ValueError, "sum_runs: starts must rise from 0 and stay below len(order)");
+            goto done;
+        }
+    for (Py_ssize_t i = 0; i < M; i++)
+        if (order[i] < 0 || order[i] >= N) {
+            PyErr_SetString(PyExc_IndexError, "sum_runs: order holds a row outside rows");
+            goto done;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (is_double)
+        sum_runs_f64(M, R, E, v[0].buf, order, starts, v[3].buf);
+    else
+        sum_runs_f32_best(M, R, E, v[0].buf, order, starts, v[3].buf);
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    for (int k = 0; k < taken; k++) PyBuffer_Release(&v[k]);
+    return result;
+}
+
 /* adam_rows(p, m, v, idx, dw, decay, wd_scale, one_minus_b1, one_minus_b2, eps, neg_step, is_double): sparse
    Adam's update of the rows idx (int64, unique) of p, m, v (each (V, E), written) with dw (R, E); see the
    kernel. The constants are those optim.Adam._adam_rows multiplies by, already in the arrays' dtype. */
@@ -736,7 +789,7 @@ static PyObject *py_adam_rows(PyObject *self, PyObject *const *args, Py_ssize_t 
         adam_rows_f64(R, E, v[0].buf, v[1].buf, v[2].buf, idx, v[4].buf, decay, consts[0], consts[1], consts[2],
                       consts[3], consts[4]);
     else
-        adam_rows_f32(R, E, v[0].buf, v[1].buf, v[2].buf, idx, v[4].buf, decay, (float)consts[0],
+        adam_rows_f32_best(R, E, v[0].buf, v[1].buf, v[2].buf, idx, v[4].buf, decay, (float)consts[0],
                       (float)consts[1], (float)consts[2], (float)consts[3], (float)consts[4]);
     Py_END_ALLOW_THREADS
     Py_INCREF(Py_None);
@@ -840,6 +893,7 @@ static PyMethodDef methods[] = {
     {"gru_backward", (PyCFunction)(void (*)(void))py_gru_backward, METH_FASTCALL, NULL},
     {"sequence", (PyCFunction)(void (*)(void))py_sequence, METH_FASTCALL, NULL},
     {"recurrent_product", (PyCFunction)(void (*)(void))py_recurrent_product, METH_FASTCALL, NULL},
+    {"sum_runs", (PyCFunction)(void (*)(void))py_sum_runs, METH_FASTCALL, NULL},
     {"adam_rows", (PyCFunction)(void (*)(void))py_adam_rows, METH_FASTCALL, NULL},
     {"sequence_backward", (PyCFunction)(void (*)(void))py_sequence_backward, METH_FASTCALL, NULL},
     {"set_gradient_floor", (PyCFunction)(void (*)(void))py_set_gradient_floor, METH_FASTCALL, NULL},

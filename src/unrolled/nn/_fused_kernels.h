@@ -368,44 +368,75 @@ static void NAME(sequence_backward)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ss
     if (cell == CELL_LSTM && dc_now != dc) memcpy(dc, dc_now, (size_t)NH * sizeof(T));
 }
 
-#ifdef WITH_ADAM
 /* Sparse Adam's update of the rows idx (R,) of p, m, v (each (V, E)) with the gradient dw (R, E), one pass
    per row: the same operations as optim.Adam._adam_rows (torch.optim.SparseAdam's sequence), in its order,
-   with its float32 (or float64) constants. Compiled only in the builds without FMA (f64, f32 baseline), so
-   that no multiply-add is fused: the results are the NumPy code's bit for bit. decay: 0 none, 1 decoupled
-   (w *= wd_scale), 2 L2 (g = dw + wd_scale·w). */
+   with its float32 (or float64) constants. No multiply-add is fused (fp-contract=off, in every build:
+   square root and division are correctly rounded at any vector width), so the results are the NumPy code's
+   bit for bit. decay: 0 none, 1 decoupled (w *= wd_scale), 2 L2 (g = dw + wd_scale·w). */
+/* The embedding's gradient: out[r] = the sum, in order, of rows[order[i]] for i in run r (run r is
+   order[starts[r] .. starts[r + 1]), the positions of one id; R runs over M positions). Each sum adds its
+   rows one after another, as embedding._sum_runs does, without gathering the rows first. */
+static void NAME(sum_runs)(Py_ssize_t M, Py_ssize_t R, Py_ssize_t E, const T *restrict rows,
+                           const int64_t *restrict order, const int64_t *restrict starts, T *restrict out) {
+    for (Py_ssize_t r = 0; r < R; r++) {
+        const Py_ssize_t end = r + 1 < R ? starts[r + 1] : M;
+        T *o = out + r * E;
+        memcpy(o, rows + order[starts[r]] * E, (size_t)E * sizeof(T));
+        for (Py_ssize_t i = starts[r] + 1; i < end; i++) {
+            const T *src = rows + order[i] * E;
+            for (Py_ssize_t e = 0; e < E; e++) o[e] += src[e];
+        }
+    }
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("fp-contract=off"))) /* never fused, whatever CFLAGS say */
+#define ADAM_NO_CONTRACT __attribute__((optimize("fp-contract=off"))) /* never fused, whatever CFLAGS say */
+#else
+#define ADAM_NO_CONTRACT
 #endif
+
+/* One row, decay a constant once inlined (so that the loop has no branch and vectorises). */
+static inline __attribute__((always_inline)) ADAM_NO_CONTRACT void NAME(adam_row)(
+    const int decay, Py_ssize_t E, T *restrict pr, T *restrict mr, T *restrict vr, const T *restrict gr,
+    T wd_scale, T one_minus_b1, T one_minus_b2, T eps, T neg_step) {
+    for (Py_ssize_t e = 0; e < E; e++) {
+        T w = pr[e], g = gr[e], m_old = mr[e], v_old = vr[e];
+        if (decay == 1) w *= wd_scale;
+        if (decay == 2) g = g + wd_scale * w;
+        T numer = g - m_old;
+        numer *= one_minus_b1;
+        numer += m_old;
+        mr[e] = numer;
+        T denom = g * g;
+        denom -= v_old;
+        denom *= one_minus_b2;
+        denom += v_old;
+        vr[e] = denom;
+        denom = sizeof(T) == sizeof(float) ? (T)sqrtf((float)denom) : (T)sqrt((double)denom);
+        denom += eps;
+        numer = numer / denom;
+        numer *= neg_step;
+        w += numer;
+        pr[e] = w;
+    }
+}
+
+ADAM_NO_CONTRACT
 static void NAME(adam_rows)(Py_ssize_t R, Py_ssize_t E, T *restrict p, T *restrict m, T *restrict v,
                             const int64_t *restrict idx, const T *restrict dw, int decay, T wd_scale,
                             T one_minus_b1, T one_minus_b2, T eps, T neg_step) {
     for (Py_ssize_t r = 0; r < R; r++) {
         T *pr = p + idx[r] * E, *mr = m + idx[r] * E, *vr = v + idx[r] * E;
         const T *gr = dw + r * E;
-        for (Py_ssize_t e = 0; e < E; e++) {
-            T w = pr[e], g = gr[e];
-            if (decay == 1) w *= wd_scale;
-            else if (decay == 2) g = g + wd_scale * w;
-            T numer = g - mr[e];
-            numer *= one_minus_b1;
-            numer += mr[e];
-            mr[e] = numer;
-            T denom = g * g;
-            denom -= vr[e];
-            denom *= one_minus_b2;
-            denom += vr[e];
-            vr[e] = denom;
-            denom = sizeof(T) == sizeof(float) ? (T)sqrtf((float)denom) : (T)sqrt((double)denom);
-            denom += eps;
-            numer = numer / denom;
-            numer *= neg_step;
-            w += numer;
-            pr[e] = w;
-        }
+        if (decay == 0)
+            NAME(adam_row)(0, E, pr, mr, vr, gr, wd_scale, one_minus_b1, one_minus_b2, eps, neg_step);
+        else if (decay == 1)
+            NAME(adam_row)(1, E, pr, mr, vr, gr, wd_scale, one_minus_b1, one_minus_b2, eps, neg_step);
+        else
+            NAME(adam_row)(2, E, pr, mr, vr, gr, wd_scale, one_minus_b1, one_minus_b2, eps, neg_step);
     }
 }
-#endif
+#undef ADAM_NO_CONTRACT
 
 #undef NAME
 #undef FUSED_PASTE
