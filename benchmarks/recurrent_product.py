@@ -148,9 +148,9 @@ def main() -> None:
 
 What each backend takes for one step's recurrent product, repeated with the same W_hh as a time loop does
 (float32; `benchmarks/recurrent_product.py`, whose docstring says how each is called). GFLOP/s = 2·N·G·H² /
-time. The C time loops use *unrolled packed* up to 512 KiB of W_hh (`PACKED_WEIGHT_MAX_BYTES`, nn/fused.py:
-the 128-unit cells here, the 256-unit Elman RNN) and NumPy's OpenBLAS beyond; BLIS and MKL are measured, not
-used (neither is a dependency).
+time. The C time loops use *unrolled packed* up to 1 MiB of W_hh (`PACKED_WEIGHT_MAX_BYTES`, nn/fused.py:
+every shape here) and NumPy's OpenBLAS beyond, and split a batch's rows between threads (not measured here:
+one product, one thread); BLIS and MKL are measured, not used (neither is a dependency).
 
 - Machine: {platform.processor() or platform.machine()}, NumPy {np.__version__}, unrolled build
   {fused.INSTRUCTION_SET if fused.ACTIVE else "none"}

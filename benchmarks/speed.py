@@ -158,17 +158,22 @@ QUICK_MEMORY_FIXED_LENS = (8, 24)
 
 @contextlib.contextmanager
 def thread_limit(threads: int):
-    """Limit NumPy's BLAS (threadpoolctl) and torch's intra-op pool to ``threads`` for the block."""
+    """Limit NumPy's BLAS (threadpoolctl), unrolled's C time loops (``fused.set_num_threads``) and torch's
+    intra-op pool to ``threads`` for the block."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    previous = torch.get_num_threads()
+    from unrolled.nn import fused
+
+    previous, previous_loops = torch.get_num_threads(), fused.get_num_threads()
     torch.set_num_threads(threads)
+    fused.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads):
             yield
     finally:
         torch.set_num_threads(previous)
+        fused.set_num_threads(previous_loops)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1317,8 +1322,8 @@ def machine_info() -> dict[str, str]:
     from unrolled.nn import fused
 
     kernels = (f"fused C step kernels for the three cells, the forward and BPTT time loops in C with the recurrent "
-               f"product on packed W_hh ({fused.get_num_threads()} thread(s); {fused.INSTRUCTION_SET} build), "
-               f"sparse Adam's rows in C"
+               f"product on packed W_hh up to {fused.PACKED_WEIGHT_MAX_BYTES // 1024} KiB ({fused.INSTRUCTION_SET} "
+               f"build), sparse Adam's rows and the embedding's gradient in C"
                if fused.ACTIVE else "NumPy kernels (the C extension is not built or UNROLLED_FUSED=0)")
     return {
         "unrolled_kernels": kernels,
@@ -1393,10 +1398,10 @@ unless a column says otherwise.
 - **unrolled**: float32; `classifier_forward(..., training=True)`, `classifier_backward` (the embedding
   gradient is `SparseRows`, the batch's distinct rows only), `unrolled.optim.Adam(params, lr=1e-3).step(grads)`
   (lazy, SparseAdam-style rows for the embedding, dense Adam for the rest). Pooling: the last state(s).
-  Kernels: {info['unrolled_kernels']}. The other matrix products are NumPy's (OpenBLAS), and so is the
-  recurrent one where W_hh is over 512 KiB (the 256-unit LSTM and GRU). The time loops run on one thread
-  (`unrolled.nn.fused.get_num_threads()`): with OpenBLAS on 2 threads, its idle worker spins on the second
-  core after each call, and a second loop thread measured no faster. Float32 gate gradients below 2^-100
+  Kernels: {info['unrolled_kernels']}. The other matrix products are NumPy's (OpenBLAS). The time loops
+  run on the row's thread count (`unrolled.nn.fused.set_num_threads`), splitting the batch's rows, when a
+  loop has enough work (`SPLIT_MIN_MACS`); before such a loop OpenBLAS's idle workers are stopped (they
+  would spin on the second core for ~0.1 s after each OpenBLAS call). Float32 gate gradients below 2^-100
   are written as zero (`GRADIENT_FLOOR`): the weight-gradient GEMMs run partly on OpenBLAS's worker, which
   has no FTZ, and vanished gradients made subnormal products there. While the engine
   computes (time loops, optimizer step), the calling thread flushes subnormal floats to zero (FTZ/DAZ, as

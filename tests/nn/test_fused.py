@@ -167,7 +167,7 @@ def test_the_c_backward_loop_runs_unless_padded_or_recorded():
     _, _, cache = cell_forward(dataclasses.replace(kernel, packed_hidden_max=3), x, None, params)  # H = 4
     time_loop.sequence_backward(np.ones((5, 6, 4)), None, cache)
     assert calls == [1]
-    assert lstm.LSTM.packed_hidden_max == 181 and gru.GRU.packed_hidden_max == 209  # 512 KiB of W_hh
+    assert lstm.LSTM.packed_hidden_max == 256 and gru.GRU.packed_hidden_max == 295  # 1 MiB of W_hh
 
 
 @needs_fused
@@ -439,9 +439,13 @@ def run_both_backward(cell, dtype, scale):
 @needs_fused
 @pytest.mark.parametrize("cell", sorted(KERNELS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_c_loops_give_the_same_bits_on_any_number_of_threads(cell, dtype):
+def test_the_c_loops_give_the_same_bits_on_any_number_of_threads(cell, dtype, monkeypatch):
     """The C loops split a batch's rows between threads (8 rows or more each); a row's arithmetic does not
-    depend on its part, so 1, 2 and 3 threads (parts of 16, 16 and 9 rows, or 8s) give identical bits."""
+    depend on its part, so 1, 2 and 3 threads (parts of 24 and 17, or 16, 16 and 9 rows) give identical bits.
+    (SPLIT_MIN_MACS at 0: this loop is far too small to be split otherwise.)"""
+    monkeypatch.setattr(fused, "SPLIT_MIN_MACS", 0)
+    started = []
+    monkeypatch.setattr(fused, "_quiet_blas_workers", lambda: started.append(1))
     previous = fused.get_num_threads()
     try:
         results = []
@@ -453,6 +457,36 @@ def test_the_c_loops_give_the_same_bits_on_any_number_of_threads(cell, dtype):
     for other in results[1:]:
         for key in results[0]:
             np.testing.assert_array_equal(other[key], results[0][key], err_msg=key)
+    assert len(started) == 4  # forward and backward, at 2 and 3 threads: BLAS's workers quieted each time
+
+
+def test_small_loops_stay_on_one_thread_and_leave_blas_alone(monkeypatch):
+    started = []
+    monkeypatch.setattr(fused, "_quiet_blas_workers", lambda: started.append(1))
+    previous = fused.set_num_threads(4)
+    try:
+        assert fused._loop_threads(32, 64, 1, 128) == 1  # 33.5 M multiply-adds < SPLIT_MIN_MACS
+        assert fused._loop_threads(256, 15, 4, 128) == 1  # fewer than 2 x ROWS_PER_THREAD rows
+        assert started == []
+        assert fused._loop_threads(32, 64, 4, 128) == 4 and started == [1]  # 134 M
+        fused.set_num_threads(1)
+        assert fused._loop_threads(256, 64, 4, 256) == 1 and started == [1]
+    finally:
+        fused.set_num_threads(previous)
+
+
+@pytest.mark.skipif(fused._openblas_shutdown is None, reason="NumPy's BLAS is not a loaded OpenBLAS here")
+def test_stopping_openblas_workers_leaves_numpy_products_right():
+    """_quiet_blas_workers stops OpenBLAS's idle threads; its next multi-threaded product starts them again
+    and computes what it computed before."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 300))
+    before = a @ a
+    fused._quiet_blas_workers()
+    np.testing.assert_array_equal(a @ a, before)
+    fused._quiet_blas_workers()
+    fused._quiet_blas_workers()  # twice in a row: nothing to stop the second time
+    np.testing.assert_array_equal(a @ a, before)
 
 
 def test_set_num_threads_checks_and_returns_the_previous_value():
@@ -466,13 +500,14 @@ def test_set_num_threads_checks_and_returns_the_previous_value():
         fused.set_num_threads(previous)
 
 
-def test_the_default_thread_count_is_one_unless_unrolled_num_threads_says():
-    code = "from unrolled.nn import fused; print(fused.get_num_threads())"
+def test_the_default_thread_count_is_one_per_cpu_unless_unrolled_num_threads_says():
+    code = "import os; from unrolled.nn import fused; print(fused.get_num_threads(), len(os.sched_getaffinity(0)))"
     clean = {k: v for k, v in os.environ.items() if k != "UNROLLED_NUM_THREADS"}
-    for env, expected in (({}, "1"), ({"UNROLLED_NUM_THREADS": "3"}, "3"), ({"UNROLLED_NUM_THREADS": "x"}, "1")):
+    for env in ({}, {"UNROLLED_NUM_THREADS": "3"}, {"UNROLLED_NUM_THREADS": "x"}):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean | env,
                               timeout=60)
-        assert done.stdout.strip() == expected, done.stderr
+        threads, cpus = done.stdout.split()
+        assert threads == (env["UNROLLED_NUM_THREADS"] if env.get("UNROLLED_NUM_THREADS") == "3" else cpus)
         assert ("not a positive integer" in done.stderr) == (env.get("UNROLLED_NUM_THREADS") == "x")
 
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -104,10 +106,10 @@ def fused_kernel(numpy_kernel):
     )
 
 
-# The C loops' packed product keeps W_hh (G·H × H floats) in each core's L2 cache; above this size a step's
-# product reads it from farther away, and NumPy's BLAS on all threads measured faster (benchmarks/speed.py:
-# a 256-unit LSTM, 1 MiB, ran its training step 5 % slower in C; a 128-unit one, 256 KiB, 10 % faster).
-PACKED_WEIGHT_MAX_BYTES = 512 * 1024
+# The C loops' packed product keeps W_hh (G·H × H floats) in each core's L2 cache; up to this size it
+# measured faster than NumPy's BLAS (a 64·64·300·256 LSTM training step, 1 MiB of W_hh: 148 ms with the C
+# loops on 2 threads, 171 ms with BLAS on 2; on one loop thread 174 ms); larger ones were not measured.
+PACKED_WEIGHT_MAX_BYTES = 1024 * 1024
 
 
 # Up to this many rows the forward loop's recurrent product is dot products row by row, above it the packed
@@ -115,28 +117,82 @@ PACKED_WEIGHT_MAX_BYTES = 512 * 1024
 MATVEC_ROWS = 4
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def _default_threads() -> int:
-    """UNROLLED_NUM_THREADS when set, else 1 (see get_num_threads)."""
+    """UNROLLED_NUM_THREADS when set, else the CPUs this process may run on (see get_num_threads)."""
     value = os.environ.get("UNROLLED_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
     if value:
-        warnings.warn(f"UNROLLED_NUM_THREADS={value!r} is not a positive integer; the C time loops use 1 thread",
-                      stacklevel=2)
-    return 1
+        warnings.warn(f"UNROLLED_NUM_THREADS={value!r} is not a positive integer; the C time loops use "
+                      f"{_cpus()} thread(s), one per CPU", stacklevel=2)
+    return _cpus()
 
 
 _threads = _default_threads()
 
 
 def get_num_threads() -> int:
-    """How many threads the C time loops may use (default 1; UNROLLED_NUM_THREADS before import, or
-    set_num_threads). The rows of a batch, at least 8 per thread, are split between them; each row is its own
-    recurrence, so the result is the same for any count. It pays when NumPy's BLAS runs on one thread
-    (OPENBLAS_NUM_THREADS=1): a 32·256·128·128 LSTM training step took 115 ms with 2 loop threads, 130 ms with
-    one. With BLAS on several threads it does not: BLAS's idle workers keep spinning on the other cores for
-    a while after each call, and the loop's threads share those cores with them (the same step, BLAS on 2
-    threads: 116 ms with one loop thread, 116-127 ms with two)."""
+    """How many threads the C time loops may use (UNROLLED_NUM_THREADS before import, or set_num_threads;
+    default: one per CPU). A loop with at least SPLIT_MIN_MACS multiply-adds in its recurrent products splits
+    the batch's rows between them, at least ROWS_PER_THREAD each; each row is its own recurrence, so the
+    result is the same for any count. Smaller loops run on one thread: starting threads and quieting BLAS's
+    workers (_quiet_blas_workers) cost more than they save there (a 64·32·128·128 Elman RNN training step:
+    9.6 ms on one loop thread, 12.3 ms on two)."""
+    return _threads
+
+
+def _find_openblas_shutdown():
+    """NumPy's OpenBLAS's ``blas_thread_shutdown_`` (ctypes), or None where NumPy's BLAS is something else,
+    the library is not loaded, or this is not Linux. OpenBLAS's worker threads spin for ~0.1 s after each
+    multi-threaded call; shut down, they stop, and OpenBLAS starts them again at its next such call (what
+    it does itself around a fork)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        import glob
+
+        libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*.so*"))
+        if len(libs) != 1:
+            return None
+        lib = ctypes.CDLL(libs[0], mode=os.RTLD_NOLOAD | os.RTLD_LAZY)  # only if NumPy loaded it
+        shutdown = lib.blas_thread_shutdown_
+    except (OSError, AttributeError, ImportError):
+        return None
+    shutdown.restype = ctypes.c_int
+    shutdown.argtypes = []
+    return shutdown
+
+
+_openblas_shutdown = None if not ACTIVE else _find_openblas_shutdown()
+
+
+def _quiet_blas_workers() -> None:
+    """Before a C loop that splits its rows between threads: stop OpenBLAS's idle workers, which would
+    otherwise spin on the cores the loop's threads run on (a 32·256·128·128 LSTM forward loop on 2 threads
+    took 20.9 ms right after a 2-thread OpenBLAS call, 11.6 ms with the workers stopped, 15.5 ms on one
+    thread; stopping them costs ~0.1 ms). Only in a process with no other Python thread, which could be
+    inside OpenBLAS at that moment."""
+    if _openblas_shutdown is not None and threading.active_count() == 1:
+        _openblas_shutdown()
+
+
+ROWS_PER_THREAD = 8  # the C loops give each thread at least this many rows (run_parts in _fused.c)
+SPLIT_MIN_MACS = 1 << 26  # T·N·G·H² at least this (~67 M, ~1 ms of products) for a loop to use threads
+
+
+def _loop_threads(t_len: int, rows: int, gates: int, hidden: int) -> int:
+    """The threads one C loop runs on (see get_num_threads); OpenBLAS's workers quieted first when more than one."""
+    if _threads == 1 or rows < 2 * ROWS_PER_THREAD or t_len * rows * gates * hidden * hidden < SPLIT_MIN_MACS:
+        return 1
+    _quiet_blas_workers()
     return _threads
 
 
@@ -156,6 +212,7 @@ def _sequence_of(cell_code: int, *, with_c: bool):
     def sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None:
         t_len, n, _ = xw.shape
         hidden = weight_hh.shape[1]
+        threads = _loop_threads(t_len, n, weight_hh.shape[0] // hidden if hidden else 1, hidden)
         _fused.sequence(
             cell_code,
             xw,
@@ -172,7 +229,7 @@ def _sequence_of(cell_code: int, *, with_c: bool):
             hidden,
             xw.dtype == np.float64,
             n > MATVEC_ROWS,
-            _threads,
+            threads,
         )
 
     return sequence
@@ -184,6 +241,7 @@ def _backward_sequence_of(cell_code: int, *, with_c: bool, with_dhw: bool):
 
     def backward_sequence(dout, dcarry, states, state0, saved, weight_hh, dxw, dhw, flush_every) -> None:
         t_len, n, hidden = states[0].shape
+        threads = _loop_threads(t_len, n, weight_hh.shape[0] // hidden if hidden else 1, hidden)
         _fused.sequence_backward(
             cell_code,
             None if dout is None else _c(dout),
@@ -202,7 +260,7 @@ def _backward_sequence_of(cell_code: int, *, with_c: bool, with_dhw: bool):
             hidden,
             flush_every,
             states[0].dtype == np.float64,
-            _threads,
+            threads,
         )
 
     return backward_sequence
