@@ -675,7 +675,8 @@ static PyObject *py_recurrent_product(PyObject *self, PyObject *const *args, Py_
     const Py_ssize_t N = v[0].shape[0], GH = v[1].shape[0], H = v[1].shape[1];
     const Py_ssize_t K = backward ? GH : H, M = backward ? H : GH;
     if (H == 0 || GH % H || v[0].shape[1] != K || v[2].shape[0] != N || v[2].shape[1] != M) {
-        PyErr_SetString(PyExc_ValueError, "recurrent_product: shapes do not match (a (N, K), w_hh (G·H, H), out (N, M))");
+        PyErr_SetString(PyExc_ValueError,
+                        "recurrent_product: shapes do not match (a (N, K), w_hh (G·H, H), out (N, M))");
         goto done;
     }
     wp = pack_weight(v[1].buf, GH / H, H, backward, is_double);

@@ -189,7 +189,8 @@ SPLIT_MIN_MACS = 1 << 26  # T·N·G·H² at least this (~67 M, ~1 ms of products
 
 
 def _loop_threads(t_len: int, rows: int, gates: int, hidden: int) -> int:
-    """The threads one C loop runs on (see get_num_threads); OpenBLAS's workers quieted first when more than one."""
+    """The threads one C loop runs on (see get_num_threads); OpenBLAS's workers are quieted first when more
+    than one."""
     if _threads == 1 or rows < 2 * ROWS_PER_THREAD or t_len * rows * gates * hidden * hidden < SPLIT_MIN_MACS:
         return 1
     _quiet_blas_workers()
@@ -332,4 +333,5 @@ _C_STEPS = {
     "lstm": lambda: (_lstm_forward, _lstm_backward),
 }
 
-__all__ = ["ACTIVE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "MATVEC_ROWS", "get_num_threads", "set_num_threads", "fused_kernel", "subnormals_flushed"]
+__all__ = ["ACTIVE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "MATVEC_ROWS", "PACKED_WEIGHT_MAX_BYTES",
+           "fused_kernel", "get_num_threads", "set_num_threads", "subnormals_flushed"]
