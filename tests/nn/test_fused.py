@@ -465,17 +465,18 @@ def test_small_loops_stay_on_one_thread_and_leave_blas_alone(monkeypatch):
     monkeypatch.setattr(fused, "_quiet_blas_workers", lambda: started.append(1))
     previous = fused.set_num_threads(4)
     try:
-        assert fused._loop_threads(32, 64, 1, 128) == 1  # 33.5 M multiply-adds < SPLIT_MIN_MACS
-        assert fused._loop_threads(256, 15, 4, 128) == 1  # fewer than 2 x ROWS_PER_THREAD rows
+        w_rnn, w_lstm, w_lstm256 = (np.zeros((g * h, h), np.float32) for g, h in ((1, 128), (4, 128), (4, 256)))
+        assert fused._loop_threads(32, 64, w_rnn) == 1  # 33.5 M multiply-adds < SPLIT_MIN_MACS
+        assert fused._loop_threads(256, 15, w_lstm) == 1  # fewer than 2 x ROWS_PER_THREAD rows
         assert started == []
-        assert fused._loop_threads(32, 64, 4, 128) == 4 and started == [1]  # 134 M
+        assert fused._loop_threads(32, 64, w_lstm) == 4 and started == [1]  # 134 M
         fused.set_num_threads(1)
-        assert fused._loop_threads(256, 64, 4, 256) == 1 and started == [1]
+        assert fused._loop_threads(256, 64, w_lstm256) == 1 and started == [1]
     finally:
         fused.set_num_threads(previous)
 
 
-@pytest.mark.skipif(fused._openblas_shutdown is None, reason="NumPy's BLAS is not a loaded OpenBLAS here")
+@pytest.mark.skipif(fused._openblas_shutdown() is None, reason="NumPy's BLAS is not a loaded OpenBLAS here")
 def test_stopping_openblas_workers_leaves_numpy_products_right():
     """_quiet_blas_workers stops OpenBLAS's idle threads; its next multi-threaded product starts them again
     and computes what it computed before."""

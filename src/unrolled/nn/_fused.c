@@ -74,6 +74,10 @@ static inline double tanh_f64(double x) { return tanh(x); }
 
 enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
 
+/* A cell's G (gates: the blocks of W_hh's rows) and S (the activations a step saves for backward). */
+static inline Py_ssize_t cell_gates(int cell) { return cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1); }
+static inline Py_ssize_t cell_saved(int cell) { return cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0); }
+
 /* The lane sums of eight vectors, one loop each (any vector width). */
 #define REDUCE8_SCALAR(acc, out)                                                                             \
     for (int r_ = 0; r_ < 8; r_++) {                                                                         \
@@ -382,6 +386,19 @@ static void release_taken(Py_buffer *views, const int *taken, int count) {
         if (taken[k]) PyBuffer_Release(&views[k]);
 }
 
+/* Get count C-contiguous buffers with their shapes and item formats, writable where bit k of writable is
+   set; on failure release what was taken, raise, return -1. */
+static int take_arrays(PyObject *const *objs, Py_buffer *views, int count, unsigned writable) {
+    for (int k = 0; k < count; k++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | ((writable >> k) & 1u ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[k], &views[k], flags) < 0) {
+            release_buffers(views, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Read the trailing size arguments: n of them from args[first], each >= 0, then is_double. */
 static int parse_tail(PyObject *const *args, int first, int n, Py_ssize_t *sizes, int *is_double, const char *func) {
     for (int k = 0; k < n; k++) sizes[k] = PyLong_AsSsize_t(args[first + k]);
@@ -402,8 +419,8 @@ static int cell_shape(PyObject *code, Py_ssize_t *G, Py_ssize_t *S, const char *
         PyErr_Format(PyExc_ValueError, "%s: bad cell code %d", func, cell);
         return -1;
     }
-    *G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1);
-    *S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
+    *G = cell_gates(cell);
+    *S = cell_saved(cell);
     return cell;
 }
 
@@ -485,7 +502,7 @@ static void *at_w(void *base, Py_ssize_t items, Py_ssize_t size) {
    the calling thread. Called without the GIL held only for the arithmetic. */
 static int run_parts(const loop_part *whole, int threads, Py_ssize_t scratch_per_row) {
     const Py_ssize_t N = whole->N, H = whole->H, size = whole->is_double ? 8 : 4;
-    const Py_ssize_t G = whole->cell == CELL_GRU ? 3 : (whole->cell == CELL_LSTM ? 4 : 1), GH = G * H;
+    const Py_ssize_t GH = cell_gates(whole->cell) * H;
     Py_ssize_t parts = N / ROWS_PER_THREAD;
     if (parts > threads) parts = threads;
     if (parts > MAX_THREADS) parts = MAX_THREADS;
@@ -658,14 +675,10 @@ static PyObject *py_recurrent_product(PyObject *self, PyObject *const *args, Py_
         PyErr_SetString(PyExc_ValueError, "recurrent_product: repeats must be >= 1");
         return NULL;
     }
-    Py_buffer v[3];
-    const int flags[3] = {PyBUF_C_CONTIGUOUS | PyBUF_FORMAT, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT,
-                          PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE};
-    int taken = 0;
+    Py_buffer v[3]; /* a, w_hh, out (written) */
+    if (take_arrays(args, v, 3, 1u << 2) < 0) return NULL;
     PyObject *result = NULL;
     void *wp = NULL;
-    for (; taken < 3; taken++)
-        if (PyObject_GetBuffer(args[taken], &v[taken], flags[taken]) < 0) goto done;
     const Py_ssize_t size = is_double ? 8 : 4;
     if (v[0].ndim != 2 || v[1].ndim != 2 || v[2].ndim != 2 || v[0].itemsize != size || v[1].itemsize != size ||
         v[2].itemsize != size) {
@@ -693,7 +706,7 @@ static PyObject *py_recurrent_product(PyObject *self, PyObject *const *args, Py_
     result = Py_None;
 done:
     free(wp);
-    for (int k = 0; k < taken; k++) PyBuffer_Release(&v[k]);
+    release_buffers(v, 3);
     return result;
 }
 
@@ -708,13 +721,9 @@ static PyObject *py_sum_runs(PyObject *self, PyObject *const *args, Py_ssize_t n
     int is_double = PyObject_IsTrue(args[4]);
     if (is_double < 0) return NULL;
     const Py_ssize_t size = is_double ? 8 : 4;
-    Py_buffer v[4];
-    int taken = 0;
+    Py_buffer v[4]; /* rows, order, starts, out (written) */
+    if (take_arrays(args, v, 4, 1u << 3) < 0) return NULL;
     PyObject *result = NULL;
-    for (; taken < 4; taken++) {
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (taken == 3 ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(args[taken], &v[taken], flags) < 0) goto done;
-    }
     if (v[0].ndim != 2 || v[3].ndim != 2 || v[0].itemsize != size || v[3].itemsize != size ||
         v[1].itemsize != 8 || v[2].itemsize != 8 || v[3].shape[1] != v[0].shape[1] ||
         v[2].len / 8 != v[3].shape[0]) {
@@ -742,7 +751,7 @@ static PyObject *py_sum_runs(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_INCREF(Py_None);
     result = Py_None;
 done:
-    for (int k = 0; k < taken; k++) PyBuffer_Release(&v[k]);
+    release_buffers(v, 4);
     return result;
 }
 
@@ -763,15 +772,10 @@ static PyObject *py_adam_rows(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "adam_rows: decay must be 0, 1 or 2");
         return NULL;
     }
-    Py_buffer v[5];
-    int taken[5] = {0};
+    Py_buffer v[5]; /* p, m, v (written), idx, dw */
+    if (take_arrays(args, v, 5, 7u) < 0) return NULL;
     PyObject *result = NULL;
     const Py_ssize_t size = is_double ? 8 : 4;
-    for (int k = 0; k < 5; k++) {
-        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (k < 3 ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(args[k], &v[k], flags) < 0) goto done;
-        taken[k] = 1;
-    }
     if (v[0].ndim != 2 || v[1].len != v[0].len || v[2].len != v[0].len || v[0].itemsize != size ||
         v[3].itemsize != 8 || v[4].itemsize != size || v[4].ndim != 2 || v[4].shape[1] != v[0].shape[1] ||
         v[4].shape[0] * 8 != v[3].len) {
@@ -796,8 +800,7 @@ static PyObject *py_adam_rows(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_INCREF(Py_None);
     result = Py_None;
 done:
-    for (int k = 0; k < 5; k++)
-        if (taken[k]) PyBuffer_Release(&v[k]);
+    release_buffers(v, 5);
     return result;
 }
 
@@ -913,14 +916,19 @@ PyMODINIT_FUNC PyInit__fused(void) {
     /* sequence's cell codes by kernel name, so that nn/fused.py need not repeat them */
     PyObject *codes = Py_BuildValue("{s:i,s:i,s:i,s:i}", "rnn_tanh", CELL_RNN_TANH, "rnn_relu", CELL_RNN_RELU,
                                     "gru", CELL_GRU, "lstm", CELL_LSTM);
-    if (!codes || PyModule_AddObjectRef(m, "cell_codes", codes) < 0 ||
+    PyObject *floor = PyFloat_FromDouble(gradient_floor_f32); /* the initial value, 2^-100 */
+    if (!codes || !floor || PyModule_AddObjectRef(m, "cell_codes", codes) < 0 ||
         PyModule_AddStringConstant(m, "instruction_set", instruction_set) < 0 ||
         PyModule_AddIntConstant(m, "flush_supported", flush_supported) < 0 ||
-        PyModule_AddIntConstant(m, "flush_bits", FLUSH_BITS) < 0) {
+        PyModule_AddIntConstant(m, "flush_bits", FLUSH_BITS) < 0 ||
+        PyModule_AddIntConstant(m, "rows_per_thread", ROWS_PER_THREAD) < 0 ||
+        PyModule_AddObjectRef(m, "default_gradient_floor", floor) < 0) {
         Py_XDECREF(codes);
+        Py_XDECREF(floor);
         Py_DECREF(m);
         return NULL;
     }
     Py_DECREF(codes);
+    Py_DECREF(floor);
     return m;
 }

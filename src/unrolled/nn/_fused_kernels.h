@@ -13,7 +13,7 @@
  *   GEMM_VEC, GEMM_ROWS  the packed recurrent product's vector width in bytes and rows per tile: its tile,
  *            GEMM_ROWS × 2 vectors of accumulators, must fit the target's vector registers
  * It also uses what _fused.c defines before including it: Python.h's Py_ssize_t, <string.h>'s memcpy,
- * VEC_BYTES, the CELL_* codes and gradient_floor_f32. It undefines its macros (the eight above and NAME) at its end, so that the
+ * VEC_BYTES, the CELL_* codes, cell_gates/cell_saved and gradient_floor_f32. It undefines its macros (the eight above and NAME) at its end, so that the
  * next include starts clean; it has no include guard on purpose.
  *
  * Why a template header and not one macro per dtype: this is ordinary C, so compiler diagnostics, debugger
@@ -285,8 +285,7 @@ static void NAME(sequence)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ssize_t H, 
                            const T *restrict b, const T *restrict h0, const T *restrict c0,
                            const unsigned char *restrict mask, T *restrict hs, T *restrict cs,
                            T *restrict saved, T *restrict hw) {
-    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, LH = ld * H;
-    const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0);
+    const Py_ssize_t GH = cell_gates(cell) * H, LH = ld * H, S = cell_saved(cell);
     for (Py_ssize_t t = 0; t < T_; t++) {
         const T *hp = t ? hs + (t - 1) * LH : h0, *x = xw + t * ld * GH;
         const T *cp = cell == CELL_LSTM ? (t ? cs + (t - 1) * LH : c0) : NULL;
@@ -332,8 +331,7 @@ static void NAME(sequence_backward)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ss
                                     const T *dout, const T *hs, const T *cs, const T *h0, const T *c0,
                                     const T *saved, const T *restrict Wp, Py_ssize_t flush_every, T *dxw,
                                     T *dhw, T *dh, T *dc, T *scratch) {
-    const Py_ssize_t G = cell == CELL_GRU ? 3 : (cell == CELL_LSTM ? 4 : 1), GH = G * H, NH = N * H;
-    const Py_ssize_t S = cell == CELL_GRU ? 4 : (cell == CELL_LSTM ? 5 : 0), LH = ld * H;
+    const Py_ssize_t GH = cell_gates(cell) * H, NH = N * H, S = cell_saved(cell), LH = ld * H;
     const T tiny = sizeof(T) == sizeof(float) ? (T)FLT_MIN : (T)DBL_MIN;
     T *other = scratch, *dhz = scratch + NH; /* LSTM: the new dc; GRU: dh ⊙ z */
     T *dc_now = dc;

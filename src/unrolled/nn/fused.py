@@ -55,7 +55,7 @@ INSTRUCTION_SET = _fused.instruction_set if ACTIVE else None  # "avx512f+fma", "
 # keeps IEEE subnormals (gradual underflow) at their cost.
 FLUSH = ACTIVE and bool(_fused.flush_supported) and os.environ.get("UNROLLED_FLUSH_SUBNORMALS", "1").strip() != "0"
 # The float32 backward kernels' gradient floor (see above): on with the flush, off (IEEE) without it.
-GRADIENT_FLOOR = 2.0**-100 if FLUSH else 0.0
+GRADIENT_FLOOR = _fused.default_gradient_floor if FLUSH else 0.0  # 2^-100
 if ACTIVE:
     _fused.set_gradient_floor(GRADIENT_FLOOR)
 
@@ -148,12 +148,14 @@ def get_num_threads() -> int:
     return _threads
 
 
-def _find_openblas_shutdown():
+@functools.cache
+def _openblas_shutdown():
     """NumPy's OpenBLAS's ``blas_thread_shutdown_`` (ctypes), or None where NumPy's BLAS is something else,
-    the library is not loaded, or this is not Linux. OpenBLAS's worker threads spin for ~0.1 s after each
+    the library is not loaded, the extension is off, or this is not Linux; looked up on first use (not at
+    import: prediction never needs it). OpenBLAS's worker threads spin for ~0.1 s after each
     multi-threaded call; shut down, they stop, and OpenBLAS starts them again at its next such call (what
     it does itself around a fork)."""
-    if not sys.platform.startswith("linux"):
+    if not ACTIVE or not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes
@@ -171,27 +173,27 @@ def _find_openblas_shutdown():
     return shutdown
 
 
-_openblas_shutdown = None if not ACTIVE else _find_openblas_shutdown()
-
-
 def _quiet_blas_workers() -> None:
     """Before a C loop that splits its rows between threads: stop OpenBLAS's idle workers, which would
     otherwise spin on the cores the loop's threads run on (a 32·256·128·128 LSTM forward loop on 2 threads
     took 20.9 ms right after a 2-thread OpenBLAS call, 11.6 ms with the workers stopped, 15.5 ms on one
     thread; stopping them costs ~0.1 ms). Only in a process with no other Python thread, which could be
     inside OpenBLAS at that moment."""
-    if _openblas_shutdown is not None and threading.active_count() == 1:
-        _openblas_shutdown()
+    shutdown = _openblas_shutdown()
+    if shutdown is not None and threading.active_count() == 1:
+        shutdown()
 
 
-ROWS_PER_THREAD = 8  # the C loops give each thread at least this many rows (run_parts in _fused.c)
+# the C loops give each thread at least this many rows (run_parts in _fused.c)
+ROWS_PER_THREAD = _fused.rows_per_thread if ACTIVE else 8
 SPLIT_MIN_MACS = 1 << 26  # T·N·G·H² at least this (~67 M, ~1 ms of products) for a loop to use threads
 
 
-def _loop_threads(t_len: int, rows: int, gates: int, hidden: int) -> int:
-    """The threads one C loop runs on (see get_num_threads); OpenBLAS's workers are quieted first when more
-    than one."""
-    if _threads == 1 or rows < 2 * ROWS_PER_THREAD or t_len * rows * gates * hidden * hidden < SPLIT_MIN_MACS:
+def _loop_threads(t_len: int, rows: int, weight_hh: np.ndarray) -> int:
+    """The threads one C loop over ``rows`` rows and ``t_len`` steps with ``weight_hh`` (G·H, H) runs on (see
+    get_num_threads); OpenBLAS's workers are quieted first when more than one."""
+    macs = t_len * rows * weight_hh.size  # T·N·G·H² in the recurrent products
+    if _threads == 1 or rows < 2 * ROWS_PER_THREAD or macs < SPLIT_MIN_MACS:
         return 1
     _quiet_blas_workers()
     return _threads
@@ -213,7 +215,7 @@ def _sequence_of(cell_code: int, *, with_c: bool):
     def sequence(xw, weight_hh, bias_hh, state0, mask, states_out, saved_out) -> None:
         t_len, n, _ = xw.shape
         hidden = weight_hh.shape[1]
-        threads = _loop_threads(t_len, n, weight_hh.shape[0] // hidden if hidden else 1, hidden)
+        threads = _loop_threads(t_len, n, weight_hh)
         _fused.sequence(
             cell_code,
             xw,
@@ -242,7 +244,7 @@ def _backward_sequence_of(cell_code: int, *, with_c: bool, with_dhw: bool):
 
     def backward_sequence(dout, dcarry, states, state0, saved, weight_hh, dxw, dhw, flush_every) -> None:
         t_len, n, hidden = states[0].shape
-        threads = _loop_threads(t_len, n, weight_hh.shape[0] // hidden if hidden else 1, hidden)
+        threads = _loop_threads(t_len, n, weight_hh)
         _fused.sequence_backward(
             cell_code,
             None if dout is None else _c(dout),
