@@ -13,8 +13,9 @@
  *   GEMM_VEC, GEMM_ROWS  the packed recurrent product's vector width in bytes and rows per tile: its tile,
  *            GEMM_ROWS × 2 vectors of accumulators, must fit the target's vector registers
  * It also uses what _fused.c defines before including it: Python.h's Py_ssize_t, <string.h>'s memcpy,
- * VEC_BYTES, the CELL_* codes, cell_gates/cell_saved and gradient_floor_f32. It undefines its macros (the eight above and NAME) at its end, so that the
- * next include starts clean; it has no include guard on purpose.
+ * VEC_BYTES, the CELL_* codes, cell_gates/cell_saved and gradient_floor_f32. It undefines its macros (the
+ * eight above and NAME) at its end, so that the next include starts clean; it has no include guard on
+ * purpose.
  *
  * Why a template header and not one macro per dtype: this is ordinary C, so compiler diagnostics, debugger
  * breakpoints, stepping and profiler lines land on the real line of this file (a macro's body is one
@@ -24,7 +25,7 @@
 
 #if !defined(T) || !defined(SFX) || !defined(SIGMOID) || !defined(TANH) || !defined(REDUCE8) || \
     !defined(GRAD_FLOOR) || !defined(GEMM_VEC) || !defined(GEMM_ROWS)
-#error "_fused_kernels.h: define T, SFX, SIGMOID, TANH, REDUCE8, GRAD_FLOOR, GEMM_VEC and GEMM_ROWS first (see _fused.c)"
+#error "_fused_kernels.h: define T, SFX, SIGMOID, TANH, REDUCE8, GRAD_FLOOR, GEMM_VEC, GEMM_ROWS (see _fused.c)"
 #endif
 
 /* A pre-activation gradient of magnitude below floor_ (GRAD_FLOOR, read once per call) is written as zero
