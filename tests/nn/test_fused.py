@@ -272,7 +272,8 @@ def test_unrolled_fused_0_selects_the_numpy_kernels():
 def test_every_float32_build_equals_the_numpy_kernels(isa):
     """The float32 kernels are compiled three times (baseline, AVX2 + FMA, AVX-512); UNROLLED_FUSED_ISA caps
     the one picked at import, so each build this CPU can run is checked, in its own process (sparse Adam's
-    rows too, bit for bit against the NumPy code)."""
+    rows too, bit for bit against the NumPy code, and the packed product's rows, bit for bit alone and in a
+    batch)."""
     code = (
         "import numpy as np\n"
         "from unrolled.nn import fused\n"
@@ -283,6 +284,8 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
         "from tests.test_optim import SPARSE_ADAM_CASES, sparse_adam_both_ways\n"
         "adam = [sparse_adam_both_ways(cls, kw, np.float32)[0] for cls, kw in SPARSE_ADAM_CASES]\n"
         "assert all(np.array_equal(a, b) for fast, slow in adam for a, b in zip(fast, slow)), 'adam bits'\n"
+        "from tests.nn.test_fused import test_each_rows_product_does_not_depend_on_the_batch as rows_alone\n"
+        "for backward in (False, True): rows_alone(np.float32, backward)  # tiles and one-row kernel agree\n"
         "print(fused.INSTRUCTION_SET, max(max_rel_diff(fast[k], ref[k]) for fast, ref in runs for k in ref))\n"
     )
     env = dict(os.environ, UNROLLED_FUSED_ISA=isa)
@@ -527,3 +530,23 @@ def test_the_packed_recurrent_product_equals_numpys(dtype, tol, gates, n, h):
         assert max_rel_diff(out, a @ (w if backward else w.T)) <= tol
     with pytest.raises(ValueError, match="shapes do not match"):
         fused._fused.recurrent_product(a, w, np.empty((n + 1, h), dtype), True, 1, dtype == np.float64)
+
+
+@needs_fused
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backward", [False, True])
+def test_each_rows_product_does_not_depend_on_the_batch(dtype, backward):
+    """The packed product's rows come from whole tiles (GEMM_ROWS rows at once) or, past the last whole tile,
+    from the one-row kernel (gemv_packed); both sum over k in order from zero, so every row of a batch of 1 to
+    19 rows is bit for bit the row computed alone."""
+    rng = np.random.default_rng(7)
+    gates, h = 4, 40  # 160 columns: whole panels and a ragged last one in every build
+    w = rng.standard_normal((gates * h, h)).astype(dtype)
+    a = rng.standard_normal((19, gates * h if backward else h)).astype(dtype)
+    alone = np.empty((19, h if backward else gates * h), dtype)
+    for i in range(19):
+        fused._fused.recurrent_product(a[i : i + 1], w, alone[i : i + 1], backward, 1, dtype == np.float64)
+    for n in range(1, 20):
+        out = np.empty((n, alone.shape[1]), dtype)
+        fused._fused.recurrent_product(a[:n], w, out, backward, 1, dtype == np.float64)
+        assert np.array_equal(out, alone[:n]), n

@@ -139,24 +139,79 @@ static inline __attribute__((always_inline)) void NAME(gemm_tile)(const int rows
     }
 }
 
+/* One row times q (a constant once inlined) consecutive panels: out[0..width) of each panel's columns =
+   a (K) · panel, each output one running sum over k, in order, from zero: the values gemm_tile gives the row.
+   Its own kernel because a tile of one row has two accumulators, one chain of dependent FMAs each, which
+   leaves the FMA units idle for their latency; q panels at once keep 2q chains going. */
+static inline __attribute__((always_inline)) void NAME(gemv_panels)(const int q, Py_ssize_t K, const T *restrict a,
+                                                                     const T *restrict panels, Py_ssize_t M,
+                                                                     Py_ssize_t m0, T *restrict out) {
+    typedef T vec __attribute__((vector_size(GEMM_VEC)));
+    enum { L = GEMM_VEC / sizeof(T), Q_MAX = 4 };
+    const Py_ssize_t P = NAME(panel);
+    vec acc[Q_MAX][2];
+    for (int j = 0; j < q; j++) acc[j][0] = acc[j][1] = (vec){0};
+    for (Py_ssize_t k = 0; k < K; k++) {
+        const T ak = a[k];
+        for (int j = 0; j < q; j++) {
+            vec w0, w1;
+            memcpy(&w0, panels + j * K * P + k * P, sizeof w0);
+            memcpy(&w1, panels + j * K * P + k * P + L, sizeof w1);
+            acc[j][0] += ak * w0;
+            acc[j][1] += ak * w1;
+        }
+    }
+    for (int j = 0; j < q; j++) {
+        const Py_ssize_t start = m0 + j * P, width = M - start < P ? M - start : P;
+        T tile[2 * L];
+        memcpy(tile, &acc[j][0], sizeof(vec));
+        memcpy(tile + L, &acc[j][1], sizeof(vec));
+        memcpy(out + start, tile, (size_t)width * sizeof(T));
+    }
+}
+
+/* out (M) = a (K) times the packed Bp: four panels at a time (the same values as gemm_packed's for the row). */
+static void NAME(gemv_packed)(Py_ssize_t K, Py_ssize_t M, const T *restrict a, const T *restrict Bp,
+                              T *restrict out) {
+    const Py_ssize_t P = NAME(panel), panels = (M + P - 1) / P;
+    Py_ssize_t p = 0;
+    for (; p + 4 <= panels; p += 4) NAME(gemv_panels)(4, K, a, Bp + p * K * P, M, p * P, out);
+    for (; p < panels; p++) NAME(gemv_panels)(1, K, a, Bp + p * K * P, M, p * P, out);
+}
+
 /* out (N, M) (row stride ldo) = A (N, K) (row stride lda) times the packed Bp. Panel by panel, and within a
    panel KC rows of it at a time (16 KB), so that the block stays in L1 while every row block passes over it;
    a later block continues the sums the earlier ones left in out, so each output is one running sum over k,
-   in order. */
+   in order. The rows past the last whole tile (all of them when N < GEMM_ROWS) are one smaller tile, or,
+   for a single row, gemv_packed; their sums are the same. */
+/* A tile of 2 to GEMM_ROWS - 1 rows (the batch's last rows), each count compiled as its own constant. */
+static inline void NAME(gemm_tile_rest)(int rows, Py_ssize_t K, const T *restrict A, Py_ssize_t lda,
+                                        const T *restrict panel, Py_ssize_t width, int accumulate,
+                                        T *restrict out, Py_ssize_t ldo) {
+#define REST_CASE(r)                                                                                         \
+    case r:                                                                                                  \
+        if (r < GEMM_ROWS) NAME(gemm_tile)(r, K, A, lda, panel, width, accumulate, out, ldo);               \
+        break;
+    switch (rows) { REST_CASE(2) REST_CASE(3) REST_CASE(4) REST_CASE(5) REST_CASE(6) REST_CASE(7) }
+#undef REST_CASE
+}
+
 static void NAME(gemm_packed)(Py_ssize_t N, Py_ssize_t K, Py_ssize_t M, const T *restrict A, Py_ssize_t lda,
                               const T *restrict Bp, T *restrict out, Py_ssize_t ldo) {
     const Py_ssize_t P = NAME(panel), KC = 16384 / (P * (Py_ssize_t)sizeof(T));
+    const Py_ssize_t rest = N % GEMM_ROWS, tiled = N - rest;
+    if (rest == 1) NAME(gemv_packed)(K, M, A + tiled * lda, Bp, out + tiled * ldo);
     for (Py_ssize_t m0 = 0; m0 < M; m0 += P) {
         const T *panel = Bp + (m0 / P) * K * P;
         const Py_ssize_t width = M - m0 < P ? M - m0 : P;
         for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {
             const Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
             const T *block = panel + k0 * P;
-            Py_ssize_t n = 0;
-            for (; n + GEMM_ROWS <= N; n += GEMM_ROWS)
+            for (Py_ssize_t n = 0; n < tiled; n += GEMM_ROWS)
                 NAME(gemm_tile)(GEMM_ROWS, kc, A + n * lda + k0, lda, block, width, k0 > 0, out + n * ldo + m0, ldo);
-            for (; n < N; n++)
-                NAME(gemm_tile)(1, kc, A + n * lda + k0, lda, block, width, k0 > 0, out + n * ldo + m0, ldo);
+            if (rest > 1)
+                NAME(gemm_tile_rest)(rest, kc, A + tiled * lda + k0, lda, block, width, k0 > 0, out + tiled * ldo + m0,
+                                     ldo);
         }
     }
 }
