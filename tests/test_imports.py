@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import unrolled
 
 PACKAGE_DIR = Path(unrolled.__file__).resolve().parent
@@ -128,4 +130,44 @@ def test_import_unrolled_and_the_cli_entry_stay_light():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["unrolled.cli", "unrolled.cli.common"]
+    assert result.stdout.split() == ["unrolled._lazy", "unrolled.cli", "unrolled.cli.common"]
+
+
+# What a model's training needs and its prediction does not: a process that loads a classifier and predicts
+# (``unrolled predict``) must not import these (each costs milliseconds of its start-up).
+TRAINING_ONLY = ("unrolled.train", "unrolled.optim", "unrolled.distributed", "unrolled.memory", "unrolled.metrics",
+                 "unrolled.models.transfer", "unrolled.text.embeddings", "unrolled.nn.attention", "unrolled.resume")
+
+
+def test_predicting_imports_none_of_trainings_modules():
+    script = (
+        "import sys, unrolled\n"
+        "from unrolled.cli import main\n"
+        "code = main(['predict', 'I love this'])\n"
+        "print(code, ' '.join(sorted(m for m in sys.modules if m.startswith('unrolled'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    code, *loaded = result.stdout.split("\n")[-2].split()
+    assert code == "0" and "unrolled.models.classifier" in loaded  # it did load a classifier and predict
+    assert not set(TRAINING_ONLY) & set(loaded), sorted(set(TRAINING_ONLY) & set(loaded))
+
+
+def test_the_lazy_packages_export_what_they_list():
+    """unrolled, unrolled.nn, unrolled.data and unrolled.text import their names on first use: each name in
+    __all__ resolves to the object its module defines, and a wrong name is an AttributeError."""
+    import importlib
+
+    for package in ("unrolled", "unrolled.nn", "unrolled.data", "unrolled.text"):
+        module = importlib.import_module(package)
+        lazy = {name: where for name, where in module._LAZY.items()}
+        assert set(lazy) <= set(module.__all__)
+        for name in module.__all__:
+            assert name in dir(module) and getattr(module, name) is not None
+        for name, where in lazy.items():
+            assert getattr(module, name) is getattr(importlib.import_module(f"{package}.{where}"), name)
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            module.nope  # noqa: B018
+    from unrolled.text import tokenize  # the function, though its module has the same name (text/__init__.py)
+
+    assert callable(tokenize) and tokenize("I love this") == ["i", "love", "this"]

@@ -23,17 +23,19 @@ forward/backward pairs), the optimizers in :mod:`unrolled.optim`, and the networ
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (which would double the import time)
 
+from unrolled._lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 __all__ = ["RNNClassifier", "RNNForecaster", "RNNLanguageModel", "RNNSpeechRecognizer", "RNNTranslator", "__version__", "load"]
 
 # the estimators: public name -> the module that defines it, imported on first access (PEP 562)
 _LAZY = {
-    "RNNClassifier": "unrolled.models.classifier",
-    "RNNForecaster": "unrolled.models.forecaster",
-    "RNNLanguageModel": "unrolled.models.language_model",
-    "RNNTranslator": "unrolled.models.translator",
-    "RNNSpeechRecognizer": "unrolled.models.speech",
+    "RNNClassifier": "models.classifier",
+    "RNNForecaster": "models.forecaster",
+    "RNNLanguageModel": "models.language_model",
+    "RNNTranslator": "models.translator",
+    "RNNSpeechRecognizer": "models.speech",
 }
 # checkpoint kind (config.json "kind") -> the estimator that reads it
 _BY_KIND = {"classifier": "RNNClassifier", "forecaster": "RNNForecaster", "language_model": "RNNLanguageModel",
@@ -41,7 +43,6 @@ _BY_KIND = {"classifier": "RNNClassifier", "forecaster": "RNNForecaster", "langu
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports these on first use
     import os
-    from typing import Any
 
     from unrolled.models._estimator import Estimator
     from unrolled.models.classifier import RNNClassifier
@@ -51,19 +52,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from unrolled.models.translator import RNNTranslator
 
 
-def __getattr__(name: str) -> "Any":
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unrolled' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> "list[str]":
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 def load(path: "str | os.PathLike[str]") -> "Estimator":

@@ -33,7 +33,6 @@ import glob
 import json
 import math
 import os
-import secrets
 import shutil
 import stat
 import sys
@@ -365,7 +364,7 @@ def check_replaceable(target: str | Path) -> None:
 def _fresh_sibling(target: Path, tag: str, *, create: bool) -> Path:
     """A hidden, unused path beside ``target``: ``.<name>.<tag>-<random>``; created (with umask) if asked."""
     while True:
-        path = target.parent / f".{target.name}.{tag}-{secrets.token_hex(4)}"
+        path = target.parent / f".{target.name}.{tag}-{os.urandom(4).hex()}"
         if not create:
             if not os.path.lexists(path):
                 return path

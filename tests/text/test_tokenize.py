@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unrolled.text import tokenize
 
@@ -117,3 +119,25 @@ def test_the_precomputed_combining_marks_equal_a_scan_of_this_pythons_unicode():
         pytest.skip(f"no precomputed table for Unicode {version}: the tokenizer scans (same result)")
     scan = importlib.import_module("unrolled.text.tokenize")._scan_combining_marks()
     assert list(_combining_marks.RANGES[version]) == scan
+
+
+_ASCII_TEXTS = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ASCII_TEXTS)
+def test_the_ascii_pattern_gives_the_full_patterns_tokens_on_ascii_text(text):
+    """tokenize runs ASCII text through a pattern without the combining-mark class (cheap to compile); on ASCII
+    text it must find exactly what the full pattern finds."""
+    from unrolled.text.tokenize import _ASCII_TOKEN_RE, _unicode_token_regex
+
+    for case in (text, text.lower()):
+        assert _ASCII_TOKEN_RE.findall(case) == _unicode_token_regex().findall(case)
+
+
+@pytest.mark.parametrize("text", ["don't 's 'RE 'em '' `` ... --- !!! ??? ***", "o'clock ca n't 'd'm x_y 10/10 a-b",
+                                  "'s'", "''s", "a'b'c", "_'_", "9'll"])
+def test_the_ascii_pattern_on_the_clitic_and_punctuation_rules(text):
+    from unrolled.text.tokenize import _ASCII_TOKEN_RE, _unicode_token_regex
+
+    assert _ASCII_TOKEN_RE.findall(text) == _unicode_token_regex().findall(text)

@@ -23,7 +23,7 @@ import numpy as np
 from unrolled.checkpoint import CheckpointError
 from unrolled.nn._validation import json_type
 from unrolled.text.vocab import Vocab
-from unrolled.train import EpochResult, TrainHistory
+from unrolled.history import EpochResult, TrainHistory
 
 __all__ = [
     "check_estimator_params",

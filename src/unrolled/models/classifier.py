@@ -13,18 +13,14 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unrolled.checkpoint import Checkpoint
 from unrolled.data.batching import length_bucketed_batches, pad_batch
 from unrolled.data.readers import LabelMap
-from unrolled.distributed import Distributed
-from unrolled.memory import check_training_memory
-from unrolled.metrics import ClassificationReport, classification_report
 from unrolled.models import _restore as restore
-from unrolled.models import transfer
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.classifier_net import (
     ClassifierNetConfig,
@@ -36,7 +32,14 @@ from unrolled.nn._validation import check_positive_int, check_positive_number, c
 from unrolled.nn.losses import softmax
 from unrolled.text.tokenize import tokenize
 from unrolled.text.vocab import Vocab
-from unrolled.train import TaskState, TorchTask, TrainConfig, TrainHistory, check_engine
+
+# Training's modules (unrolled.train and the optimizers, unrolled.distributed, unrolled.memory,
+# unrolled.models.transfer, unrolled.metrics) are imported in the methods that use them: a process that loads
+# a model and predicts (``unrolled predict``) does not import them.
+if TYPE_CHECKING:
+    from unrolled.distributed import Distributed
+    from unrolled.metrics import ClassificationReport
+    from unrolled.train import TrainConfig, TrainHistory
 
 __all__ = ["RNNClassifier", "NotFittedError"]
 
@@ -173,6 +176,8 @@ class RNNClassifier(Estimator):
     # --- training ------------------------------------------------------------------------------------
 
     def _train_config(self) -> TrainConfig:
+        from unrolled.train import TrainConfig
+
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
             weight_decay=self.weight_decay, clip_norm=self.clip_norm, schedule=self.schedule,
@@ -233,6 +238,10 @@ class RNNClassifier(Estimator):
         engine: "numpy", or "torch" on ``device`` (cpu, cuda, cuda:N; PyTorch's autograd and optimizers on the
         model's twin, the same checkpoint); distributed: an :class:`unrolled.distributed.Distributed` group
         (``torchrun``) to train data-parallel, each process on its rows of every batch."""
+        from unrolled.memory import check_training_memory
+        from unrolled.models import transfer
+        from unrolled.train import TaskState, TorchTask, check_engine
+
         texts = _as_texts("X", X)
         labels = [str(v).strip() for v in y]  # as LabelMap reads them
         if len(texts) != len(labels):
@@ -366,6 +375,8 @@ class RNNClassifier(Estimator):
         """The language model of init_from, checked against this classifier's network (None without one)."""
         if self.init_from is None:
             return None
+        from unrolled.models import transfer
+
         lm = transfer.load_language_model(self.init_from)
         transfer.check_same_network(lm, self.init_from, cell=self.cell, embedding_dim=self.embedding_dim,
                                     hidden_size=self.hidden_size, num_layers=self.num_layers,
@@ -405,6 +416,8 @@ class RNNClassifier(Estimator):
     def evaluate(self, X: Sequence[str], y: Sequence[object], *, path: str | None = None,
                  lines: Sequence[int] | None = None) -> ClassificationReport:
         """Accuracy, per-class precision/recall/F1 and the confusion matrix (labels must be known)."""
+        from unrolled.metrics import classification_report
+
         self._check_fitted()
         targets = self.label_map_.encode([str(v) for v in y], path=path, lines=lines)
         predicted = self.predict_proba(X).argmax(axis=1)

@@ -101,7 +101,7 @@ def init_classifier_params(
     return params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClassifierCache:
     config: ClassifierNetConfig
     embedding: EmbeddingCache

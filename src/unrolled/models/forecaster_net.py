@@ -82,7 +82,7 @@ def init_forecaster_params(
     return params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ForecasterCache:
     config: ForecasterNetConfig
     recurrent: RecurrentCache

@@ -111,7 +111,7 @@ def init_lm_params(config: LMNetConfig, rng: np.random.Generator, dtype: np.dtyp
     return params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LMCache:
     config: LMNetConfig
     embedding: EmbeddingCache

@@ -83,7 +83,7 @@ def init_speech_params(config: SpeechNetConfig, rng: np.random.Generator, *, dty
     return params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpeechCache:
     config: SpeechNetConfig
     recurrent: RecurrentCache

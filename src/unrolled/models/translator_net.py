@@ -113,7 +113,7 @@ def init_translator_params(config: TranslatorNetConfig, rng: np.random.Generator
     return {name: params[name] for name in shapes}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EncoderCache:
     embedding: EmbeddingCache
     embedding_dropout: DropoutCache
@@ -162,7 +162,7 @@ def encode(
     return keys, state0, cache
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TranslatorCache:
     config: TranslatorNetConfig
     encoder: EncoderCache

@@ -99,7 +99,7 @@ def init_attention_params(
     return params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AttentionCache:
     score: str  # "additive", "general" or "dot"
     query: np.ndarray  # (N, Q) or (N, T, Q) q, as given

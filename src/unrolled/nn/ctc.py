@@ -44,7 +44,7 @@ def ctc_min_frames(labels: np.ndarray) -> int:
     return int(len(labels) + np.count_nonzero(labels[1:] == labels[:-1]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CTCCache:
     probs: np.ndarray  # (N, T, C) float64 softmax of the logits
     occupation: np.ndarray  # (N, T, C) float64 Σ_{s: l'_s = k} exp γ_t(s) (zero past each input length)

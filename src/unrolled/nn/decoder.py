@@ -105,7 +105,7 @@ class DecoderConfig:
         return shapes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _BlockCache:
     """One run of the cell-attention-output chain over T ≥ 1 steps."""
 
@@ -172,7 +172,7 @@ def _check_inputs(params: Params, config: DecoderConfig, ids: np.ndarray, keys: 
 # --------------------------------------------------------------------------------------------- one step
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DecoderStepCache:
     config: DecoderConfig
     embedding: EmbeddingCache
@@ -236,7 +236,7 @@ def decoder_step_backward(
 # ------------------------------------------------------------------------------- teacher-forced sequence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DecoderCache:
     config: DecoderConfig
     embedding: EmbeddingCache

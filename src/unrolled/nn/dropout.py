@@ -19,7 +19,7 @@ from unrolled.nn._validation import check_float_array
 __all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DropoutCache:
     mask: np.ndarray | None  # (...) x's shape and dtype, values 0 or 1/(1-p); None when dropout was the identity
 

@@ -42,7 +42,7 @@ class SparseRows:
         return dense
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EmbeddingCache:
     ids: np.ndarray  # (N, T) or any shape, integer
     weight_shape: tuple[int, int]  # (V, E)

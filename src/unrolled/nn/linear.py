@@ -18,7 +18,7 @@ from unrolled.nn._validation import check_float_array
 __all__ = ["LinearCache", "init_linear_params", "linear_forward", "linear_backward"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LinearCache:
     x: np.ndarray  # (..., D) the input, as given
     weight: np.ndarray  # (O, D)

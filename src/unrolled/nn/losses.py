@@ -49,7 +49,7 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return e
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CrossEntropyCache:
     probs: np.ndarray  # (N, C) softmax of the logits
     targets: np.ndarray  # (N,) integer class of each item
@@ -120,7 +120,7 @@ def softmax_cross_entropy_backward(cache: CrossEntropyCache, dloss: float = 1.0)
     return dlogits
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MSECache:
     diff: np.ndarray  # (N, ...) pred - target, zero on masked elements
     count: int  # K, the number of unmasked elements
@@ -188,7 +188,7 @@ def mse_backward(cache: MSECache, dloss: float = 1.0) -> np.ndarray:
 #     dL/dz   = (mask / R) (p − q)                                      (Σ_v q_v = 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SequenceCrossEntropyCache:
     probs: np.ndarray  # (N, T, V) softmax of the logits
     targets: np.ndarray  # (N, T) integer target of each step

@@ -20,7 +20,7 @@ from unrolled.nn._validation import check_float_array, check_mask
 POOLINGS = ("last", "max", "mean")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PoolCache:
     mode: str
     shape: tuple[int, int, int]  # (N, T, F) of the pooled outputs

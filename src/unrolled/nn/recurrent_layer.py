@@ -198,7 +198,7 @@ def load_state_dict(config: RecurrentConfig, tensors: dict[str, object], *, dtyp
     return arrays
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecurrentCache:
     config: RecurrentConfig
     directions: tuple[tuple[SequenceCache, ...], ...]  # [layer][direction]

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Candidates:
     """The classes a batch is scored against: ``ids`` (K,) and ``log_expected`` (V,), log(K·Q(j)) for every
     class j (−∞ for a class Q never draws)."""
@@ -72,7 +72,7 @@ def log_uniform_candidates(rng: np.random.Generator, vocab_size: int, num_sample
     return Candidates(ids, log_expected)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SampledSoftmaxCache:
     inputs: np.ndarray  # (M, H)
     weight: np.ndarray  # (V, H)

@@ -93,7 +93,7 @@ class CellKernel:
     packed_hidden_max: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StepCache:
     """What one step keeps for its backward (the step level: one time step, readable)."""
 
@@ -105,7 +105,7 @@ class StepCache:
     params: Params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SequenceCache:
     """What a whole sequence keeps for BPTT. Arrays are time-major and in processing order
     (a reversed direction stores its inputs flipped in time)."""
