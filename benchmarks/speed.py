@@ -714,10 +714,26 @@ def run_latency_benchmark(
                      "torch": make_torch_infer(shape, cell, batches)}
             monitor = OtherLoad()
             timings = measure_interleaved(steps, repeats, warmup, block)
-            row = Row(threads, shape, cell, timings, monitor.fraction())
+            peak, peak_flops = make_peak_gemm()
+            peak_times = [_timed(peak, i) for i in range(6)][1:]  # after one warm-up, at this thread count
+            extra = {"flops": latency_flops(shape, cell), "peak_flops_per_s": peak_flops / statistics.median(peak_times)}
+            row = Row(threads, shape, cell, timings, monitor.fraction(), extra)
             rows.append(row)
             _log_row(row, f"threads={threads} {shape.label} {cell:4s}", unit=1e6, suffix="µs", log=log)
     return rows
+
+
+def latency_flops(shape: Shape, cell: str) -> float:
+    """FLOPs of the B = 1 forward pass's matrix products: the input projection and the recurrent product of
+    every step, and the head (2 per multiply-add; the gate nonlinearities not counted)."""
+    gh = GATES[cell] * shape.hidden
+    return 2.0 * shape.seq_len * (shape.embed_dim * gh + shape.hidden * gh) + 2.0 * shape.hidden * NUM_CLASSES
+
+
+def _timed(run: Callable[[int], object], i: int) -> float:
+    t0 = time.perf_counter()
+    run(i)
+    return time.perf_counter() - t0
 
 
 PROCESS_COMMANDS = (
@@ -1050,6 +1066,32 @@ def ceiling_table(train: Sequence[Row], floor: Sequence[Row]) -> str:
     return head + "\n".join(lines) + "\n" if lines else ""
 
 
+def peak_need_table(train: Sequence[Row], floor: Sequence[Row]) -> str:
+    """What the torch-best target asks of the machine: the share of the same run's large-SGEMM GFLOP/s at
+    which the step's matrix products alone (nothing else) would have to run to be the target's times as fast
+    as torch-best's whole step, at the floor's thread count; over 100 %, no code on this machine meets it."""
+    by_key = {(r.threads, r.shape.label, r.cell): r for r in floor}
+    head = (
+        "| threads | B·T·D·H | cell | products GFLOP | peak GFLOP/s | torch-best ms | torch-best GFLOP/s "
+        "| torch-best / peak | target | products at peak would need | OpenBLAS floor / peak |\n"
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in train:
+        f = by_key.get((r.threads, r.shape.label, r.cell))
+        if f is None:
+            continue
+        flops, best = f.extra["flops"], r.timings["torch-best"].median
+        peak = f.extra["peak_flops"] / f.timings["large SGEMM"].median
+        floor_rate = flops / f.timings["GEMM floor"].median
+        need = TARGET_VS_BEST[r.cell] * flops / best / peak  # the target's time is best / ratio
+        shown = f"**{need:.0%}**" if need > 1 else f"{need:.0%}"
+        lines.append(f"| {r.threads} | {r.shape.label} | {r.cell} | {flops / 1e9:.2f} | {peak / 1e9:.0f} "
+                     f"| {best * 1e3:.1f} | {flops / best / 1e9:.0f} | {flops / best / peak:.0%} "
+                     f"| {TARGET_VS_BEST[r.cell]}× | {shown} | {floor_rate / peak:.0%} |")
+    return head + "\n".join(lines) + "\n" if lines else ""
+
+
 def _latency_target(r: Row) -> tuple[bool, str]:
     need = TARGET_LATENCY_US[r.cell]
     return r.timings["unrolled"].median * 1e6 <= need, f"≤ {need:.0f} µs"
@@ -1058,16 +1100,21 @@ def _latency_target(r: Row) -> tuple[bool, str]:
 def latency_table(rows: Sequence[Row]) -> str:
     head = (
         "| threads | cell | calls | unrolled µs median (min–max) | torch µs median (min–max) "
-        "| torch / unrolled | target | other load |\n|---:|---|---:|---:|---:|---:|---|---:|\n"
+        "| torch / unrolled | target | other load | products MFLOP | unrolled GFLOP/s | target's GFLOP/s "
+        "| peak GFLOP/s (large SGEMM) | target / peak |\n"
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
         met, what = _latency_target(r)
         verdict = _verdict(met) if r.threads == LATENCY_THREADS else f"(held at {LATENCY_THREADS} thread)"
+        flops, peak = r.extra["flops"], r.extra["peak_flops_per_s"]
+        needed = flops / (TARGET_LATENCY_US[r.cell] * 1e-6)
         lines.append(
             f"| {r.threads} | {r.cell} | {len(r.timings['unrolled'].times)} | {_fmt_us(r.timings['unrolled'])} "
             f"| {_fmt_us(r.timings['torch'])} | {r.ratio('unrolled', 'torch'):.2f} | {what}: {verdict} "
-            f"| {_fmt_load(r.other_load)} |"
+            f"| {_fmt_load(r.other_load)} | {flops / 1e6:.2f} | {flops / r.timings['unrolled'].median / 1e9:.1f} "
+            f"| {needed / 1e9:.0f} | {peak / 1e9:.0f} | {needed / peak:.0%} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -1471,6 +1518,19 @@ median over this table's floor, both from this run). Where the ceiling is below 
 target cannot be met with these matrix products on this BLAS, whatever the code around them does.
 
 {ceilings}""")
+        needs = peak_need_table(results.get("train") or [], rows)
+        if needs:
+            parts.append(f"""
+### What the machine's peak leaves for the torch-best target
+
+torch-best's step is PyTorch's LSTM/GRU/RNN on oneDNN and MKL. *products at peak would need*: the share of
+this run's large-SGEMM GFLOP/s at which unrolled's matrix products (the floor's FLOPs: forward and backward,
+nothing else) would have to run for its whole step to be the target's times as fast as torch-best's, if
+the embedding, the element-wise work, the loss and Adam cost nothing; a lower bound. Over 100 %, no code on
+this machine meets the target; *OpenBLAS floor / peak* is the share the same products reach on NumPy's
+BLAS, the floor's own rate, and *torch-best / peak* the rate of torch's whole step counted in the same FLOPs.
+
+{needs}""")
     if results.get("latency"):
         rows = results["latency"]
         shape = rows[0].shape
@@ -1486,6 +1546,11 @@ the torch-default module in `eval()` mode, each call inside `with torch.inferenc
 record either). Four random id sequences cycled; blocks of {args.latency_block} calls,
 {len(rows[0].timings['unrolled'].times)} timed calls each, {_threads_of(rows)} thread(s). Target, at {LATENCY_THREADS} thread:
 {"; ".join(f"{cell} ≤ {us:.0f} µs" for cell, us in TARGET_LATENCY_US.items())}.
+*products MFLOP*: the forward pass's matrix products (input projection and recurrent product of every step,
+the head), 2 FLOPs per multiply-add; *target's GFLOP/s*: the rate those products alone would need to fit in
+the target, against *peak*, a large SGEMM at the row's thread count in the same run (5 runs after the row).
+At B = 1 the recurrent product is a matrix-vector product: every step reads all of W_hh (G·H·H floats) once
+for 2 FLOPs a float, so it runs at the rate the cache delivers W_hh, not at the SGEMM's.
 
 {latency_table(rows)}""")
     if results.get("process"):
