@@ -114,9 +114,7 @@ def test_every_module_imports_on_its_own():
         "        failed.append(f'{name}: {type(error).__name__}: {error}')\n"
         "print('\\n'.join(failed))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
+    assert _run(script, timeout=300).strip() == ""
 
 
 def test_import_unrolled_and_the_cli_entry_stay_light():
@@ -128,9 +126,14 @@ def test_import_unrolled_and_the_cli_entry_stay_light():
         "loaded = sorted(m for m in sys.modules if m.startswith('unrolled.'))\n"
         "print(' '.join(loaded))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert _run(script).split() == ["unrolled._lazy", "unrolled.cli", "unrolled.cli.common"]
+
+
+def _run(script: str, timeout: int = 120) -> str:
+    """The standard output of ``script`` run by a fresh interpreter, which must succeed."""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["unrolled._lazy", "unrolled.cli", "unrolled.cli.common"]
+    return result.stdout
 
 
 # What a model's training needs and its prediction does not: a process that loads a classifier and predicts
@@ -146,9 +149,7 @@ def test_predicting_imports_none_of_trainings_modules():
         "code = main(['predict', 'I love this'])\n"
         "print(code, ' '.join(sorted(m for m in sys.modules if m.startswith('unrolled'))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    code, *loaded = result.stdout.split("\n")[-2].split()
+    code, *loaded = _run(script).split("\n")[-2].split()
     assert code == "0" and "unrolled.models.classifier" in loaded  # it did load a classifier and predict
     assert not set(TRAINING_ONLY) & set(loaded), sorted(set(TRAINING_ONLY) & set(loaded))
 
