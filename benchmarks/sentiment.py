@@ -159,7 +159,7 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
 # The models that ship in the package (src/unrolled/pretrained/NAME): seed 0 of these SST-2 configurations.
 PRETRAINED = {"rnn2-max-v8k": "sst2-rnn", "bigru-max-v7k-wd": "sst2-best"}
 PRETRAINED_DIR = Path("src/unrolled/pretrained")
-REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd", "lstm256-max-pre-imdb"),
+REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd", "lstm256-max-pre-imdb", "lstm256-max-pre-imdb-dlr"),
             "imdb": ("rnn-max", "bigru-max", "lstm256-max-pre-imdb"), "mr": ("bigru-max-e15", "lstm256-max-pre-imdb-e10")}
 
 
