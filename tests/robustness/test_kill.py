@@ -100,3 +100,51 @@ def test_a_signal_while_a_command_starts_ends_with_its_code_and_one_line(name, c
     done = subprocess.run([sys.executable, "-c", _EDGE, "0", "start", name], capture_output=True, text=True,
                           timeout=60)
     assert (done.returncode, done.stderr) == (code, said)
+
+
+# The way out after main returns: atexit's callbacks run and the output is flushed, then the process ends
+# without freeing its objects (cli._exit_after_atexit), unless another thread runs or torch is loaded.
+_EXIT = """
+import atexit, sys, threading, time
+import unrolled.cli as cli
+code, out, thread = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "thread"
+def main():
+    print("x" * 200_000)  # more than the stream buffers: a flush must deliver the rest
+    atexit.register(lambda: open(out, "w").write("atexit ran"))
+    if thread:
+        def late():
+            time.sleep(0.3)
+            open(out + ".thread", "w").write("finished")
+        threading.Thread(target=late).start()
+    return code
+cli.main = main
+cli.entry()
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+@pytest.mark.parametrize("thread", ["thread", "none"])
+def test_the_exit_runs_atexit_flushes_and_waits_for_threads(tmp_path, code, thread):
+    import subprocess
+    import sys
+
+    out = tmp_path / "marker"
+    done = subprocess.run([sys.executable, "-c", _EXIT, str(code), str(out), thread], capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (code, "")
+    assert done.stdout == "x" * 200_000 + "\n"
+    assert out.read_text() == "atexit ran"
+    if thread == "thread":  # a running thread: the interpreter's own exit, which waits for it
+        assert (tmp_path / "marker.thread").read_text() == "finished"
+
+
+def test_predict_output_reaches_the_pipe_in_full():
+    import subprocess
+    import sys
+
+    texts = "".join(f"text number {i} is {'good' if i % 2 else 'bad'}\n" for i in range(3000))
+    done = subprocess.run([sys.executable, "-m", "unrolled", "predict"], input=texts, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3000 and lines[-1].endswith("text number 2999 is good")

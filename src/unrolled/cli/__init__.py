@@ -28,6 +28,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
@@ -153,10 +154,33 @@ def entry() -> None:
         _exit_on_signals(code)
         global _EXITING
         _EXITING = True
+    if _may_skip_teardown():
+        _exit_after_atexit(code)
     raise SystemExit(code)
 
 
 _EXITING = False  # entry's main has returned: the process is on its way out
+
+
+def _may_skip_teardown() -> bool:
+    """Whether the process may end without freeing its objects: no other thread runs (the interpreter would
+    wait for it) and torch is not loaded (its objects' destructors end process groups and devices)."""
+    return threading.active_count() == 1 and "torch" not in sys.modules
+
+
+def _exit_after_atexit(code: int) -> None:
+    """End the process with ``code`` as the interpreter would, without its teardown: atexit's callbacks run
+    (temporary directories, logging, the late-signal guard above) and the standard streams are flushed, then
+    ``os._exit``. Freeing every module and object took ~40 ms of `unrolled predict`'s 0.33 s; every command
+    writes and closes its files itself (saves are atomic renames), so skipping it loses nothing. (mypy ends
+    the same way, for the same reason.) A stream that cannot be flushed (a closed pipe) is left as it is."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, or a closed stream
+            pass
+    os._exit(code)
 
 
 def _ignore_late_signals() -> None:
