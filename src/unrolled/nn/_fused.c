@@ -567,22 +567,54 @@ static int run_parts(const loop_part *whole, int threads, Py_ssize_t scratch_per
     return 0;
 }
 
+/* The two loop bindings' arguments before their buffers: the count, the cell code (its G and S), the n sizes
+   from args[first] with is_double after them, and the thread count (the last argument, range-checked by the
+   caller). Returns the cell, or -1 with an exception set. */
+static int loop_arguments(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected, int first, int n,
+                          Py_ssize_t *G, Py_ssize_t *S, Py_ssize_t *sizes, int *is_double, int *threads,
+                          const char *func) {
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s: expected %zd arguments, got %zd", func, expected, nargs);
+        return -1;
+    }
+    int cell = cell_shape(args[0], G, S, func);
+    if (cell < 0 || parse_tail(args, first, n, sizes, is_double, func) < 0) return -1;
+    *threads = (int)PyLong_AsLong(args[nargs - 1]);
+    if (*threads == -1 && PyErr_Occurred()) return -1;
+    return cell;
+}
+
+/* The two loop bindings' end: W_hh (whole->w) packed for the product when `pack` (forward as W_hhᵀ, backward
+   as W_hh), the loop run on up to `threads` threads with scratch_per_row items of scratch a row, the argument
+   buffers released. Returns None, or NULL with MemoryError set. */
+static PyObject *run_loop(loop_part *whole, int pack, int threads, Py_ssize_t scratch_per_row, Py_buffer *views,
+                          const int *taken, int count) {
+    const int packs = pack && whole->T_;
+    void *wp = packs ? pack_weight(whole->w, cell_gates(whole->cell), whole->H, whole->backward, whole->is_double)
+                     : NULL;
+    int status = -1;
+    if (!packs || wp) {
+        whole->wp = wp;
+        status = run_parts(whole, threads, scratch_per_row);
+    }
+    free(wp);
+    release_taken(views, taken, count);
+    if (status < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* sequence(cell, xw, w_hh, b_hh, h0, c0, mask, hs, cs, saved, T, N, H, is_double, packed, threads): the whole forward
    loop. cell 0 tanh RNN, 1 ReLU RNN, 2 GRU, 3 LSTM (the module's cell_codes, by kernel name); c0, cs (LSTM)
    and saved (GRU, LSTM) are None otherwise; mask is None or a (T, N) bool array (False: padding). packed:
    the recurrent product on packed weights (any batch) rather than row-by-row dot products (a few rows).
    threads: at most this many threads (see run_parts). */
 static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 16) {
-        PyErr_Format(PyExc_TypeError, "sequence: expected 16 arguments, got %zd", nargs);
-        return NULL;
-    }
     Py_ssize_t G, S, sizes[3];
-    int is_double, cell = cell_shape(args[0], &G, &S, "sequence");
-    if (cell < 0 || parse_tail(args, 10, 3, sizes, &is_double, "sequence") < 0) return NULL;
+    int is_double, threads, cell = loop_arguments(args, nargs, 16, 10, 3, &G, &S, sizes, &is_double, &threads,
+                                                  "sequence");
+    if (cell < 0) return NULL;
     int packed = PyObject_IsTrue(args[14]);
-    int threads = (int)PyLong_AsLong(args[15]);
-    if (packed < 0 || (threads == -1 && PyErr_Occurred())) return NULL;
+    if (packed < 0) return NULL;
     if (threads < 1) {
         PyErr_SetString(PyExc_ValueError, "sequence: threads must be >= 1");
         return NULL;
@@ -597,20 +629,12 @@ static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_buffer v[9];
     int taken[9];
     if (take_optional(args + 1, 9, items, is_bytes, 6, size, v, taken, "sequence") < 0) return NULL;
-    void *wp = packed && T_ ? pack_weight(v[1].buf, G, H, 0, is_double) : NULL;
-    int status = -1;
-    if (!packed || !T_ || wp) {
 #define BUF(k) (taken[k] ? v[k].buf : NULL)
-        const loop_part whole = {.cell = cell, .is_double = is_double, .T_ = T_, .N = N, .H = H, .ld = N,
-                                 .xw = BUF(0), .w = BUF(1), .wp = wp, .b = BUF(2), .h0 = BUF(3), .c0 = BUF(4),
-                                 .mask = BUF(5), .hs = BUF(6), .cs = BUF(7), .saved = BUF(8)};
+    loop_part whole = {.cell = cell, .is_double = is_double, .T_ = T_, .N = N, .H = H, .ld = N, .xw = BUF(0),
+                       .w = BUF(1), .b = BUF(2), .h0 = BUF(3), .c0 = BUF(4), .mask = BUF(5), .hs = BUF(6),
+                       .cs = BUF(7), .saved = BUF(8)};
 #undef BUF
-        status = run_parts(&whole, threads, G * H); /* scratch: hw (rows, G·H) */
-    }
-    free(wp);
-    release_taken(v, taken, 9);
-    if (status < 0) return NULL;
-    Py_RETURN_NONE;
+    return run_loop(&whole, packed, threads, G * H, v, taken, 9); /* scratch: hw (rows, G·H) */
 }
 
 /* sequence_backward(cell, dout, hs, cs, h0, c0, saved, w_hh, dxw, dhw, dh, dc, T, N, H, flush_every,
@@ -619,16 +643,11 @@ static PyObject *py_sequence(PyObject *self, PyObject *const *args, Py_ssize_t n
    cells); w_hh (G·H, H). Written: dxw (T, N, G·H), dhw (GRU only), dh and dc (N, H): the final state's
    gradient in, the initial state's out. */
 static PyObject *py_sequence_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 18) {
-        PyErr_Format(PyExc_TypeError, "sequence_backward: expected 18 arguments, got %zd", nargs);
-        return NULL;
-    }
     Py_ssize_t G, S, sizes[4];
-    int is_double, cell = cell_shape(args[0], &G, &S, "sequence_backward");
-    if (cell < 0 || parse_tail(args, 12, 4, sizes, &is_double, "sequence_backward") < 0) return NULL;
+    int is_double, threads, cell = loop_arguments(args, nargs, 18, 12, 4, &G, &S, sizes, &is_double, &threads,
+                                                  "sequence_backward");
+    if (cell < 0) return NULL;
     const Py_ssize_t T_ = sizes[0], N = sizes[1], H = sizes[2], flush_every = sizes[3];
-    int threads = (int)PyLong_AsLong(args[17]);
-    if (threads == -1 && PyErr_Occurred()) return NULL;
     if (flush_every < 1 || threads < 1) {
         PyErr_SetString(PyExc_ValueError, "sequence_backward: flush_every and threads must be >= 1");
         return NULL;
@@ -642,21 +661,13 @@ static PyObject *py_sequence_backward(PyObject *self, PyObject *const *args, Py_
     Py_buffer v[11];
     int taken[11];
     if (take_optional(args + 1, 11, items, is_bytes, 7, size, v, taken, "sequence_backward") < 0) return NULL;
-    void *wp = T_ ? pack_weight(v[6].buf, G, H, 1, is_double) : NULL;
-    int status = -1;
-    if (!T_ || wp) {
 #define BUF(k) (taken[k] ? v[k].buf : NULL)
-        const loop_part whole = {.cell = cell, .is_double = is_double, .backward = 1, .T_ = T_, .N = N, .H = H,
-                                 .ld = N, .flush_every = flush_every, .dout = BUF(0), .hs_in = BUF(1),
-                                 .cs_in = BUF(2), .h0 = BUF(3), .c0 = BUF(4), .saved_in = BUF(5), .wp = wp,
-                                 .dxw = BUF(7), .dhw = BUF(8), .dh = BUF(9), .dc = BUF(10)};
+    loop_part whole = {.cell = cell, .is_double = is_double, .backward = 1, .T_ = T_, .N = N, .H = H, .ld = N,
+                       .flush_every = flush_every, .dout = BUF(0), .hs_in = BUF(1), .cs_in = BUF(2), .h0 = BUF(3),
+                       .c0 = BUF(4), .saved_in = BUF(5), .w = BUF(6), .dxw = BUF(7), .dhw = BUF(8), .dh = BUF(9),
+                       .dc = BUF(10)};
 #undef BUF
-        status = run_parts(&whole, threads, 2 * H); /* scratch: 2 (rows, H) */
-    }
-    free(wp);
-    release_taken(v, taken, 11);
-    if (status < 0) return NULL;
-    Py_RETURN_NONE;
+    return run_loop(&whole, 1, threads, 2 * H, v, taken, 11); /* scratch: 2 (rows, H) */
 }
 
 /* recurrent_product(a, w_hh, out, backward, repeats, is_double): the time loops' recurrent product on its own,
