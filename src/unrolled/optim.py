@@ -58,8 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from unrolled.nn.embedding import SparseRows
 from unrolled.nn import fused
+from unrolled.nn.embedding import SparseRows
 from unrolled.nn.fused import subnormals_flushed
 
 __all__ = [

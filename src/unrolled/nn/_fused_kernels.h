@@ -422,11 +422,6 @@ static void NAME(sequence_backward)(int cell, Py_ssize_t T_, Py_ssize_t N, Py_ss
     if (cell == CELL_LSTM && dc_now != dc) memcpy(dc, dc_now, (size_t)NH * sizeof(T));
 }
 
-/* Sparse Adam's update of the rows idx (R,) of p, m, v (each (V, E)) with the gradient dw (R, E), one pass
-   per row: the same operations as optim.Adam._adam_rows (torch.optim.SparseAdam's sequence), in its order,
-   with its float32 (or float64) constants. No multiply-add is fused (fp-contract=off, in every build:
-   square root and division are correctly rounded at any vector width), so the results are the NumPy code's
-   bit for bit. decay: 0 none, 1 decoupled (w *= wd_scale), 2 L2 (g = dw + wd_scale·w). */
 /* The embedding's gradient: out[r] = the sum, in order, of rows[order[i]] for i in run r (run r is
    order[starts[r] .. starts[r + 1]), the positions of one id; R runs over M positions). Each sum adds its
    rows one after another, as embedding._sum_runs does, without gathering the rows first. */
@@ -443,6 +438,11 @@ static void NAME(sum_runs)(Py_ssize_t M, Py_ssize_t R, Py_ssize_t E, const T *re
     }
 }
 
+/* Sparse Adam's update of the rows idx (R,) of p, m, v (each (V, E)) with the gradient dw (R, E), one pass
+   per row: the same operations as optim.Adam._adam_rows (torch.optim.SparseAdam's sequence), in its order,
+   with its float32 (or float64) constants. No multiply-add is fused (fp-contract=off, in every build:
+   square root and division are correctly rounded at any vector width), so the results are the NumPy code's
+   bit for bit. decay: 0 none, 1 decoupled (w *= wd_scale), 2 L2 (g = dw + wd_scale·w). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define ADAM_NO_CONTRACT __attribute__((optimize("fp-contract=off"))) /* never fused, whatever CFLAGS say */
 #else
