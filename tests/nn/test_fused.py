@@ -107,6 +107,19 @@ def test_small_batch_loop_in_c_equals_the_python_loop(cell, dtype, tol, n, maske
         assert max_rel_diff(fast[key], reference[key]) <= tol, key
 
 
+@needs_fused
+@pytest.mark.parametrize("cell", KERNELS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+@pytest.mark.parametrize("h", [8, 24, 40, 33])
+def test_the_few_row_product_at_every_vector_width(cell, dtype, tol, h):
+    """One row takes the few-row product (matvec): on AVX-512, 16-float vectors while 16 columns are
+    left, then 8-float ones, then scalars; these hidden sizes reach each of them (8: only 8-wide; 24 and
+    40: 16 then 8; 33: 16 then a scalar)."""
+    fast, reference = run_both(cell, dtype, n=1, h=h, seed=h)
+    for key in reference:
+        assert max_rel_diff(fast[key], reference[key]) <= tol, key
+
+
 def test_the_c_loop_runs_unpadded_batches_and_small_padded_ones(monkeypatch):
     calls = []
     kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape),
@@ -281,6 +294,7 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
         "mask = np.arange(9)[None, :] < np.array([9, 1, 4, 0, 9, 6, 2])[:, None]\n"
         "runs = [run_both(cell, np.float32, mask=mask) for cell in KERNELS]\n"
         "runs += [run_both(cell, np.float32, n=13, h=37) for cell in KERNELS]  # the packed product's loops\n"
+        "runs += [run_both(cell, np.float32, n=1, h=h) for cell in KERNELS for h in (8, 24, 40)]  # matvec's\n"
         "from tests.test_optim import SPARSE_ADAM_CASES, sparse_adam_both_ways\n"
         "adam = [sparse_adam_both_ways(cls, kw, np.float32)[0] for cls, kw in SPARSE_ADAM_CASES]\n"
         "assert all(np.array_equal(a, b) for fast, slow in adam for a, b in zip(fast, slow)), 'adam bits'\n"

@@ -68,8 +68,8 @@ static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 static inline double tanh_f64(double x) { return tanh(x); }
 
 /* Vector width of the small-batch matrix-vector product (GCC vector extensions, lowered to what the target
-   has): eight floats. Sixteen halve the loop but double each row's final horizontal sum, which measured
-   slower at H = 128. */
+   has): eight floats, the width its final sums (REDUCE8) work in; the AVX-512 build runs most of k in
+   sixteen (MATVEC_VEC, see matvec). */
 #define VEC_BYTES 32
 
 enum { CELL_RNN_TANH = 0, CELL_RNN_RELU = 1, CELL_GRU = 2, CELL_LSTM = 3 };
@@ -135,6 +135,7 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define GRAD_FLOOR 0.0
 #define GEMM_VEC 16
 #define GEMM_ROWS 4
+#define MATVEC_VEC VEC_BYTES
 #include "_fused_kernels.h"
 
 #define T float
@@ -145,6 +146,7 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define GRAD_FLOOR gradient_floor_f32
 #define GEMM_VEC 16
 #define GEMM_ROWS 6
+#define MATVEC_VEC VEC_BYTES
 #include "_fused_kernels.h"
 
 /* float32 is where the speed matters: on x86-64 the same kernels are compiled again for AVX2 + FMA and for
@@ -162,6 +164,7 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define GRAD_FLOOR gradient_floor_f32
 #define GEMM_VEC 32
 #define GEMM_ROWS 6
+#define MATVEC_VEC VEC_BYTES
 #include "_fused_kernels.h"
 #pragma GCC pop_options
 #pragma GCC push_options
@@ -174,6 +177,11 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define GRAD_FLOOR gradient_floor_f32
 #define GEMM_VEC 64
 #define GEMM_ROWS 8
+#if defined(__clang__) || __GNUC__ >= 12 /* __builtin_shufflevector folds the 16-float sums */
+#define MATVEC_VEC 64
+#else
+#define MATVEC_VEC VEC_BYTES
+#endif
 #include "_fused_kernels.h"
 #pragma GCC pop_options
 #endif
