@@ -293,6 +293,62 @@ def test_each_round_trip_predicts_identically(classifier, forecaster, language_m
     assert loaded.get_params() == language_model.get_params() and loaded.config_["kind"] == "language_model"
 
 
+def test_float16_storage_halves_the_file_and_loads_as_float32(classifier, language_model, tmp_path):
+    for model, check in [
+        (classifier, lambda a, b: np.testing.assert_allclose(a.predict_proba(TEXTS), b.predict_proba(TEXTS),
+                                                             atol=2e-3)),
+        (language_model, lambda a, b: np.testing.assert_allclose(a.score(ABC[:40]), b.score(ABC[:40]), atol=1e-2)),
+    ]:
+        full = model.save(tmp_path / f"{model.KIND}-32")
+        half = model.save(tmp_path / f"{model.KIND}-16", storage="float16")
+        assert json.loads((half / "config.json").read_text())["storage"] == "float16"
+        assert "storage" not in json.loads((full / "config.json").read_text())
+        size = lambda path: (path / "model.safetensors").stat().st_size  # noqa: E731
+        values = sum(value.size for value in model.params_.values())
+        assert abs(size(full) - size(half) - 2 * values) <= 16  # 2 bytes a value instead of 4 (header alike)
+        loaded = type(model).load(half)
+        for name, value in loaded.params_.items():
+            assert value.dtype == np.float32  # computed in float32 ...
+            np.testing.assert_array_equal(value, model.params_[name].astype(np.float16).astype(np.float32))
+        check(loaded, model)  # ... and close to the float32 model
+        # saved again as float16: the same tensors (each value already a float16)
+        again = type(model).load(loaded.save(tmp_path / f"{model.KIND}-16b", storage="float16"))
+        for name, value in again.params_.items():
+            np.testing.assert_array_equal(value, loaded.params_[name])
+
+
+def test_float16_storage_refuses_what_it_cannot_hold(classifier, forecaster, tmp_path):
+    with pytest.raises(ValueError, match=r"^storage: expected None or 'float16', got 'int8'$"):
+        classifier.save(tmp_path / "x", storage="int8")
+    with pytest.raises(ValueError, match=r"^storage float16: tensor '.*' is float64; float16 storage is for models "
+                                         r"that compute in float32 \(they load back as float32\)$"):
+        forecaster.save(tmp_path / "f", storage="float16")  # the forecaster computes in float64
+    big = RNNClassifier.load(classifier.save(tmp_path / "c"))
+    big.params_["head.bias"] = big.params_["head.bias"] + 1e5
+    with pytest.raises(ValueError, match=r"^storage float16: tensor 'head.bias' holds 100\d+, beyond float16's "
+                                         r"largest value 65504 \(save it without storage='float16'\)$"):
+        big.save(tmp_path / "big", storage="float16")
+    assert not (tmp_path / "big").exists()
+    # a config that says float16 over float32 tensors, or names another storage: one line naming the file
+    path = classifier.save(tmp_path / "c32")
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "storage": "float16"}))
+    with pytest.raises(ValueError, match=r"model\.safetensors: tensor '.*' has dtype float32, expected float16 "
+                                         r"\(config.json says storage float16\)$"):
+        RNNClassifier.load(path)
+    (path / "config.json").write_text(json.dumps({**config, "storage": "bfloat16"}))
+    with pytest.raises(ValueError, match=r"config\.json: invalid classifier config \(storage: expected 'float16' "
+                                         r'or no field, got "bfloat16"\)$'):
+        RNNClassifier.load(path)
+    # float16 tensors without the record: refused as before
+    half = classifier.save(tmp_path / "c16", storage="float16")
+    config = json.loads((half / "config.json").read_text())
+    (half / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "storage"}))
+    with pytest.raises(ValueError, match=r"has dtype float16, expected float32 or float64 .*float16 only with "
+                                         r"config.json's storage float16\)$"):
+        RNNClassifier.load(half)
+
+
 def test_load_resolves_bundled_model_names():
     model = RNNClassifier.load("sst2-best")
     assert model.predict(["I love this"]).tolist() == ["positive"]

@@ -211,3 +211,45 @@ def test_the_torch_engine_refuses_the_sampled_softmax():
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match="softmax: 'sampled' is the NumPy engine's"):
         RNNLanguageModel(level="word", softmax="sampled", max_steps=1).fit(CORPUS, engine="torch")
+
+
+def test_cut_vocabulary_keeps_the_most_frequent_tokens_and_their_rows(word_lm, tmp_path):
+    path, lm = word_lm
+    model = _classifier(path).fit(TEXTS, LABELS)
+    size = 8
+    cut = model.cut_vocabulary(size)
+    assert cut.vocab_.tokens == lm.vocab_.tokens[:size] and cut.net_config_.vocab_size == size
+    np.testing.assert_array_equal(cut.params_["embedding.weight"], model.params_["embedding.weight"][:size])
+    assert all(cut.params_[name] is model.params_[name] for name in model.params_ if name != "embedding.weight")
+    assert len(model.vocab_) == len(lm.vocab_)  # the original is untouched
+    kept = " ".join(cut.vocab_.tokens[2:size])
+    dropped = " ".join(lm.vocab_.tokens[size:size + 3])
+    # a text of kept tokens: the same probabilities, bit for bit; a cut token reads as <unk>
+    np.testing.assert_array_equal(cut.predict_proba([kept]), model.predict_proba([kept]))
+    unknown = "qqq qqq qqq"  # no model knows it: three <unk>
+    np.testing.assert_array_equal(cut.predict_proba([dropped]), model.predict_proba([unknown]))
+    assert not np.array_equal(model.predict_proba([dropped]), model.predict_proba([unknown]))
+    # saved and loaded: the cut and the language model it came from are recorded, and kept on a second save
+    loaded = RNNClassifier.load(cut.save(tmp_path / "cut"))
+    training = json.loads((tmp_path / "cut" / "config.json").read_text())["training"]
+    assert training["vocabulary_cut"] == {"kept": size, "of": len(lm.vocab_)}
+    assert training["pretrained_from"]["path"] == str(path)
+    again = json.loads((loaded.save(tmp_path / "again") / "config.json").read_text())["training"]
+    assert again["vocabulary_cut"] == training["vocabulary_cut"]
+    assert again["pretrained_from"] == training["pretrained_from"]
+    assert loaded.cut_vocabulary(5).vocabulary_cut_ == {"kept": 5, "of": len(lm.vocab_)}  # "of": the first
+    for bad in (1, len(lm.vocab_) + 1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"^size: expected an integer from 2 to {len(lm.vocab_)} \(the "
+                                             rf"vocabulary's size, <pad> and <unk> included\), got {bad!r}$"):
+            model.cut_vocabulary(bad)
+
+
+def test_a_saved_record_that_is_not_an_object_is_refused(word_lm, tmp_path):
+    path, _ = word_lm
+    saved = _classifier(path).fit(TEXTS, LABELS).save(tmp_path / "clf")
+    config = json.loads((saved / "config.json").read_text())
+    config["training"]["vocabulary_cut"] = [8, 30]
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: invalid classifier config \(training\.vocabulary_cut: "
+                                         r"expected an object, got \[8, 30\]\)$"):
+        RNNClassifier.load(saved)

@@ -141,11 +141,20 @@ class Estimator:
     def _restore_checkpoint(self, checkpoint: Checkpoint, path: Path) -> None:
         """Set or check what the rest of the checkpoint holds (vocab.json); raise with its own message."""
 
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None, storage: str | None = None) -> Path:
         """Write a checkpoint directory (model.safetensors, config.json and, with a vocabulary, vocab.json),
-        atomically; ``extra`` adds fields to config.json (e.g. metrics)."""
+        atomically; ``extra`` adds fields to config.json (e.g. metrics).
+
+        ``storage="float16"`` stores the weights rounded to float16 (half the file; config.json records
+        ``"storage": "float16"``); :meth:`load` reads them back as float32, the precision they compute in.
+        """
         self._check_fitted()
-        return self._write(path, self.params_, extra)
+        if storage is None:
+            return self._write(path, self.params_, extra)
+        if storage not in restore.STORAGE_DTYPES:
+            raise ValueError(f"storage: expected None or {' or '.join(map(repr, restore.STORAGE_DTYPES))}, "
+                             f"got {storage!r}")
+        return self._write(path, restore.float16_tensors(self.params_), {**(extra or {}), "storage": storage})
 
     def _write(self, path: str | Path, tensors: dict[str, Any], extra: dict[str, Any] | None,
                training_state=None) -> Path:
@@ -172,15 +181,16 @@ class Estimator:
         config = checkpoint.config
         source = str(directory / "config.json")
         try:
+            storage = restore.storage_of(config)
             model = cls(**restore.check_estimator_params(cls, config))
             model.history_, model.training_seconds_ = restore.training_record(config)
             model._restore_config(config)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source}: invalid {cls._CONFIG_NAME} config ({error})") from None
-        restore.check_tensor_dtypes(checkpoint.tensors, directory / "model.safetensors")
+        tensors = restore.check_tensor_dtypes(checkpoint.tensors, directory / "model.safetensors", storage)
         model._restore_checkpoint(checkpoint, directory)
         expected = model.net_config_.param_shapes()
-        check_tensors(checkpoint.tensors, expected, source=str(directory / "model.safetensors"))
-        model.params_ = {name: checkpoint.tensors[name] for name in expected}
+        check_tensors(tensors, expected, source=str(directory / "model.safetensors"))
+        model.params_ = {name: tensors[name] for name in expected}
         model.config_ = config
         return model

@@ -28,11 +28,13 @@ from unrolled.history import EpochResult, TrainHistory
 __all__ = [
     "check_estimator_params",
     "check_tensor_dtypes",
+    "float16_tensors",
     "dataclass_from_json",
     "field",
     "json_value",
     "load_vocab",
     "net_config",
+    "storage_of",
     "training_record",
 ]
 
@@ -158,16 +160,53 @@ def load_vocab(obj: Any, source: str | PathLike[str], what: str) -> Vocab:
     return Vocab.from_json(obj, source=str(source))
 
 
-def check_tensor_dtypes(tensors: Mapping[str, np.ndarray], source: str | PathLike[str]) -> None:
+STORAGE_DTYPES = ("float16",)  # config.json "storage": weights kept on disk in less than they compute in
+
+
+def check_tensor_dtypes(tensors: Mapping[str, np.ndarray], source: str | PathLike[str],
+                        storage: str | None = None) -> dict[str, np.ndarray]:
     """Every tensor float32 or float64, all of one dtype (the engine computes in the parameters' precision);
-    a CheckpointError naming the tensor and its dtype otherwise."""
+    with ``storage="float16"`` (a checkpoint saved so), every tensor float16, returned as float32, the
+    precision it computes in. A CheckpointError naming the tensor and its dtype otherwise."""
+    if storage == "float16":
+        for name, array in tensors.items():
+            if array.dtype != np.float16:
+                raise CheckpointError(f"{source}: tensor {name!r} has dtype {array.dtype}, expected float16 (config.json "
+                                      "says storage float16)", path=source, field=name)
+        return {name: array.astype(np.float32) for name, array in tensors.items()}
     for name, array in tensors.items():
         if array.dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"{source}: tensor {name!r} has dtype {array.dtype}, expected float32 or float64 "
-                                  "(a model's weights are floating point)", path=source, field=name)
+                                  "(a model's weights are floating point; float16 only with config.json's "
+                                  "storage float16)", path=source, field=name)
     counts = Counter(array.dtype for array in tensors.values())
     if len(counts) > 1:
         common = counts.most_common(1)[0][0]
         odd = next(name for name, array in tensors.items() if array.dtype != common)
         raise CheckpointError(f"{source}: tensor {odd!r} has dtype {tensors[odd].dtype}, the other tensors "
                               f"{common} (a model's tensors share one dtype)", path=source, field=odd)
+    return dict(tensors)
+
+
+def storage_of(config: Mapping[str, Any]) -> str | None:
+    """config.json's "storage" (absent: the tensors are stored in the precision they compute in)."""
+    storage = config.get("storage")
+    if storage is not None and storage not in STORAGE_DTYPES:
+        raise ValueError(f"storage: expected {' or '.join(map(repr, STORAGE_DTYPES))} or no field, got "
+                         f"{json_value(storage)}")
+    return storage
+
+
+def float16_tensors(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """float32 tensors rounded to float16 for storage; a ValueError naming the first one with a value beyond
+    float16's range (it would be stored as infinity) or of another dtype."""
+    largest = float(np.finfo(np.float16).max)
+    for name, array in tensors.items():
+        if array.dtype != np.float32:  # loaded back as float32: a float64 model would change precision
+            raise ValueError(f"storage float16: tensor {name!r} is {array.dtype}; float16 storage is for models "
+                             "that compute in float32 (they load back as float32)")
+        peak = float(np.abs(array).max()) if array.size else 0.0
+        if peak > largest:
+            raise ValueError(f"storage float16: tensor {name!r} holds {peak:.6g}, beyond float16's largest value "
+                             f"{largest:g} (save it without storage='float16')")
+    return {name: np.asarray(array).astype(np.float16) for name, array in tensors.items()}

@@ -9,6 +9,8 @@ sets the learned attributes, which end in ``_``. Works inside ``cross_val_score`
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
@@ -423,6 +425,26 @@ class RNNClassifier(Estimator):
         predicted = self.predict_proba(X).argmax(axis=1)
         return classification_report(targets, predicted, self.label_map_.names)
 
+    def cut_vocabulary(self, size: int) -> RNNClassifier:
+        """A copy that keeps the first ``size`` tokens of the vocabulary (<pad>, <unk> and then the most
+        frequent) with their embedding rows; every other token then reads as <unk>. It shrinks a model
+        fine-tuned from a large language model's vocabulary to a file-size budget: a text whose tokens are
+        all kept gets the same probabilities as before, bit for bit. Recorded in config.json when saved
+        (``training.vocabulary_cut``)."""
+        self._check_fitted()
+        vocab_size = len(self.vocab_)
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 2 <= size <= vocab_size:
+            raise ValueError(f"size: expected an integer from 2 to {vocab_size} (the vocabulary's size, <pad> and "
+                             f"<unk> included), got {size!r}")
+        size = int(size)
+        cut = copy.copy(self)
+        cut.vocab_ = Vocab(self.vocab_.tokens[:size], min_freq=self.vocab_.min_freq, max_size=size)
+        cut.params_ = {**self.params_, "embedding.weight": self.params_["embedding.weight"][:size].copy()}
+        cut.net_config_ = dataclasses.replace(self.net_config_, vocab_size=size)
+        earlier = getattr(self, "vocabulary_cut_", None)
+        cut.vocabulary_cut_ = {"kept": size, "of": vocab_size if earlier is None else earlier["of"]}
+        return cut
+
     # --- checkpoints (save and load: Estimator) -------------------------------------------------------
 
     def _config_fields(self) -> dict[str, Any]:
@@ -435,6 +457,8 @@ class RNNClassifier(Estimator):
                   "embedding_coverage": coverage.to_json() if coverage is not None else None}
         if getattr(self, "pretrained_", None) is not None:  # only fine-tuned models carry it
             record["pretrained_from"] = self.pretrained_
+        if getattr(self, "vocabulary_cut_", None) is not None:  # only cut_vocabulary's copies
+            record["vocabulary_cut"] = self.vocabulary_cut_
         return record
 
     def _restore_config(self, config: dict[str, Any]) -> None:
@@ -446,6 +470,9 @@ class RNNClassifier(Estimator):
             raise ValueError(f"labels: {len(names)} names ({', '.join(map(repr, names))}), but the network has "
                              f"model.num_classes {num_classes}")
         self.classes_ = np.array(_restored_classes(restore.field(config, "classes"), names))
+        training = config["training"]  # an object (restore.training_record has checked it)
+        self.pretrained_ = _restored_record(training, "pretrained_from")
+        self.vocabulary_cut_ = _restored_record(training, "vocabulary_cut")
         display = config.get("label_names") or {}
         if not isinstance(display, dict) or not all(isinstance(v, str) for v in display.values()):
             raise ValueError(f"label_names: expected an object of label -> display name strings, got "
@@ -462,6 +489,15 @@ class RNNClassifier(Estimator):
         if padding is not None and padding != self.vocab_.id_of(Vocab.PAD):
             raise ValueError(f"{path / 'config.json'}: model.padding_idx {padding} is not the id of "
                              f"{Vocab.PAD} in vocab.json ({self.vocab_.id_of(Vocab.PAD)})")
+
+
+def _restored_record(training: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """training.pretrained_from or training.vocabulary_cut as saved (an object, or absent), so that saving a
+    loaded model again keeps it."""
+    record = training.get(name)
+    if record is not None and not isinstance(record, dict):
+        raise ValueError(f"training.{name}: expected an object, got {restore.json_value(record)}")
+    return record
 
 
 def _restored_classes(classes: object, names: Sequence[str]) -> list[object]:
