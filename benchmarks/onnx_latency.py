@@ -3,7 +3,7 @@
     PYTHONPATH=src python benchmarks/onnx_latency.py                 # docs/results/onnx.json, docs/onnx.md
     PYTHONPATH=src python benchmarks/onnx_latency.py --quick --out -  # a smoke run, stdout only
 
-Two models: the bundled classifier ``sst2-best`` (bidirectional GRU, max pooling) and a small character-level
+Two models: the bundled classifier ``sst2-best`` (an LSTM, max pooling) and a small character-level
 LSTM language model trained here in a few seconds on a built-in paragraph. Both are exported to a temporary
 directory with :func:`unrolled.onnx_export.export_onnx` and loaded into onnxruntime with
 ``intra_op_num_threads = inter_op_num_threads = 1``; NumPy's BLAS is held to one thread as well
@@ -145,7 +145,10 @@ def classifier_section(tmp: Path, repeats: int) -> dict:
         "onnxruntime run (ids)": lambda: sess.run(None, feeds),
         "onnxruntime + tokenize (text)": ort_text,
     }, repeats)
-    return {"model": "sst2-best", "description": "bidirectional GRU, H 128, E 100, V 7000, max pooling",
+    net = model.net_config_
+    shape = (f"{'bidirectional ' if net.bidirectional else ''}{net.cell.upper()}, H {net.hidden_size}, "
+             f"E {net.embedding_dim}, V {net.vocab_size}, {net.pooling} pooling")
+    return {"model": "sst2-best", "description": shape,
             "input": f"{SENTENCE!r} ({ids.shape[1]} tokens)", "onnx_bytes": path.stat().st_size,
             "export_seconds": round(export_s, 3), "max_abs_diff": {"logits": logit_diff, "probabilities": prob_diff,
                                                                     "predict_proba": proba_diff},

@@ -9,7 +9,9 @@ Run once, at commit ed4a45d (before the architecture change of issue 13), on bot
 The script only calls public entry points whose names and signatures the change keeps (the networks'
 ``*_forward``/``*_backward``, ``RNNClassifier.load``, ``explain``), so rerunning it at a later commit and
 comparing the files shows whether behaviour moved. Do not regenerate the committed files to make the test
-pass: they are the "before" of a before/after comparison.
+pass: they are the "before" of a before/after comparison. The one exception is a bundled model replaced by a
+retrained one (its old values cannot be reproduced by the new model): ``--replace-model NAME`` rewrites that
+model's values only, and tests/test_golden.py's REPLACED records when and why.
 """
 
 from __future__ import annotations
@@ -152,9 +154,31 @@ def main() -> None:
     out = compute()
     info = fingerprint()
     kernels = info["kernels"]
+    if sys.argv[1:2] == ["--replace-model"]:
+        replace_model(sys.argv[2], out, info)
+        return
     np.savez_compressed(HERE / f"golden_{kernels}.npz", **out)
     (HERE / f"golden_{kernels}.json").write_text(json.dumps(info, indent=2) + "\n")
     sys.stdout.write(f"wrote {len(out)} arrays for the {kernels} kernels\n")
+
+
+def replace_model(name: str, out: dict, info: dict) -> None:
+    """``--replace-model NAME``: a bundled model was replaced by a retrained one (test_golden.REPLACED says
+    which and why). Only that model's values are rewritten; every other saved value stays the "before". Run
+    it where the saved fingerprint is reproduced (e.g. UNROLLED_FUSED_ISA=avx2 OPENBLAS_CORETYPE=Haswell), so
+    that the new values are as exact as the old ones."""
+    kernels = info["kernels"]
+    saved_info = json.loads((HERE / f"golden_{kernels}.json").read_text())
+    if info != saved_info:
+        sys.exit(f"the fingerprint {info} is not the saved {saved_info}: set the build and BLAS kernels it names")
+    prefixes = (f"pretrained/{name}/", f"explain/{name}/")
+    with np.load(HERE / f"golden_{kernels}.npz", allow_pickle=False) as saved:
+        kept = {key: saved[key] for key in saved.files if not key.startswith(prefixes)}
+    new = {key: value for key, value in out.items() if key.startswith(prefixes)}
+    if not new:
+        sys.exit(f"{name}: no golden values are computed for it")
+    np.savez_compressed(HERE / f"golden_{kernels}.npz", **kept, **new)
+    sys.stdout.write(f"replaced {name}'s values ({len(new)} arrays) for the {kernels} kernels; kept {len(kept)}\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Models that ship inside the package.
 
     sst2-rnn    the seed's Elman RNN (max-pooled states); ``unrolled explain`` uses it by default
-    sst2-best   the most accurate cell measured (bidirectional GRU); ``unrolled predict`` uses it by default
+    sst2-best   the most accurate model measured: an LSTM fine-tuned from a language model pretrained on the
+                IMDB training reviews (labels unused); ``unrolled predict`` uses it by default
     imdb-lm     a word-level LSTM language model pretrained on the IMDB training reviews (labels unused):
                 where ``unrolled train``'s classifiers start when no network option is given (``init_from``)
 
@@ -9,7 +10,9 @@ The SST-2 classifiers come from ``benchmarks/sentiment.py --save-pretrained``, t
 ``benchmarks/pretrain.py --model small``.
 
 Each is an ordinary checkpoint directory (model.safetensors, config.json, vocab.json) whose config.json
-records the training command, the data files' sha256 and the dev and test accuracy. ``--model`` takes one
+records the training command, the data files' sha256 and the dev and test accuracy (sst2-best also the
+language model it started from, and how it was shrunk to the size budget: its vocabulary cut to the 18,000
+most frequent tokens and its weights stored as float16). ``--model`` takes one
 of these names or a checkpoint directory; so does ``load`` in the Python API
 (``unrolled.load("sst2-best")``, ``RNNClassifier.load("sst2-best")``), through :func:`resolve`.
 """
@@ -23,7 +26,8 @@ __all__ = ["BUNDLED", "CLASSIFIERS", "DEFAULT_EXPLAIN", "DEFAULT_INIT", "DEFAULT
 
 BUNDLED = {
     "sst2-rnn": "Elman RNN, max-pooled states, trained on SST-2 (the seed's network)",
-    "sst2-best": "bidirectional GRU, max-pooled states, trained on SST-2 (the most accurate cell measured)",
+    "sst2-best": "LSTM, max-pooled states, fine-tuned on SST-2 from an IMDB language model (the most accurate "
+                 "measured)",
     "imdb-lm": "word-level LSTM language model pretrained on the IMDB training reviews (train's default start)",
 }
 CLASSIFIERS = ("sst2-rnn", "sst2-best")
