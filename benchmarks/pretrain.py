@@ -2,6 +2,7 @@
 
     python benchmarks/pretrain.py --model large    # sentiment.py's *-pre-imdb configurations (≈ 40 min, 1 thread)
     python benchmarks/pretrain.py --model small    # the bundled imdb-lm, train's default start (≈ 35 min)
+    python benchmarks/pretrain.py --model elman    # sentiment.py's rnn*-pre-imdb configurations (≈ 30 min)
     python benchmarks/pretrain.py --corpus-only    # only write the corpus
 
 The corpus is unlabelled text only: the 25,000 IMDB *training* reviews (their labels unused; ``<br />``
@@ -9,10 +10,12 @@ line breaks read as spaces), one review per line. It never holds a test review o
 IMDB's test reviews are a separate file, and SST-2 and MR are other datasets (MR is deliberately not used:
 its Rotten Tomatoes snippets contain SST-2's test sentences).
 
-Both models: ``unrolled train --task lm`` at word level, a one-layer LSTM, sampled softmax with 1,024
+Every model: ``unrolled train --task lm`` at word level, sampled softmax with 1,024
 candidates per batch, 3 epochs of truncated BPTT (64 steps, 32 streams), the last 2 % of the corpus for
-validation. ``large``: the 30,000 most frequent tokens, E = 128, H = 256 (48 MB). ``small``: 10,000 tokens,
-E = H = 128 with the output layer tied to the embedding, to fit the 6 MB budget of a bundled model. The
+validation. ``large``: a one-layer LSTM over the 30,000 most frequent tokens, E = 128, H = 256 (48 MB).
+``elman``: the same vocabulary and sizes for a two-layer Elman (tanh) RNN, what the Elman classifiers start
+from. ``small``: a one-layer LSTM over 10,000 tokens, E = H = 128 with the output layer tied to the
+embedding, to fit the 6 MB budget of a bundled model. The
 command is printed and recorded in the model's config.json, which every classifier fine-tuned from it
 copies (``training.pretrained_from``).
 """
@@ -30,13 +33,16 @@ from pathlib import Path
 
 from unrolled.datasets import locate
 
-COMMON = ["--level", "word", "--softmax", "sampled", "--num-sampled", "1024", "--cell", "lstm", "--dropout", "0.1",
+COMMON = ["--level", "word", "--softmax", "sampled", "--num-sampled", "1024", "--dropout", "0.1",
           "--bptt", "64", "--batch-size", "32", "--epochs", "3", "--validation-fraction", "0.02",
           "--checkpoint-every", "500"]
 MODELS = {  # name -> (output directory, options)
-    "large": ("imdb-lm-lstm256", ["--max-vocab", "30000", "--embedding-dim", "128", "--hidden-size", "256"]),
-    "small": ("imdb-lm", ["--max-vocab", "10000", "--embedding-dim", "128", "--hidden-size", "128",
+    "large": ("imdb-lm-lstm256", ["--cell", "lstm", "--max-vocab", "30000", "--embedding-dim", "128",
+                                  "--hidden-size", "256"]),
+    "small": ("imdb-lm", ["--cell", "lstm", "--max-vocab", "10000", "--embedding-dim", "128", "--hidden-size", "128",
                           "--tie-weights"]),
+    "elman": ("imdb-lm-rnn256x2", ["--cell", "rnn", "--num-layers", "2", "--max-vocab", "30000", "--embedding-dim",
+                                   "128", "--hidden-size", "256"]),
 }
 
 
