@@ -120,6 +120,28 @@ def test_the_few_row_product_at_every_vector_width(cell, dtype, tol, h):
         assert max_rel_diff(fast[key], reference[key]) <= tol, key
 
 
+def every_float16_converts_exactly() -> None:
+    """All 65,536 float16 bit patterns through fused.float32_of_float16: NumPy's values, bit for bit (NaNs
+    stay NaN)."""
+    halves = np.arange(65536, dtype=np.uint16).view(np.float16)
+    expected, got = halves.astype(np.float32), fused.float32_of_float16(halves)
+    nan = np.isnan(expected)
+    assert got.dtype == np.float32 and np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), expected[~nan].view(np.uint32))
+    shaped = halves[:60].reshape(3, 4, 5)[:, ::2]  # any shape, a strided view too
+    assert np.array_equal(fused.float32_of_float16(shaped), shaped.astype(np.float32))
+
+
+def test_float16_to_float32_is_exact():
+    every_float16_converts_exactly()
+
+
+@needs_fused
+def test_float16_to_float32_refuses_mismatched_buffers():
+    with pytest.raises(ValueError, match="src of 2-byte items and out of as many float32"):
+        fused._fused.float16_to_float32(np.zeros(4, np.float16), np.zeros(3, np.float32))
+
+
 def test_the_c_loop_runs_unpadded_batches_and_small_padded_ones(monkeypatch):
     calls = []
     kernel = dataclasses.replace(gru.GRU_NUMPY, sequence=lambda *args: calls.append(args[0].shape),
@@ -300,6 +322,8 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
         "assert all(np.array_equal(a, b) for fast, slow in adam for a, b in zip(fast, slow)), 'adam bits'\n"
         "from tests.nn.test_fused import test_each_rows_product_does_not_depend_on_the_batch as rows_alone\n"
         "for backward in (False, True): rows_alone(np.float32, backward)  # tiles and one-row kernel agree\n"
+        "from tests.nn.test_fused import every_float16_converts_exactly\n"
+        "every_float16_converts_exactly()  # F16C in the AVX builds, the portable loop in the baseline one\n"
         "print(fused.INSTRUCTION_SET, max(max_rel_diff(fast[k], ref[k]) for fast, ref in runs for k in ref))\n"
     )
     env = dict(os.environ, UNROLLED_FUSED_ISA=isa)

@@ -80,6 +80,8 @@ def _good():
     (lambda o: o.update(tokens="abc"), r"^ckpt/vocab\.json: field 'tokens': expected a list"),
     (lambda o: o["tokens"].append("a"), r"^ckpt/vocab\.json: field 'tokens': item 7: duplicate token 'a' \(first at 2"),
     (lambda o: o["tokens"].append(5), r"^ckpt/vocab\.json: field 'tokens': item 7: expected a string, got number"),
+    (lambda o: o["tokens"].append(["a"]), r"^ckpt/vocab\.json: field 'tokens': item 7: expected a string, got array"),
+    (lambda o: o["tokens"].append(""), r"^ckpt/vocab\.json: field 'tokens': item 7: empty token$"),
     (lambda o: o["tokens"].reverse(), r"^ckpt/vocab\.json: field 'tokens': item 0: expected '<pad>'"),
     (lambda o: o["tokens"].pop(1), r"^ckpt/vocab\.json: field 'tokens': item 1: expected '<unk>', got 'a'"),
     (lambda o: o.update(min_freq=0), r"^ckpt/vocab\.json: field 'min_freq'"),
@@ -91,6 +93,11 @@ def test_from_json_rejects_bad_input_with_one_line(change, match):
     with pytest.raises(ValueError, match=match) as info:
         Vocab.from_json(obj, source="ckpt/vocab.json")
     assert "\n" not in str(info.value)
+
+
+def test_from_json_keeps_the_build_settings():
+    vocab = Vocab.from_json({**_good(), "min_freq": 3, "max_size": 9})
+    assert (vocab.min_freq, vocab.max_size) == (3, 9) and vocab.tokens == tuple(_good()["tokens"])
 
 
 def test_from_json_rejects_non_object():

@@ -173,7 +173,9 @@ def check_tensor_dtypes(tensors: Mapping[str, np.ndarray], source: str | PathLik
             if array.dtype != np.float16:
                 raise CheckpointError(f"{source}: tensor {name!r} has dtype {array.dtype}, expected float16 (config.json "
                                       "says storage float16)", path=source, field=name)
-        return {name: array.astype(np.float32) for name, array in tensors.items()}
+        from unrolled.nn.fused import float32_of_float16  # (imported by every network's forward pass anyway)
+
+        return {name: float32_of_float16(array) for name, array in tensors.items()}
     for name, array in tensors.items():
         if array.dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"{source}: tensor {name!r} has dtype {array.dtype}, expected float32 or float64 "

@@ -85,6 +85,17 @@ def _c(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def float32_of_float16(a: np.ndarray) -> np.ndarray:
+    """A float16 array as float32: every value exactly what ``a.astype(np.float32)`` gives (a NaN stays a NaN,
+    its payload aside); in C when the extension is built, ~2x faster (F16C converts eight at a time): loading
+    a model stored as float16."""
+    if not ACTIVE:
+        return a.astype(np.float32)
+    out = np.empty(a.shape, dtype=np.float32)
+    _fused.float16_to_float32(np.ascontiguousarray(a), out)
+    return out
+
+
 def fused_kernel(numpy_kernel):
     """The fused twin of a NumPy ``CellKernel``, or the NumPy kernel itself when the extension is not built
     or does not know the kernel's name (a new cell runs on NumPy until it gets C code).
@@ -336,4 +347,4 @@ _C_STEPS = {
 }
 
 __all__ = ["ACTIVE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "MATVEC_ROWS", "PACKED_WEIGHT_MAX_BYTES",
-           "fused_kernel", "get_num_threads", "set_num_threads", "subnormals_flushed"]
+           "float32_of_float16", "fused_kernel", "get_num_threads", "set_num_threads", "subnormals_flushed"]

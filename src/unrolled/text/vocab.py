@@ -42,9 +42,13 @@ class Vocab:
     def __init__(self, tokens: Sequence[str], *, min_freq: int = 1, max_size: int | None = None) -> None:
         """Wrap an explicit token list (``tokens[0] == "<pad>"``, ``tokens[1] == "<unk>"``, no duplicates)."""
         tokens = tuple(tokens)
-        _check_tokens(tokens, "tokens")
+        try:  # fewer ids than tokens: a duplicate, which the check names
+            ids = dict(zip(tokens, range(len(tokens))))
+        except TypeError:  # an unhashable item (a list from JSON): the check names it
+            ids = {}
+        _check_tokens(tokens, "tokens", distinct=len(ids))
         self._tokens: tuple[str, ...] = tokens
-        self._ids: dict[str, int] = {token: i for i, token in enumerate(tokens)}
+        self._ids: dict[str, int] = ids
         self.min_freq = min_freq
         self.max_size = max_size
 
@@ -166,7 +170,7 @@ class Vocab:
         if not isinstance(tokens, list):
             raise ValueError(f"{source}: field 'tokens': expected a list, got {json_type(tokens)}")
         try:
-            _check_tokens(tokens, "tokens")
+            vocab = cls(tokens)  # checks the tokens (once: a 30,000-word vocabulary is read at every model load)
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
         min_freq = obj.get("min_freq", 1)
@@ -175,16 +179,21 @@ class Vocab:
         max_size = obj.get("max_size")
         if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 2):
             raise ValueError(f"{source}: field 'max_size': expected null or an integer >= 2, got {max_size!r}")
-        return cls(tokens, min_freq=min_freq, max_size=max_size)
+        vocab.min_freq, vocab.max_size = min_freq, max_size
+        return vocab
 
 
-def _check_tokens(tokens: Sequence[Any], field: str) -> None:
-    """Raise ``ValueError("field '<field>': …")`` unless tokens are unique non-empty str with the specials at 0/1."""
+def _check_tokens(tokens: Sequence[Any], field: str, *, distinct: int | None = None) -> None:
+    """Raise ``ValueError("field '<field>': …")`` unless tokens are unique non-empty str with the specials at 0/1.
+
+    ``distinct``: the number of distinct tokens, when the caller has counted them (a dict of them).
+    """
     # The common case, a valid list, in C-speed passes (a 30,000-word vocabulary is read at every model load);
     # anything else falls through to the loops below, which find the first bad item for the message.
     if set(map(type, tokens)) == {str} and tuple(tokens[:2]) == (Vocab.PAD, Vocab.UNK):
-        distinct = set(tokens)
-        if len(distinct) == len(tokens) and "" not in distinct:
+        if distinct is None:
+            distinct = len(set(tokens))
+        if distinct == len(tokens) and "" not in tokens:
             return
     for i, token in enumerate(tokens):
         if not isinstance(token, str):
