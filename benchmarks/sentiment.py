@@ -52,6 +52,14 @@ PRETRAINED_LM = "runs/pretrain/imdb-lm-lstm256"
 PRETRAINED_ELMAN_LM = "runs/pretrain/imdb-lm-rnn256x2"  # benchmarks/pretrain.py --model elman
 BUNDLED_LM = "src/unrolled/pretrained/imdb-lm"  # benchmarks/pretrain.py --model small, in the package
 
+
+def fine_tuned(init_from: str, **changes) -> dict:
+    """RNNClassifier arguments of an SST-2 classifier fine-tuned from the language model ``init_from``: the
+    settings the *-pre-* configurations share (tuned for lstm256-max-pre-imdb), with ``changes``."""
+    return dict(dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256, dropout=0.5, lr=1e-3,
+                     epochs=8, batch_size=64, patience=3, init_from=init_from), **changes)
+
+
 # dataset -> name -> (train split, RNNClassifier arguments). Tuned on dev; what was tried and what each
 # candidate scored is in docs/results/tuning.md.
 CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
@@ -109,36 +117,19 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
         # labels unused), and the same network from scratch, for the comparison.
         "lstm256-max": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256,
                                               dropout=0.5, lr=1e-3, epochs=8, batch_size=64, patience=3)),
-        "lstm256-max-pre-imdb": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
-                                                       hidden_size=256, dropout=0.5, lr=1e-3, epochs=8,
-                                                       batch_size=64, patience=3, init_from=PRETRAINED_LM)),
-        "lstm256-max-pre-imdb-dlr": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
-                                                           hidden_size=256, dropout=0.5, lr=2e-3, epochs=8,
-                                                           batch_size=64, patience=3, init_from=PRETRAINED_LM,
-                                                           layer_lr_decay=2.6)),
-        "lstm256-max-pre-imdb-gu": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
-                                                          hidden_size=256, dropout=0.5, lr=2e-3, epochs=8,
-                                                          batch_size=64, patience=3, init_from=PRETRAINED_LM,
-                                                          layer_lr_decay=2.6, gradual_unfreeze=True)),
+        "lstm256-max-pre-imdb": ("train_phrases", fine_tuned(PRETRAINED_LM)),
+        "lstm256-max-pre-imdb-dlr": ("train_phrases", fine_tuned(PRETRAINED_LM, lr=2e-3, layer_lr_decay=2.6)),
+        "lstm256-max-pre-imdb-gu": ("train_phrases", fine_tuned(PRETRAINED_LM, lr=2e-3, layer_lr_decay=2.6,
+                                                                gradual_unfreeze=True)),
         # From the bundled imdb-lm (10,000 words, H = 128): a fine-tuned model that fits the bundle budget.
-        "lstm128-max-pre-imdblm": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
-                                                         hidden_size=128, dropout=0.5, lr=1e-3, epochs=8,
-                                                         batch_size=64, patience=3, init_from=BUNDLED_LM)),
-        "lstm128-max-pre-imdblm-lr5": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
-                                                             hidden_size=128, dropout=0.5, lr=5e-4, epochs=8,
-                                                             batch_size=64, patience=3, init_from=BUNDLED_LM)),
-        "lstm128-max-pre-imdblm-dlr": ("train_phrases", dict(cell="lstm", pooling="max", embedding_dim=128,
-                                                             hidden_size=128, dropout=0.5, lr=2e-3, epochs=8,
-                                                             batch_size=64, patience=3, init_from=BUNDLED_LM,
-                                                             layer_lr_decay=2.6)),
+        "lstm128-max-pre-imdblm": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128)),
+        "lstm128-max-pre-imdblm-lr5": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128, lr=5e-4)),
+        "lstm128-max-pre-imdblm-dlr": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128, lr=2e-3,
+                                                                   layer_lr_decay=2.6)),
         # From the two-layer Elman language model: the Elman RNN's pretrained row.
-        "rnn256x2-max-pre-imdb": ("train_phrases", dict(cell="rnn", num_layers=2, pooling="max", embedding_dim=128,
-                                                        hidden_size=256, dropout=0.5, lr=1e-3, epochs=8,
-                                                        batch_size=64, patience=3, init_from=PRETRAINED_ELMAN_LM)),
-        "rnn256x2-max-pre-imdb-e15": ("train_phrases", dict(cell="rnn", num_layers=2, pooling="max",
-                                                            embedding_dim=128, hidden_size=256, dropout=0.5, lr=1e-3,
-                                                            epochs=15, batch_size=64, patience=3,
-                                                            init_from=PRETRAINED_ELMAN_LM)),
+        "rnn256x2-max-pre-imdb": ("train_phrases", fine_tuned(PRETRAINED_ELMAN_LM, cell="rnn", num_layers=2)),
+        "rnn256x2-max-pre-imdb-e15": ("train_phrases", fine_tuned(PRETRAINED_ELMAN_LM, cell="rnn", num_layers=2,
+                                                                  epochs=15)),
     },
     "imdb": {
         "rnn-max": ("train", dict(cell="rnn", pooling="max", embedding_dim=100, hidden_size=128, dropout=0.3,

@@ -863,24 +863,35 @@ done:
     return result;
 }
 
-/* Element-wise float32 sigmoid and tanh over a whole buffer, for the accuracy tests: (x, out, count). */
-static PyObject *py_math_f32(PyObject *const *args, Py_ssize_t nargs, int which) {
+/* The buffers of an element-wise binding's (src, out) arguments: src C-contiguous, out C-contiguous and
+   writable, with src_item bytes of src to every out_item bytes of out. 0, or -1 with a TypeError of
+   count_error (not two arguments) or a ValueError of size_error set. */
+static int take_src_out(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t src_item, Py_ssize_t out_item,
+                        Py_buffer *src, Py_buffer *out, const char *count_error, const char *size_error) {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "expected (x, out)");
-        return NULL;
+        PyErr_SetString(PyExc_TypeError, count_error);
+        return -1;
     }
+    if (PyObject_GetBuffer(args[0], src, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (PyObject_GetBuffer(args[1], out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(src);
+        return -1;
+    }
+    if (src->len % src_item || out->len != src->len / src_item * out_item) {
+        PyBuffer_Release(src);
+        PyBuffer_Release(out);
+        PyErr_SetString(PyExc_ValueError, size_error);
+        return -1;
+    }
+    return 0;
+}
+
+/* Element-wise float32 sigmoid and tanh over a whole buffer, for the accuracy tests: (x, out). */
+static PyObject *py_math_f32(PyObject *const *args, Py_ssize_t nargs, int which) {
     Py_buffer x, out;
-    if (PyObject_GetBuffer(args[0], &x, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    if (PyObject_GetBuffer(args[1], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&x);
+    if (take_src_out(args, nargs, 4, 4, &x, &out, "expected (x, out)",
+                     "x and out: float32 buffers of one size expected") < 0)
         return NULL;
-    }
-    if (x.len != out.len || x.len % 4) {
-        PyBuffer_Release(&x);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "x and out: float32 buffers of one size expected");
-        return NULL;
-    }
     const float *xs = x.buf;
     float *ys = out.buf;
     for (Py_ssize_t k = 0; k < x.len / 4; k++) ys[k] = which ? tanh_f32(xs[k]) : sigmoid_f32(xs[k]);
@@ -892,22 +903,10 @@ static PyObject *py_math_f32(PyObject *const *args, Py_ssize_t nargs, int which)
 /* float16_to_float32(src, out): src a C-contiguous buffer of float16 (or uint16) items, out a float32 buffer
    of as many items; out[k] = src[k] exactly (a NaN stays a NaN; F16C sets its quiet bit). */
 static PyObject *py_float16_to_float32(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "float16_to_float32(src, out): two arguments");
-        return NULL;
-    }
     Py_buffer src, out;
-    if (PyObject_GetBuffer(args[0], &src, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    if (PyObject_GetBuffer(args[1], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&src);
+    if (take_src_out(args, nargs, 2, 4, &src, &out, "float16_to_float32(src, out): two arguments",
+                     "float16_to_float32: src of 2-byte items and out of as many float32") < 0)
         return NULL;
-    }
-    if (src.len % 2 || out.len != 2 * src.len) {
-        PyBuffer_Release(&src);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "float16_to_float32: src of 2-byte items and out of as many float32");
-        return NULL;
-    }
     halves_best(src.len / 2, src.buf, out.buf);
     PyBuffer_Release(&src);
     PyBuffer_Release(&out);
