@@ -1560,8 +1560,8 @@ for 2 FLOPs a float, so it runs at the rate the cache delivers W_hh, not at the 
 
 Wall time of a whole process, from `subprocess.run` to its exit, cwd the repository root, `PYTHONPATH=src`,
 no thread limits (as a user runs it): `unrolled predict "I love this"` starts the interpreter, imports the
-CLI, loads the bundled `sst2-best` model (an LSTM, H 256, 18,000 words stored as float16) and classifies one sentence; `import numpy` is the floor of
-any NumPy program; `import torch` is what any torch-based predict pays before its first line of work; the bare
+CLI, loads the bundled `sst2-best` model (an LSTM, H 256, 18,000 words stored as float16) and classifies
+one sentence; `import numpy` is the floor of any NumPy program; `import torch` is what any torch-based predict pays before its first line of work; the bare
 interpreter is the floor of all. They run in rounds whose order rotates, after one untimed warm-up round (file
 cache); {len(rows[0][2].times)} timed runs each. As installed packages run, with their modules compiled to
 bytecode: pip did that for NumPy and torch at install; for unrolled's `src/` the warm-up round writes it (into a

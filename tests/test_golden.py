@@ -89,4 +89,5 @@ def test_replaced_models_are_bundled_and_have_their_values(kernels):
     with np.load(GOLDEN / f"golden_{kernels}.npz", allow_pickle=False) as saved:
         for name in REPLACED:
             assert name in CLASSIFIERS
-            assert f"pretrained/{name}/proba" in saved.files and any(k.startswith(f"explain/{name}/") for k in saved.files)
+            assert f"pretrained/{name}/proba" in saved.files
+            assert any(key.startswith(f"explain/{name}/") for key in saved.files)

@@ -28,9 +28,9 @@ from unrolled.history import EpochResult, TrainHistory
 __all__ = [
     "check_estimator_params",
     "check_tensor_dtypes",
-    "float16_tensors",
     "dataclass_from_json",
     "field",
+    "float16_tensors",
     "json_value",
     "load_vocab",
     "net_config",
@@ -171,8 +171,8 @@ def check_tensor_dtypes(tensors: Mapping[str, np.ndarray], source: str | PathLik
     if storage == "float16":
         for name, array in tensors.items():
             if array.dtype != np.float16:
-                raise CheckpointError(f"{source}: tensor {name!r} has dtype {array.dtype}, expected float16 (config.json "
-                                      "says storage float16)", path=source, field=name)
+                raise CheckpointError(f"{source}: tensor {name!r} has dtype {array.dtype}, expected float16 "
+                                      "(config.json says storage float16)", path=source, field=name)
         from unrolled.nn.fused import float32_of_float16  # (imported by every network's forward pass anyway)
 
         return {name: float32_of_float16(array) for name, array in tensors.items()}
