@@ -54,8 +54,8 @@ BUNDLED_LM = "src/unrolled/pretrained/imdb-lm"  # benchmarks/pretrain.py --model
 
 
 def fine_tuned(init_from: str, **changes) -> dict:
-    """RNNClassifier arguments of an SST-2 classifier fine-tuned from the language model ``init_from``: the
-    settings the *-pre-* configurations share (tuned for lstm256-max-pre-imdb), with ``changes``."""
+    """RNNClassifier arguments of a classifier fine-tuned from the language model ``init_from``: the settings
+    the *-pre-* configurations share (tuned on SST-2 for lstm256-max-pre-imdb), with ``changes``."""
     return dict(dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256, dropout=0.5, lr=1e-3,
                      epochs=8, batch_size=64, patience=3, init_from=init_from), **changes)
 
@@ -138,9 +138,8 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
                                     hidden_size=128, dropout=0.5, word_dropout=0.1, lr=1e-3, epochs=8,
                                     batch_size=32, patience=2, min_freq=3, max_len=600)),
         # Fine-tuned from the IMDB language model (its 30,000-word vocabulary: no min_freq).
-        "lstm256-max-pre-imdb": ("train", dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256,
-                                               dropout=0.5, lr=1e-3, epochs=4, batch_size=32, patience=2,
-                                               max_len=600, init_from=PRETRAINED_LM)),
+        "lstm256-max-pre-imdb": ("train", fine_tuned(PRETRAINED_LM, epochs=4, batch_size=32, patience=2,
+                                                     max_len=600)),
     },
     "mr": {
         "bigru-max-e25": ("train", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,
@@ -157,16 +156,10 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
                                      lr=1e-3, epochs=6, batch_size=32, patience=None)),
         # Fine-tuned from the IMDB language model (MR is never pretraining text: see pretrain.py); the epoch
         # count is read off the tuning split's curve (--tune lstm256-max-pre-imdb-e8).
-        "lstm256-max-pre-imdb-e8": ("train", dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256,
-                                                  dropout=0.5, lr=1e-3, epochs=8, batch_size=32, patience=None,
-                                                  init_from=PRETRAINED_LM)),
-        "lstm256-max-pre-imdb-e15": ("train", dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256,
-                                                   dropout=0.5, lr=1e-3, epochs=15, batch_size=32, patience=None,
-                                                   init_from=PRETRAINED_LM)),
+        "lstm256-max-pre-imdb-e8": ("train", fine_tuned(PRETRAINED_LM, epochs=8, batch_size=32, patience=None)),
+        "lstm256-max-pre-imdb-e15": ("train", fine_tuned(PRETRAINED_LM, epochs=15, batch_size=32, patience=None)),
         # The tuning split's best epoch of the 15 (dev 76.46 at epoch 10; 75.52 at 8): the reported MR run.
-        "lstm256-max-pre-imdb-e10": ("train", dict(cell="lstm", pooling="max", embedding_dim=128, hidden_size=256,
-                                                   dropout=0.5, lr=1e-3, epochs=10, batch_size=32, patience=None,
-                                                   init_from=PRETRAINED_LM)),
+        "lstm256-max-pre-imdb-e10": ("train", fine_tuned(PRETRAINED_LM, epochs=10, batch_size=32, patience=None)),
     },
 }
 # The models that ship in the package (src/unrolled/pretrained/NAME): seed 0 of these SST-2 configurations.

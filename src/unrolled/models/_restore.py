@@ -211,4 +211,4 @@ def float16_tensors(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if peak > largest:
             raise ValueError(f"storage float16: tensor {name!r} holds {peak:.6g}, beyond float16's largest value "
                              f"{largest:g} (save it without storage='float16')")
-    return {name: np.asarray(array).astype(np.float16) for name, array in tensors.items()}
+    return {name: array.astype(np.float16) for name, array in tensors.items()}

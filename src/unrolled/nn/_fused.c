@@ -86,6 +86,7 @@ static inline Py_ssize_t cell_saved(int cell) { return cell == CELL_GRU ? 4 : (c
     }
 
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define HAVE_SHUFFLEVECTOR 1 /* __builtin_shufflevector: reduce8_f32 here, matvec's 16-to-8 fold (AVX-512) */
 typedef float v8sf __attribute__((vector_size(32)));
 /* The lane sums of eight 8-float vectors by a transposing tree of shuffles and adds (a horizontal sum per
    vector costs more than the dot product at H = 128). */
@@ -177,7 +178,7 @@ static float gradient_floor_f32 = 0x1p-100f;
 #define GRAD_FLOOR gradient_floor_f32
 #define GEMM_VEC 64
 #define GEMM_ROWS 8
-#if defined(__clang__) || __GNUC__ >= 12 /* __builtin_shufflevector folds the 16-float sums */
+#ifdef HAVE_SHUFFLEVECTOR /* it folds the 16-float sums */
 #define MATVEC_VEC 64
 #else
 #define MATVEC_VEC VEC_BYTES
@@ -284,7 +285,7 @@ static void pick_kernels(void) {
         USE_KERNELS(f32_avx512, "avx512f+fma");
     else if (allow_avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         USE_KERNELS(f32_avx2, "avx2+fma");
-    if (allow_avx2 && strcmp(instruction_set, "baseline") != 0 && __builtin_cpu_supports("f16c"))
+    if (strcmp(instruction_set, "baseline") != 0 && __builtin_cpu_supports("f16c")) /* an AVX build was picked */
         halves_best = halves_f16c;
 #endif
 }

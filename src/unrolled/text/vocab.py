@@ -46,7 +46,7 @@ class Vocab:
             ids = dict(zip(tokens, range(len(tokens))))
         except TypeError:  # an unhashable item (a list from JSON): the check names it
             ids = {}
-        _check_tokens(tokens, "tokens", distinct=len(ids))
+        _check_tokens(tokens, "tokens", len(ids))
         self._tokens: tuple[str, ...] = tokens
         self._ids: dict[str, int] = ids
         self.min_freq = min_freq
@@ -183,16 +183,14 @@ class Vocab:
         return vocab
 
 
-def _check_tokens(tokens: Sequence[Any], field: str, *, distinct: int | None = None) -> None:
+def _check_tokens(tokens: Sequence[Any], field: str, distinct: int) -> None:
     """Raise ``ValueError("field '<field>': …")`` unless tokens are unique non-empty str with the specials at 0/1.
 
-    ``distinct``: the number of distinct tokens, when the caller has counted them (a dict of them).
+    ``distinct``: the number of distinct tokens, as the caller counted them (the keys of its id dict).
     """
     # The common case, a valid list, in C-speed passes (a 30,000-word vocabulary is read at every model load);
     # anything else falls through to the loops below, which find the first bad item for the message.
     if set(map(type, tokens)) == {str} and tuple(tokens[:2]) == (Vocab.PAD, Vocab.UNK):
-        if distinct is None:
-            distinct = len(set(tokens))
         if distinct == len(tokens) and "" not in tokens:
             return
     for i, token in enumerate(tokens):
