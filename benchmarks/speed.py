@@ -1414,6 +1414,8 @@ def render_doc(
     section_times: dict[str, float], notes: str,
 ) -> str:
     """docs/performance.md: what is measured, the machine, the rerun command, the targets, every table."""
+    from unrolled.nn import fused
+
     ran = ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in section_times.items())
     parts = [f"""# Performance
 
@@ -1541,7 +1543,9 @@ Forward pass only, one sequence of T = {shape.seq_len} tokens, E = {shape.embed_
 vocabulary {shape.vocab:,}, one layer, last state → linear → logits. unrolled:
 `classifier_forward(params, config, ids, keep_cache=False)`, the inference entry point that `RNNClassifier.predict` calls (the
 same logits as `classifier_forward(..., training=False)`, bit for bit, without the caches that backward and
-`explain` need; batches of up to 4 rows run the whole time loop in C when the extension is built); torch:
+`explain` need; batches of up to 4 rows run the whole time loop in C when the extension is built{
+f", and up to {fused.PROJECT_ROWS_MAX} rows of T·N their input projection too" if fused.PROJECT_ROWS_MAX else ""
+}, a W_hh off a 64-byte line copied to one first); torch:
 the torch-default module in `eval()` mode, each call inside `with torch.inference_mode():` (no autograd
 record either). Four random id sequences cycled; blocks of {args.latency_block} calls,
 {len(rows[0].timings['unrolled'].times)} timed calls each, {_threads_of(rows)} thread(s). Target, at {LATENCY_THREADS} thread:

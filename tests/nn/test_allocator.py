@@ -50,8 +50,10 @@ def test_kept_memory_is_reused_without_page_faults():
     applied, faults = page_faults("1")
     left_alone, faults_without = page_faults("0")
     assert applied and not left_alone
-    # measured: ~5,000 faults (20 MiB of 4 KiB pages) every step without; none once the heap has grown
-    assert faults_without > 2_000
+    # measured: ~1,100 faults (4 MiB of 4 KiB pages) every step without (~5,000 while the C loops took their
+    # packed weights and scratch from plain malloc: glibc adjusts its mmap threshold to what is freed); none
+    # once the heap has grown
+    assert faults_without > 500
     assert faults < 100
 
 

@@ -322,6 +322,8 @@ def test_every_float32_build_equals_the_numpy_kernels(isa):
         "assert all(np.array_equal(a, b) for fast, slow in adam for a, b in zip(fast, slow)), 'adam bits'\n"
         "from tests.nn.test_fused import test_each_rows_product_does_not_depend_on_the_batch as rows_alone\n"
         "for backward in (False, True): rows_alone(np.float32, backward)  # tiles and one-row kernel agree\n"
+        "from tests.nn.test_fused import test_each_input_projection_row_does_not_depend_on_the_rows_beside_it\n"
+        "test_each_input_projection_row_does_not_depend_on_the_rows_beside_it(np.float32)  # project_rows\n"
         "from tests.nn.test_fused import every_float16_converts_exactly\n"
         "every_float16_converts_exactly()  # F16C in the AVX builds, the portable loop in the baseline one\n"
         "print(fused.INSTRUCTION_SET, max(max_rel_diff(fast[k], ref[k]) for fast, ref in runs for k in ref))\n"
@@ -568,6 +570,79 @@ def test_the_packed_recurrent_product_equals_numpys(dtype, tol, gates, n, h):
         assert max_rel_diff(out, a @ (w if backward else w.T)) <= tol
     with pytest.raises(ValueError, match="shapes do not match"):
         fused._fused.recurrent_product(a, w, np.empty((n + 1, h), dtype), True, 1, dtype == np.float64)
+
+
+@needs_fused
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("m,d,g", [(16, 128, 512), (1, 5, 3), (5, 33, 50), (17, 40, 16), (40, 7, 129)])
+def test_the_few_row_input_projection_equals_numpys(dtype, tol, m, d, g):
+    """project_rows (x Wᵀ + b in C, for the few-row loops) against NumPy on whole and ragged panels of rows
+    (m), lengths of k (d) and tiles of outputs (g)."""
+    rng = np.random.default_rng(m * d + g)
+    x, w, b = (rng.standard_normal(shape).astype(dtype) for shape in ((m, d), (g, d), (g,)))
+    out = fused.project_rows(x, w, b)
+    assert out.shape == (m, g) and out.dtype == dtype
+    assert max_rel_diff(out, x @ w.T + b) <= tol
+    with pytest.raises(ValueError, match="argument 2 has"):  # a bias of the wrong length is refused
+        fused._fused.project_rows(x, w, b[:-1], out, m, d, g, dtype == np.float64)
+
+
+@needs_fused
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_input_projection_row_does_not_depend_on_the_rows_beside_it(dtype):
+    """Every row of project_rows is one running sum over k from zero, then + b, in whichever panel and lane
+    it lands: a row alone gives the same bits as in a block of 1 to 35 rows."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((35, 45)).astype(dtype), rng.standard_normal((70, 45)).astype(dtype), \
+        rng.standard_normal(70).astype(dtype)
+    alone = np.concatenate([fused.project_rows(x[i : i + 1], w, b) for i in range(35)])
+    for m in range(1, 36):
+        assert np.array_equal(fused.project_rows(x[:m], w, b), alone[:m]), m
+
+
+def at_offset(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``a`` whose data starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_few_row_loop_gives_the_same_bits_wherever_w_hh_lies(cell, dtype):
+    """The few-row product reads W_hh as given, and a W_hh that does not start on a cache line is first
+    copied to one that does (the loads run ~1.5x faster): the same values in the same order, so the outputs
+    are the same bits at any offset."""
+    fused_kernel, _, gates = KERNELS[cell]
+    rng = np.random.default_rng(5)
+    t_len, h = 6, 40
+    xw = rng.standard_normal((t_len, 1, gates * h)).astype(dtype)
+    w, b = rng.standard_normal((gates * h, h)).astype(dtype) * 0.3, rng.standard_normal(gates * h).astype(dtype)
+    state0 = tuple(np.zeros((1, h), dtype) for _ in fused_kernel.state_names)
+    results = []
+    for offset in (0, 8, 16, 48):
+        states = tuple(np.empty((t_len, 1, h), dtype) for _ in fused_kernel.state_names)
+        saved = np.empty((t_len, len(fused_kernel.saved_names), 1, h), dtype)
+        fused_kernel.sequence(xw, at_offset(w, offset), b, state0, None, states, saved)
+        results.append(np.concatenate([s.ravel() for s in states] + [saved.ravel()]))
+    assert all(np.array_equal(results[0], r) for r in results[1:])
+    assert np.isfinite(results[0]).all() and np.abs(results[0]).max() > 0
+
+
+@needs_fused
+def test_few_rows_project_in_c_and_more_through_blas(monkeypatch):
+    """The time loop hands T·N ≤ PROJECT_ROWS_MAX rows to project_rows (32 in the AVX-512 build, 0 in the
+    others: set here), more to NumPy's product."""
+    monkeypatch.setattr(fused, "PROJECT_ROWS_MAX", 32)
+    calls = []
+    real = fused.project_rows
+    monkeypatch.setattr(fused, "project_rows", lambda *a: calls.append(a[0].shape) or real(*a))
+    for t_len in (fused.PROJECT_ROWS_MAX, fused.PROJECT_ROWS_MAX + 1):
+        run_both("lstm", np.float32, n=1, t_len=t_len)
+    assert calls == [(32, 5)]
 
 
 @needs_fused

@@ -17,7 +17,7 @@ States use PyTorch's layout: h (L·dirs, N, H), row ``layer * dirs + direction``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -110,8 +110,13 @@ class RecurrentConfig:
     def direction_params(self, params: Params, layer: int, direction: int, prefix: str = "") -> Params:
         """One (layer, direction)'s four arrays under the cell-level names (weight_ih, …); ``prefix`` is the
         layer's name in a model's params (``"rnn."``), if they are looked up there."""
-        s = self.suffix(layer, direction)
-        return {name: params[prefix + name + s] for name in PARAM_NAMES}
+        return {name: params[key] for name, key in _direction_keys(prefix, self.suffix(layer, direction))}
+
+
+@lru_cache(maxsize=256)
+def _direction_keys(prefix: str, suffix: str) -> tuple[tuple[str, str], ...]:
+    """(cell-level name, key in params) of one (layer, direction): the same few strings on every call."""
+    return tuple((name, prefix + name + suffix) for name in PARAM_NAMES)
 
 
 def init_recurrent_params(
@@ -283,7 +288,7 @@ def recurrent_forward(
 
     layer_input, final_rows, caches, dropouts = forward_layers(
         config, params, x.transpose(1, 0, 2), mask_tm=mask_tm, rows0=rows0, training=training, rng=rng,
-        prefix=prefix,
+        prefix=prefix, keep_cache=keep_cache,
     )
     if not keep_cache:
         return layer_input.transpose(1, 0, 2), _join_state(config, final_rows), None
@@ -306,13 +311,15 @@ def forward_layers(
     training: bool = False,
     rng: np.random.Generator | None = None,
     prefix: str = "",
+    keep_cache: bool = True,
 ) -> tuple[np.ndarray, list, list, list]:
     """The layers and directions of :func:`recurrent_forward`, on arguments it has checked.
 
     x_tm (T, N, D) time-major; mask_tm (T, N) or None; rows0: per (layer, direction) initial states (see
     ``_split_state``) or None for zeros; params looked up as ``prefix + name`` (``"rnn."`` in a model's
     params). Returns the last layer's outputs (T, N, dirs·H), the final state of each (layer, direction)
-    row, the per-layer tuples of sequence caches and the dropout caches between layers.
+    row, the per-layer tuples of sequence caches (each None when not ``keep_cache``) and the dropout caches
+    between layers.
     """
     kernel = config.kernel
     n, dtype = x_tm.shape[1], x_tm.dtype
@@ -329,6 +336,7 @@ def forward_layers(
                 config.direction_params(params, layer, direction, prefix),
                 mask=mask_tm,
                 reverse=direction == 1,
+                keep_cache=keep_cache,
             )
             outs.append(out)
             layer_caches.append(cache)

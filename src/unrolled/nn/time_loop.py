@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unrolled.nn import fused
 from unrolled.nn._validation import check_float_array, check_mask
 from unrolled.nn.fused import subnormals_flushed
 
@@ -226,12 +227,14 @@ def sequence_forward(
     *,
     mask: np.ndarray | None = None,
     reverse: bool = False,
-) -> tuple[np.ndarray, State, SequenceCache]:
+    keep_cache: bool = True,
+) -> tuple[np.ndarray, State, SequenceCache | None]:
     """Run a cell over a time-major sequence. Arguments are assumed validated (the cell modules check them).
 
     x (T, N, D); state0 each (N, H); mask (T, N) bool or None.
     Returns out (T, N, H) in the original time order (zero at masked steps), the final state (each (N, H):
-    each sequence's state after its own last real step) and the cache. Treat ``out`` as read-only.
+    each sequence's state after its own last real step) and the cache (None when not ``keep_cache``:
+    inference). Treat ``out`` as read-only.
     """
     t_len, n, d = x.shape
     gh, hidden = params["weight_hh"].shape
@@ -255,7 +258,11 @@ def sequence_forward(
 
     # The input projection of every step at once: (T·N, D) @ (D, G·H); right-padded, of the real steps only:
     # step t's real rows are a prefix, so packing them step after step is x[mask] ((R, D), R real steps).
-    if active is None and n <= SMALL_BATCH and in_c:
+    projected_in_c = active is None and in_c and t_len * n <= fused.PROJECT_ROWS_MAX  # b_ih added there too
+    if projected_in_c:
+        xw = fused.project_rows(x.reshape(t_len * n, d), params["weight_ih"], params["bias_ih"]).reshape(t_len, n, gh)
+        step_xw = xw.__getitem__
+    elif active is None and n <= SMALL_BATCH and in_c:
         # A few rows: W_ih x (no transposed operand) is the faster BLAS call at this size, then made C-order.
         xw = np.ascontiguousarray((params["weight_ih"] @ x.reshape(t_len * n, d).T).T).reshape(t_len, n, gh)
         step_xw = xw.__getitem__
@@ -267,7 +274,8 @@ def sequence_forward(
         xw = x @ params["weight_ih"].T  # (R, G·H)
         offsets = _offsets(active)
         step_xw = lambda t: xw[offsets[t] : offsets[t + 1]]  # noqa: E731  (active[t], G·H)
-    xw += params["bias_ih"]
+    if not projected_in_c:
+        xw += params["bias_ih"]
 
     states = tuple(np.empty((t_len, n, hidden), dtype=dtype) for _ in kernel.state_names)
     saved = np.empty((t_len, len(kernel.saved_names), n, hidden), dtype=dtype)
@@ -306,6 +314,8 @@ def sequence_forward(
     if rows is not None:  # back to the caller's row order
         order = np.argsort(rows)
         out, state_final = out[:, order], tuple(s[order] for s in state_final)
+    if not keep_cache:
+        return out, state_final, None
     cache = SequenceCache(kernel, x, state0, states, saved, step_mask, params, reverse, rows, active)
     return out, state_final, cache
 
