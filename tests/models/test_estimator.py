@@ -317,6 +317,22 @@ def test_float16_storage_halves_the_file_and_loads_as_float32(classifier, langua
             np.testing.assert_array_equal(value, loaded.params_[name])
 
 
+def test_recurrent_weights_start_on_a_cache_line_when_fitted_loaded_or_carried_over(classifier, language_model,
+                                                                                     tmp_path):
+    """The few-row product loads W_hh a vector at a time; networks keep it on a 64-byte line (NumPy's
+    large arrays start 16 bytes past one) from fitting, loading (float32 and float16) and --init-from."""
+    from unrolled.models.transfer import carried_tensors
+
+    def aligned(params):
+        hh = {name: value for name, value in params.items() if "weight_hh" in name}
+        return bool(hh) and all(value.ctypes.data % 64 == 0 for value in hh.values())
+
+    assert aligned(classifier.params_) and aligned(language_model.params_)
+    for storage in (None, "float16"):
+        assert aligned(RNNClassifier.load(classifier.save(tmp_path / f"c-{storage}", storage=storage)).params_)
+    assert aligned(carried_tensors(language_model))
+
+
 def test_float16_storage_refuses_what_it_cannot_hold(classifier, forecaster, tmp_path):
     with pytest.raises(ValueError, match=r"^storage: expected None or 'float16', got 'int8'$"):
         classifier.save(tmp_path / "x", storage="int8")

@@ -600,6 +600,18 @@ def test_each_input_projection_row_does_not_depend_on_the_rows_beside_it(dtype):
         assert np.array_equal(fused.project_rows(x[:m], w, b), alone[:m]), m
 
 
+def test_on_cache_line_keeps_an_aligned_array_and_copies_any_other():
+    a = np.arange(600, dtype=np.float32).reshape(20, 30)
+    for offset in (0, 4, 16, 48):
+        given = at_offset(a, offset)
+        out = fused.on_cache_line(given)
+        assert out.ctypes.data % 64 == 0 and out.flags.c_contiguous and out.dtype == a.dtype
+        assert np.array_equal(out, a) and (out is given) == (offset == 0)
+    strided = fused.on_cache_line(a[:, ::2])  # not contiguous: copied, contiguous
+    assert strided.flags.c_contiguous and np.array_equal(strided, a[:, ::2])
+    assert fused.float32_of_float16(a.astype(np.float16)).ctypes.data % 64 == 0 or not fused.ACTIVE
+
+
 def at_offset(a: np.ndarray, offset: int) -> np.ndarray:
     """A copy of ``a`` whose data starts ``offset`` bytes past a 64-byte boundary."""
     buf = np.empty(a.nbytes + 128, dtype=np.uint8)

@@ -23,6 +23,7 @@ import numpy as np
 
 from unrolled.nn._validation import check_float_array, check_mask, check_positive_int, check_probability
 from unrolled.nn.dropout import dropout_backward, dropout_forward
+from unrolled.nn.fused import on_cache_line
 from unrolled.nn.cells import CELL_NAMES, get_cell
 from unrolled.nn.time_loop import (
     PARAM_NAMES,
@@ -143,6 +144,7 @@ def init_recurrent_params(
             params[name] = np.concatenate(blocks, axis=0).astype(dtype)
         else:
             params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
+        params[name] = on_cache_line(params[name])  # the C loops' vector loads (see fused.on_cache_line)
     return params
 
 
@@ -198,7 +200,7 @@ def load_state_dict(config: RecurrentConfig, tensors: dict[str, object], *, dtyp
     arrays = {}
     for name, value in tensors.items():
         array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-        arrays[name] = np.array(array, dtype=dtype, copy=True) if dtype is not None else np.array(array, copy=True)
+        arrays[name] = on_cache_line(np.array(array, dtype=dtype, copy=True))  # dtype None: array's own
     check_recurrent_params(config, arrays)
     return arrays
 
