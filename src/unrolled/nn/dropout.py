@@ -24,6 +24,9 @@ class DropoutCache:
     mask: np.ndarray | None  # (...) x's shape and dtype, values 0 or 1/(1-p); None when dropout was the identity
 
 
+_IDENTITY = DropoutCache(mask=None)  # one for every call where dropout is the identity (inference: no new object)
+
+
 def dropout_forward(
     x: np.ndarray, p: float, *, training: bool, rng: np.random.Generator | None, check: bool = True
 ) -> tuple[np.ndarray, DropoutCache]:
@@ -44,12 +47,12 @@ def dropout_forward(
     cache : DropoutCache
     """
     if not check and not training:
-        return x, DropoutCache(mask=None)
+        return x, _IDENTITY
     if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= p < 1.0:
         raise ValueError(f"p: expected a number in [0, 1), got {p!r}")
     check_float_array("x", x)
     if not training or p == 0:
-        return x, DropoutCache(mask=None)
+        return x, _IDENTITY
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator when training with p > 0, got {type(rng).__name__}")
 
