@@ -6,8 +6,9 @@ through each kernel set the CPU can run, each in its own process, against one fl
 Kernel sets: the NumPy kernels (``UNROLLED_FUSED=0``) and the C extension's float32 builds, capped with
 ``UNROLLED_FUSED_ISA`` (baseline, AVX2 + FMA, AVX-512; a build the CPU lacks falls back to a narrower one and is
 reported once). Cases: every cell, E = H = 128, last-state pooling, one forward pass with the loss and one
-backward pass, on 3 rows × 16 steps (the C forward loop's row-by-row product) and 32 rows × 128 steps (the
-packed product; large enough for the C loops to split the rows over two threads, run both ways). Reported per build: the largest normwise relative difference max|a − b| / max|b| over the
+backward pass, on 1 row × 16 steps (B = 1: the row-by-row product, and in the AVX-512 build the C input
+projection of up to 32 rows), 3 rows × 16 steps (the C forward loop's row-by-row product) and 32 rows × 128 steps
+(the packed product; large enough for the C loops to split the rows over two threads, run both ways). Reported per build: the largest normwise relative difference max|a − b| / max|b| over the
 logits, the loss and every gradient, against the float64 NumPy result of the same case (rounding error), and
 against the float32 NumPy kernels (how far the C build is from the reference implementation).
 
@@ -30,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- kept: builds -->", "<!-- /kept -->"
 CELLS = ("rnn", "gru", "lstm")
-CASES = ((3, 16), (32, 128))  # (rows, steps)
+CASES = ((1, 16), (3, 16), (32, 128))  # (rows, steps)
 WIDTH, VOCAB = 128, 1000
 BUILDS = {"numpy": {"UNROLLED_FUSED": "0"}, "baseline": {"UNROLLED_FUSED_ISA": "baseline"},
           "avx2": {"UNROLLED_FUSED_ISA": "avx2"}, "avx512": {"UNROLLED_FUSED_ISA": "avx512"}}
@@ -109,9 +110,9 @@ def main() -> None:
                      ", ".join(twins) or "none"))
     lines = [BEGIN, "", "## float32 differences between the kernel builds (benchmarks/build_differences.py)", "",
              f"Every cell's classifier network (E = H = {WIDTH}, last-state pooling, vocabulary {VOCAB:,}) on "
-             f"batches of {' and '.join(f'{r} rows × {t} steps' for r, t in CASES)}, one forward pass with the loss and "
+             f"batches of {', '.join(f'{r} rows × {t} steps' for r, t in CASES)}, one forward pass with the loss and "
              "one backward pass, in each kernel set this CPU runs, each in its own process. Normwise relative "
-             "difference max|a − b| / max|b|, the largest over the cells, both batch sizes and every logit, loss "
+             "difference max|a − b| / max|b|, the largest over the cells, the batches and every logit, loss "
              "and gradient, against the float64 NumPy result (rounding error of float32) and against the "
              "float32 NumPy kernels. *2 threads = 1 thread*: every value bit for bit the same with the C "
              "loops' rows split over two threads; *bit for bit equal to*: the other kernel sets (1 thread) whose "
