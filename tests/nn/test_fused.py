@@ -503,6 +503,82 @@ def test_the_c_loops_give_the_same_bits_on_any_number_of_threads(cell, dtype, mo
     assert len(started) == 4  # forward and backward, at 2 and 3 threads: BLAS's workers quieted each time
 
 
+def bidirectional_run(cell, dtype, n, seed=2):
+    """A 2-layer bidirectional layer's outputs, final state and gradients (x included) on one batch."""
+    from unrolled.nn.recurrent_layer import RecurrentConfig, init_recurrent_params, recurrent_backward, \
+        recurrent_forward
+
+    config = RecurrentConfig(cell=cell, input_size=6, hidden_size=10, num_layers=2, bidirectional=True)
+    rng = np.random.default_rng(seed)
+    params = {k: v.astype(dtype) for k, v in init_recurrent_params(config, rng).items()}
+    x = rng.standard_normal((n, 7, 6)).astype(dtype)
+    out, final, cache = recurrent_forward(x, params, config)
+    inference = recurrent_forward(x, params, config, keep_cache=False)[0]
+    dx, _, grads = recurrent_backward(np.ones_like(out), None, cache)
+    finals = final if isinstance(final, tuple) else (final,)
+    return {"out": out, "inference": inference, "dx": dx, **grads} | {f"final{k}": f for k, f in enumerate(finals)}
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_directions_at_once_give_the_bits_of_one_after_the_other(cell, dtype, monkeypatch):
+    """With PAIR_MIN_MACS at 0 and two threads, each bidirectional layer runs its reverse direction on the
+    helper thread while the forward one runs here: every output and gradient bit for bit as in turn."""
+    calls = []
+    real = fused._pair_worker.run
+    monkeypatch.setattr(fused._pair_worker, "run", lambda *a: calls.append(1) or real(*a))
+    previous = fused.set_num_threads(2)
+    try:
+        monkeypatch.setattr(fused, "PAIR_MIN_MACS", 1 << 60)
+        in_turn = bidirectional_run(cell, dtype, n=3)
+        assert not calls
+        monkeypatch.setattr(fused, "PAIR_MIN_MACS", 0)
+        at_once = bidirectional_run(cell, dtype, n=3)
+    finally:
+        fused.set_num_threads(previous)
+    assert len(calls) == 4  # two layers, training and inference forward passes
+    for key in in_turn:
+        np.testing.assert_array_equal(at_once[key], in_turn[key], err_msg=key)
+
+
+@needs_fused
+def test_directions_run_at_once_only_where_it_pays(monkeypatch):
+    w = np.zeros((512, 128), np.float32)  # an LSTM's W_hh, H 128: 65,536 multiply-adds a row and step
+    previous = fused.set_num_threads(2)
+    try:
+        assert fused.directions_at_once(64, 1, w)  # 4.2 M a direction
+        assert not fused.directions_at_once(16, 1, w)  # 1 M: the hand-over costs more than it saves
+        monkeypatch.setattr(fused, "SPLIT_MIN_MACS", 0)
+        monkeypatch.setattr(fused, "_quiet_blas_workers", lambda: None)
+        assert not fused.directions_at_once(64, 32, w)  # rows split between the threads already
+        fused.set_num_threads(1)
+        assert not fused.directions_at_once(64, 1, w)
+    finally:
+        fused.set_num_threads(previous)
+
+
+def test_run_directions_hands_back_results_and_errors_and_survives_a_fork():
+    assert fused.run_directions([lambda: 1, lambda: 2], True) == [1, 2]
+    assert fused.run_directions([lambda: 1, lambda: 2, lambda: 3], True) == [1, 2, 3]  # not a pair: in turn
+
+    def fail():
+        raise ZeroDivisionError("on the helper thread")
+
+    for calls in ([lambda: 1, fail], [fail, lambda: 2]):
+        with pytest.raises(ZeroDivisionError, match="on the helper thread"):
+            fused.run_directions(calls, True)
+    assert fused.run_directions([lambda: "a", lambda: "b"], True) == ["a", "b"]  # still serving
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # the child: no helper thread survived the fork; a pair must still finish
+        ok = fused.run_directions([lambda: 3, lambda: 4], True) == [3, 4]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_small_loops_stay_on_one_thread_and_leave_blas_alone(monkeypatch):
     started = []
     monkeypatch.setattr(fused, "_quiet_blas_workers", lambda: started.append(1))
