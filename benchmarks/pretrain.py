@@ -3,6 +3,7 @@
     python benchmarks/pretrain.py --model large    # sentiment.py's *-pre-imdb configurations (≈ 40 min, 1 thread)
     python benchmarks/pretrain.py --model small    # the bundled imdb-lm, train's default start (≈ 35 min)
     python benchmarks/pretrain.py --model elman    # sentiment.py's rnn*-pre-imdb configurations (≈ 30 min)
+    python benchmarks/pretrain.py --model large-sst2   # the large one trained on on SST-2's text (≈ 1 min)
     python benchmarks/pretrain.py --corpus-only    # only write the corpus
 
 The corpus is unlabelled text only: the 25,000 IMDB *training* reviews (their labels unused; ``<br />``
@@ -10,7 +11,11 @@ line breaks read as spaces), one review per line. It never holds a test review o
 IMDB's test reviews are a separate file, and SST-2 and MR are other datasets (MR is deliberately not used:
 its Rotten Tomatoes snippets contain SST-2's test sentences).
 
-Every model: ``unrolled train --task lm`` at word level, sampled softmax with 1,024
+``large-sst2`` is ULMFiT's second stage: the ``large`` model (``--init-from``: its vocabulary and weights)
+trained on for 2 epochs (lr 1e-3, the last 5 % held out) on SST-2's 6,920 training sentences, one per line,
+their labels unused: the text the SST-2 classifier trains on (as phrases), never its dev or test sentences.
+
+Every other model: ``unrolled train --task lm`` at word level, sampled softmax with 1,024
 candidates per batch, 3 epochs of truncated BPTT (64 steps, 32 streams), the last 2 % of the corpus for
 validation. ``large``: a one-layer LSTM over the 30,000 most frequent tokens, E = 128, H = 256 (48 MB).
 ``elman``: the same vocabulary and sizes for a two-layer Elman (tanh) RNN, what the Elman classifiers start
@@ -36,9 +41,11 @@ from unrolled.datasets import locate
 COMMON = ["--level", "word", "--softmax", "sampled", "--num-sampled", "1024", "--dropout", "0.1",
           "--bptt", "64", "--batch-size", "32", "--epochs", "3", "--validation-fraction", "0.02",
           "--checkpoint-every", "500"]
-MODELS = {  # name -> (output directory, options)
-    "large": ("imdb-lm-lstm256", ["--cell", "lstm", "--max-vocab", "30000", "--embedding-dim", "128",
-                                  "--hidden-size", "256"]),
+LARGE = ["--cell", "lstm", "--max-vocab", "30000", "--embedding-dim", "128", "--hidden-size", "256"]
+MODELS = {  # name -> (output directory, options); each trains on the IMDB corpus unless TARGET_TEXT names it
+    "large": ("imdb-lm-lstm256", LARGE),
+    "large-sst2": ("imdb-lm-lstm256-sst2", [*LARGE, "--init-from", "{work}/imdb-lm-lstm256", "--epochs", "2",
+                                            "--lr", "1e-3", "--validation-fraction", "0.05"]),
     "small": ("imdb-lm", ["--cell", "lstm", "--max-vocab", "10000", "--embedding-dim", "128", "--hidden-size", "128",
                           "--tie-weights"]),
     "elman": ("imdb-lm-rnn256x2", ["--cell", "rnn", "--num-layers", "2", "--max-vocab", "30000", "--embedding-dim",
@@ -56,6 +63,20 @@ def write_corpus(out: Path, data_dir: str | None) -> str:
     return hashlib.sha256(out.read_bytes()).hexdigest()
 
 
+TARGET_TEXT = {"large-sst2": "sst2"}  # model -> the dataset whose training sentences it trains on
+
+
+def write_sentences(out: Path, dataset: str, data_dir: str | None) -> str:
+    """A dataset's training sentences (labels unused), one per line; returns the file's sha256."""
+    from unrolled.data.readers import read_dataset
+
+    files = locate(dataset, data_dir=data_dir, download=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(text.replace("\n", " ") + "\n" for text in read_dataset(files["train"]).texts),
+                   encoding="utf-8")
+    return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", default="runs/pretrain", help="where the corpus and the model go")
@@ -64,12 +85,14 @@ def main() -> None:
     parser.add_argument("--corpus-only", action="store_true")
     args = parser.parse_args()
     work = Path(args.work_dir)
-    corpus = work / "imdb_train.txt"
-    digest = write_corpus(corpus, args.data_dir)
+    target = TARGET_TEXT.get(args.model)
+    corpus = work / (f"{target}_train.txt" if target else "imdb_train.txt")
+    digest = write_sentences(corpus, target, args.data_dir) if target else write_corpus(corpus, args.data_dir)
     print(f"corpus {corpus}: {corpus.stat().st_size:,} bytes, sha256 {digest}", file=sys.stderr)
     if args.corpus_only:
         return
     name, options = MODELS[args.model]
+    options = [option.format(work=work) for option in options]
     command = [sys.executable, "-m", "unrolled", "train", "--task", "lm", "--text", str(corpus), *COMMON, *options,
                "--out", str(work / name)]
     print(" ".join(command), file=sys.stderr, flush=True)

@@ -531,6 +531,28 @@ def test_lm_train_and_generate(tmp_path):
     assert first == run_full("generate", "--model", str(model), "--length", "30", "--seed", "5", "--top-p", "0.9")
 
 
+def test_lm_train_goes_on_from_another_language_model(tmp_path):
+    """--init-from LMDIR: the model trains on from LMDIR on the new text (its vocabulary, recorded in
+    config.json); another network is one line naming the options."""
+    for name, text in (("base", "the film was good and the plot was bad . " * 40), ("new", "the plot was good . " * 40)):
+        (tmp_path / f"{name}.txt").write_text(text)
+    shape = ["--level", "word", "--hidden-size", "8", "--embedding-dim", "6", "--bptt", "8", "--batch-size", "4"]
+    code, _, err = run_full("train", "--task", "lm", "--text", str(tmp_path / "base.txt"), *shape, "--out",
+                            str(tmp_path / "base"))
+    assert code == 0, err
+    code, _, err = run_full("train", "--task", "lm", "--text", str(tmp_path / "new.txt"), *shape, "--init-from",
+                            str(tmp_path / "base"), "--out", str(tmp_path / "tuned"))
+    assert code == 0, err
+    tuned = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert tuned["training"]["pretrained_from"]["path"] == str(tmp_path / "base")
+    assert (tmp_path / "tuned" / "vocab.json").read_text() == (tmp_path / "base" / "vocab.json").read_text()
+    other = shape[:3] + ["9"] + shape[4:]  # --hidden-size 9
+    code, _, err = run_full("train", "--task", "lm", "--text", str(tmp_path / "new.txt"), *other, "--init-from",
+                            str(tmp_path / "base"), "--out", str(tmp_path / "other"))
+    assert code == 1 and err.count("\n") == 1 and not (tmp_path / "other").exists()
+    assert "--init-from: " in err and "--hidden-size 9 (its own: 8)" in err
+
+
 @pytest.mark.parametrize(
     "content,argv,expected",
     [

@@ -253,3 +253,55 @@ def test_a_saved_record_that_is_not_an_object_is_refused(word_lm, tmp_path):
     with pytest.raises(ValueError, match=r"config\.json: invalid classifier config \(training\.vocabulary_cut: "
                                          r"expected an object, got \[8, 30\]\)$"):
         RNNClassifier.load(saved)
+
+
+# --- a language model trained on from another (ULMFiT's second stage) -----------------------------------
+
+TARGET_TEXT = "the acting was good but the ending was bad . i loved the plot . " * 20
+
+
+def test_a_language_model_goes_on_training_from_another_on_a_new_text(word_lm, tmp_path):
+    """init_from: the other model's vocabulary and weights are where training starts (max_steps 0: nothing
+    trained, the same weights and validation loss); a few steps on the new text lower its loss there; the
+    start is recorded, saved and loaded back; and a classifier fine-tunes from the result."""
+    path, base = word_lm
+    kw = dict(level="word", bptt=8, batch_size=4, random_state=3, init_from=str(path), **SHAPE)
+    untouched = RNNLanguageModel(max_steps=0, **kw).fit(TARGET_TEXT)
+    assert untouched.vocab_.tokens == base.vocab_.tokens
+    for name, value in base.params_.items():
+        np.testing.assert_array_equal(untouched.params_[name], value)
+        assert untouched.params_[name] is not value  # copies: the other model is left as it was
+    tuned = RNNLanguageModel(epochs=3, lr=5e-3, **kw).fit(TARGET_TEXT)
+    assert tuned.vocab_.tokens == base.vocab_.tokens
+    assert tuned.evaluate_loss(TARGET_TEXT) < base.evaluate_loss(TARGET_TEXT) - 0.1
+    assert tuned.pretrained_["path"] == str(path) and tuned.pretrained_["vocab_size"] == len(base.vocab_)
+    assert tuned.pretrained_["command"] == "unrolled train --task lm …"
+    saved = tuned.save(tmp_path / "tuned")
+    recorded = json.loads((saved / "config.json").read_text())["training"]["pretrained_from"]
+    assert recorded == tuned.pretrained_ and RNNLanguageModel.load(saved).pretrained_ == recorded
+    classifier = _classifier(saved).fit(TEXTS, LABELS)
+    assert classifier.pretrained_["path"] == str(saved) and classifier.vocab_.tokens == base.vocab_.tokens
+    assert RNNLanguageModel(level="word", max_steps=2, batch_size=4, bptt=8, **SHAPE).fit(CORPUS).pretrained_ is None
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(hidden_size=9), r"is another language model than this one: hidden_size 9 \(its own: 8\); give its options"),
+    (dict(cell="lstm", tie_weights=False), r"cell 'lstm' \(its own: 'gru'\)"),
+    (dict(level="char"), r"level 'char' \(its own: 'word'\)"),
+    (dict(max_vocab=20), r"max_vocab 20 \(its own: None; the vocabulary is init_from's\)"),
+    (dict(min_freq=3), r"min_freq 3 \(its own: 1; the vocabulary is init_from's\)"),
+])
+def test_a_language_model_of_another_shape_is_refused_naming_both(word_lm, options, message):
+    path, _ = word_lm
+    kw = dict(dict(level="word", bptt=8, batch_size=4, max_steps=1, init_from=str(path), **SHAPE), **options)
+    with pytest.raises(ValueError, match="init_from: .*" + message):
+        RNNLanguageModel(**kw).fit(TARGET_TEXT)
+
+
+def test_init_from_a_missing_model_or_a_text_it_cannot_read_is_refused(word_lm, tmp_path):
+    path, _ = word_lm
+    kw = dict(level="word", bptt=2, batch_size=2, max_steps=1, **SHAPE)
+    with pytest.raises(ValueError, match="init_from: .*missing: checkpoint directory not found"):
+        RNNLanguageModel(init_from=str(tmp_path / "missing"), **kw).fit(TARGET_TEXT)
+    with pytest.raises(ValueError, match="text: none of its words is in the vocabulary of init_from"):
+        RNNLanguageModel(init_from=str(path), validation_fraction=0.0, **kw).fit("zebra quokka " * 10)

@@ -52,6 +52,8 @@ def model_params() -> tuple[Param, ...]:
         *optimizer_params("parallel streams"),
         Param("validation_fraction", "the last part of the text used for validation", fraction),
         Param("max_steps", "stop after this many optimizer steps", positive_int),
+        Param("init_from", "go on training a language model (a directory or a bundled name) on this text: its "
+              "vocabulary and weights; give its network options", metavar="LMDIR"),
         SEED_PARAM,
     )
 

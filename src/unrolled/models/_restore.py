@@ -34,6 +34,7 @@ __all__ = [
     "json_value",
     "load_vocab",
     "net_config",
+    "saved_record",
     "storage_of",
     "training_record",
 ]
@@ -158,6 +159,15 @@ def load_vocab(obj: Any, source: str | PathLike[str], what: str) -> Vocab:
     if obj is None:
         raise ValueError(f"{source}: missing ({what} needs its vocabulary)")
     return Vocab.from_json(obj, source=str(source))
+
+
+def saved_record(training: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """A record the "training" field keeps as saved (training.pretrained_from, training.vocabulary_cut): an
+    object, or absent; so that saving a loaded model again keeps it."""
+    record = training.get(name)
+    if record is not None and not isinstance(record, dict):
+        raise ValueError(f"training.{name}: expected an object, got {json_value(record)}")
+    return record
 
 
 STORAGE_DTYPES = ("float16",)  # config.json "storage": weights kept on disk in less than they compute in

@@ -471,8 +471,8 @@ class RNNClassifier(Estimator):
                              f"model.num_classes {num_classes}")
         self.classes_ = np.array(_restored_classes(restore.field(config, "classes"), names))
         training = config["training"]  # an object (restore.training_record has checked it)
-        self.pretrained_ = _restored_record(training, "pretrained_from")
-        self.vocabulary_cut_ = _restored_record(training, "vocabulary_cut")
+        self.pretrained_ = restore.saved_record(training, "pretrained_from")
+        self.vocabulary_cut_ = restore.saved_record(training, "vocabulary_cut")
         display = config.get("label_names") or {}
         if not isinstance(display, dict) or not all(isinstance(v, str) for v in display.values()):
             raise ValueError(f"label_names: expected an object of label -> display name strings, got "
@@ -489,15 +489,6 @@ class RNNClassifier(Estimator):
         if padding is not None and padding != self.vocab_.id_of(Vocab.PAD):
             raise ValueError(f"{path / 'config.json'}: model.padding_idx {padding} is not the id of "
                              f"{Vocab.PAD} in vocab.json ({self.vocab_.id_of(Vocab.PAD)})")
-
-
-def _restored_record(training: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """training.pretrained_from or training.vocabulary_cut as saved (an object, or absent), so that saving a
-    loaded model again keeps it."""
-    record = training.get(name)
-    if record is not None and not isinstance(record, dict):
-        raise ValueError(f"training.{name}: expected an object, got {restore.json_value(record)}")
-    return record
 
 
 def _restored_classes(classes: object, names: Sequence[str]) -> list[object]:

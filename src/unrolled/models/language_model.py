@@ -40,7 +40,9 @@ from unrolled.memory import check_training_memory
 from unrolled.models import _restore as restore
 from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
+from unrolled.models.transfer import pretraining_record
 from unrolled.nn._validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
+from unrolled.nn.fused import on_cache_line
 from unrolled.nn.sampled_softmax import log_uniform_candidates
 from unrolled.sampling import check_sampling_options, sample_next
 from unrolled.text.tokenize import tokenize
@@ -90,6 +92,10 @@ class RNNLanguageModel(Estimator):
     num_sampled : K, the candidates per batch of the sampled softmax
     max_steps : stop after this many optimizer steps (None: no limit; 0 trains nothing, so the model keeps
         its initial weights, whose loss is about ln V)
+    init_from : path (or bundled name) of a language model to go on training from, on this text: its
+        vocabulary (a token it lacks reads as ``<unk>``) and weights; the network options must be its own, and
+        min_freq and max_vocab its own or left unset. ULMFiT's second stage: a language model pretrained on a
+        large corpus, fine-tuned on the target task's text before a classifier fine-tunes from it
     random_state : int seed; the same seed and text give identical weights
 
     Attributes (after fit)
@@ -100,6 +106,8 @@ class RNNLanguageModel(Estimator):
     params_ : dict of arrays under PyTorch names
     history_ : TrainHistory (no epochs when max_steps=0)
     val_loss_ : float or None, the validation loss of the kept weights, in nats per token
+    pretrained_ : what ``init_from`` started from (path, network, vocabulary size, validation loss, corpus and
+        command; saved as config.json's ``training.pretrained_from``), or None
     """
 
     def __init__(
@@ -124,6 +132,7 @@ class RNNLanguageModel(Estimator):
         num_sampled: int = 1024,
         max_steps: int | None = None,
         random_state: int = 0,
+        init_from: str | None = None,
     ) -> None:
         self.level = level
         self.cell = cell
@@ -144,6 +153,7 @@ class RNNLanguageModel(Estimator):
         self.num_sampled = num_sampled
         self.max_steps = max_steps
         self.random_state = random_state
+        self.init_from = init_from
 
     # --- scikit-learn protocol (tags built by Estimator.__sklearn_tags__) ------------------------------
 
@@ -208,14 +218,19 @@ class RNNLanguageModel(Estimator):
         started = time.perf_counter()
 
         train_tokens = tokens[:n_train]
-        if self.level == "char":
+        base = self._starting_model()
+        if base is not None:
+            self.vocab_ = base.vocab_
+        elif self.level == "char":
             self.vocab_ = Vocab([Vocab.PAD, Vocab.UNK, *sorted(set(train_tokens))])
         else:
             self.vocab_ = Vocab.build([train_tokens], min_freq=self.min_freq, max_size=self.max_vocab)
         if len(self.vocab_) == len(SPECIAL_TOKENS):
             raise ValueError(f"min_freq: no {self.level} of the training text occurs {self.min_freq} times, so the "
                              "vocabulary would hold only <pad> and <unk>; lower min_freq")
-        self.start_token_ = next(token for token in train_tokens if token in self.vocab_)  # generated as is
+        self.start_token_ = next((token for token in train_tokens if token in self.vocab_), None)  # generated as is
+        if self.start_token_ is None:  # (init_from's vocabulary; one built from the text holds them all)
+            raise ValueError(f"text: none of its {self.level}s is in the vocabulary of init_from {self.init_from}")
         self.net_config_ = LMNetConfig(
             vocab_size=len(self.vocab_), embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
             cell=self.cell, num_layers=self.num_layers, dropout=self.dropout, tie_weights=self.tie_weights,
@@ -225,6 +240,11 @@ class RNNLanguageModel(Estimator):
                               "model words (level word) or a text with fewer distinct characters",
                               length=(f"bptt {self.bptt}", "lower bptt"))
         self.params_ = init_lm_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+        self.pretrained_ = None
+        if base is not None:  # the same network (checked), so the same names and shapes
+            self.params_ = {name: on_cache_line(base.params_[name].copy()) for name in self.params_}
+            self.pretrained_ = pretraining_record(base, self.init_from)
+            del base
         windows = stream_windows(self._ids(train_tokens), self.batch_size, self.bptt)
         val_ids = self._ids(tokens[n_train:])
 
@@ -277,6 +297,25 @@ class RNNLanguageModel(Estimator):
             self.val_loss_ = evaluate() if evaluate is not None else None
         self.training_seconds_ = time.perf_counter() - started + self.seconds_before_resume_
         return self
+
+    def _starting_model(self) -> RNNLanguageModel | None:
+        """The language model of init_from, checked against this one's options (None without one)."""
+        if self.init_from is None:
+            return None
+        try:
+            base = RNNLanguageModel.load(self.init_from)
+        except ValueError as error:  # CheckpointError included: the message names the file
+            raise ValueError(f"init_from: {error}") from None
+        network = ("level", "cell", "embedding_dim", "hidden_size", "num_layers", "tie_weights")
+        differ = [f"{name} {getattr(self, name)!r} (its own: {getattr(base, name)!r})" for name in network
+                  if getattr(self, name) != getattr(base, name)]
+        differ += [f"{name} {getattr(self, name)!r} (its own: {getattr(base, name)!r}; the vocabulary is "
+                   "init_from's)" for name, unset in (("min_freq", 1), ("max_vocab", None))
+                   if getattr(self, name) not in (unset, getattr(base, name))]
+        if differ:
+            raise ValueError(f"init_from: {self.init_from} is another language model than this one: "
+                             f"{'; '.join(differ)}; give its options")
+        return base
 
     # --- evaluation ----------------------------------------------------------------------------------
 
@@ -387,8 +426,15 @@ class RNNLanguageModel(Estimator):
     def _config_fields(self) -> dict[str, Any]:
         return {"start_token": self.start_token_, "val_loss": self.val_loss_}
 
+    def _training_record(self) -> dict[str, Any]:
+        record = super()._training_record()
+        if getattr(self, "pretrained_", None) is not None:  # only models trained on from another carry it
+            record["pretrained_from"] = self.pretrained_
+        return record
+
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(LMNetConfig, config)
+        self.pretrained_ = restore.saved_record(config["training"], "pretrained_from")
         if self.level not in LEVELS:
             raise ValueError(f"estimator.level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
         start = restore.field(config, "start_token")

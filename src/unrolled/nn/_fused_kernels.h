@@ -93,7 +93,7 @@ static void NAME(matvec)(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, con
    out (M, G) = x (M, D) Wᵀ + b for W (G, D): every step's input projection at once, for the few-row loops
    (B = 1 inference: M = T rows). A BLAS call for a 16 × 128 by 128 × 512 product runs at a third of the
    machine's peak; here x is packed into panels of L = GEMM_VEC / sizeof(T) rows (xp[p][k][l] = x[p·L + l][k],
-   zero past row M) and each tile of PROJ_ROWS outputs j by L rows sums over k in order, W[j][k] broadcast
+   zero past row M) and each tile of 2·GEMM_ROWS outputs j by L rows sums over k in order, W[j][k] broadcast
    times one vector of the panel: no horizontal sums, one W value read per multiply-add, and the sum of each
    output one running sum from zero, so it does not depend on M or on which panel the row is in. b is added
    after the sum (as x Wᵀ, then + b, in NumPy). */
