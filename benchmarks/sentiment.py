@@ -50,6 +50,8 @@ RESULTS_DIR = Path("docs/results")
 # The language model benchmarks/pretrain.py writes (its default --work-dir).
 PRETRAINED_LM = "runs/pretrain/imdb-lm-lstm256"
 PRETRAINED_ELMAN_LM = "runs/pretrain/imdb-lm-rnn256x2"  # benchmarks/pretrain.py --model elman
+# The large one trained on on SST-2's training sentences (ULMFiT's second stage; --model large-sst2).
+PRETRAINED_SST2_LM = "runs/pretrain/imdb-lm-lstm256-sst2"
 BUNDLED_LM = "src/unrolled/pretrained/imdb-lm"  # benchmarks/pretrain.py --model small, in the package
 
 
@@ -121,6 +123,7 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
         "lstm256-max-pre-imdb-dlr": ("train_phrases", fine_tuned(PRETRAINED_LM, lr=2e-3, layer_lr_decay=2.6)),
         "lstm256-max-pre-imdb-gu": ("train_phrases", fine_tuned(PRETRAINED_LM, lr=2e-3, layer_lr_decay=2.6,
                                                                 gradual_unfreeze=True)),
+        "lstm256-max-pre-imdb-sst2lm": ("train_phrases", fine_tuned(PRETRAINED_SST2_LM)),
         # From the bundled imdb-lm (10,000 words, H = 128): a fine-tuned model that fits the bundle budget.
         "lstm128-max-pre-imdblm": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128)),
         "lstm128-max-pre-imdblm-lr5": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128, lr=5e-4)),
@@ -169,7 +172,8 @@ PRETRAINED = {"rnn2-max-v8k": "sst2-rnn", "lstm256-max-pre-imdb": "sst2-best"}
 # on dev and test as stored. The cut is set by the budget (30,000 tokens in float16 would be 8.5 MB), not tuned.
 BUNDLE_OPTIONS = {"lstm256-max-pre-imdb": {"vocabulary": 18_000, "storage": "float16"}}
 PRETRAINED_DIR = Path("src/unrolled/pretrained")
-REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd", "lstm256-max-pre-imdb", "lstm256-max-pre-imdb-dlr"),
+REPORTED = {"sst2": ("rnn2-max-v8k", "bigru-max-v7k-wd", "lstm256-max-pre-imdb", "lstm256-max-pre-imdb-dlr",
+                     "lstm256-max-pre-imdb-sst2lm"),
             "imdb": ("rnn-max", "bigru-max", "lstm256-max-pre-imdb"), "mr": ("bigru-max-e15", "lstm256-max-pre-imdb-e10")}
 
 
