@@ -265,80 +265,6 @@ def set_num_threads(threads: int) -> int:
     return previous
 
 
-# Both directions of a bidirectional layer at once: two independent recurrences over the same inputs, so
-# when each direction's C loop runs on one thread (too few rows to split), the reverse one can run on a
-# helper thread meanwhile (the C loop leaves the GIL while it computes). Handing a direction over and back
-# costs ~50-100 µs (the two threads' Python before and after the loops take turns on the GIL), so only from
-# this many multiply-adds of recurrent product a direction (T·N·G·H²). Measured, B = 1 forward pass, H 128,
-# 1 thread each: a bidirectional LSTM at T = 64 (4.2 M a direction) 1326 µs in turn, 877 µs at once; a GRU
-# (3.1 M) 982 vs 713 µs; at 1 M (an LSTM at T = 16, an Elman RNN at T = 64) 371 vs 301 and 395 vs 378 µs;
-# below that, at once was the slower.
-PAIR_MIN_MACS = 1 << 21
-
-
-def directions_at_once(t_len: int, rows: int, weight_hh: np.ndarray) -> bool:
-    """Whether a bidirectional layer's two C loops (``t_len`` steps, ``rows`` rows each) should run at the
-    same time, on two threads (see PAIR_MIN_MACS)."""
-    macs = t_len * rows * weight_hh.size
-    return ACTIVE and _threads >= 2 and macs >= PAIR_MIN_MACS and _loop_threads(t_len, rows, weight_hh) == 1
-
-
-class _PairWorker:
-    """One helper thread that runs the second of two calls while the caller runs the first. Started on first
-    use, again in a forked child (threads do not survive a fork), and a daemon: it never keeps a process
-    alive. One pair at a time: a caller that finds it busy (another thread's pair) runs both calls itself."""
-
-    def __init__(self) -> None:
-        self._busy = threading.Lock()
-        self._pid: int | None = None
-        self._jobs = self._results = None
-
-    def _start(self) -> None:
-        import queue
-
-        self._jobs, self._results = queue.SimpleQueue(), queue.SimpleQueue()
-        jobs, results = self._jobs, self._results
-
-        def serve() -> None:
-            while True:
-                call = jobs.get()
-                try:
-                    results.put((True, call()))
-                except BaseException as error:  # handed back to the caller, raised there
-                    results.put((False, error))
-
-        threading.Thread(target=serve, name="unrolled-directions", daemon=True).start()
-        self._pid = os.getpid()
-
-    def run(self, first, second) -> tuple[object, object]:
-        if not self._busy.acquire(blocking=False):
-            return first(), second()
-        try:
-            if self._pid != os.getpid():
-                self._start()
-            self._jobs.put(second)
-            try:
-                here = first()
-            finally:
-                ok, there = self._results.get()  # always collected, so that the next pair finds it empty
-            if not ok:
-                raise there
-            return here, there
-        finally:
-            self._busy.release()
-
-
-_pair_worker = _PairWorker()
-
-
-def run_directions(calls, at_once: bool) -> list:
-    """The results of ``calls`` (each a function of no arguments), in order: with ``at_once`` and two of them,
-    the second on the helper thread while the first runs here; otherwise one after the other."""
-    if at_once and len(calls) == 2:
-        return list(_pair_worker.run(*calls))
-    return [call() for call in calls]
-
-
 def _sequence_of(cell_code: int, *, with_c: bool):
     """The C forward loop for one cell code; ``with_c``: the state has a second component (LSTM's c)."""
 
@@ -466,6 +392,5 @@ _C_STEPS = {
 }
 
 __all__ = ["ACTIVE", "CACHE_LINE", "FLUSH", "GRADIENT_FLOOR", "INSTRUCTION_SET", "MATVEC_ROWS",
-           "PACKED_WEIGHT_MAX_BYTES", "PAIR_MIN_MACS", "PROJECT_ROWS_MAX", "directions_at_once",
-           "float32_of_float16", "fused_kernel", "get_num_threads", "on_cache_line", "project_rows",
-           "run_directions", "set_num_threads", "subnormals_flushed"]
+           "PACKED_WEIGHT_MAX_BYTES", "PROJECT_ROWS_MAX", "float32_of_float16", "fused_kernel", "get_num_threads",
+           "on_cache_line", "project_rows", "set_num_threads", "subnormals_flushed"]

@@ -17,20 +17,19 @@ States use PyTorch's layout: h (L·dirs, N, H), row ``layer * dirs + direction``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache, partial
+from functools import cached_property, lru_cache
 
 import numpy as np
 
 from unrolled.nn._validation import check_float_array, check_mask, check_positive_int, check_probability
 from unrolled.nn.dropout import dropout_backward, dropout_forward
-from unrolled.nn.fused import directions_at_once, on_cache_line, run_directions
+from unrolled.nn.fused import on_cache_line
 from unrolled.nn.cells import CELL_NAMES, get_cell
 from unrolled.nn.time_loop import (
     PARAM_NAMES,
     CellKernel,
     Params,
     SequenceCache,
-    forward_loop_in_c,
     sequence_backward,
     sequence_forward,
     zero_state,
@@ -328,13 +327,11 @@ def forward_layers(
     n, dtype = x_tm.shape[1], x_tm.dtype
     layer_input = x_tm
     caches, dropouts, final_rows = [], [], []
-    t_len = x_tm.shape[0]
     for layer in range(config.num_layers):
-        calls = []
+        outs, layer_caches = [], []
         for direction in range(config.num_directions):
             row = layer * config.num_directions + direction
-            calls.append(partial(
-                sequence_forward,
+            out, state_t, cache = sequence_forward(
                 kernel,
                 layer_input,
                 _with_zeros(rows0[row] if rows0 is not None else None, kernel, n, config.hidden_size, dtype),
@@ -342,13 +339,7 @@ def forward_layers(
                 mask=mask_tm,
                 reverse=direction == 1,
                 keep_cache=keep_cache,
-            ))
-        # A bidirectional layer's two C loops at once, on two threads, where that pays (fused.PAIR_MIN_MACS)
-        weight_hh = params[prefix + "weight_hh" + config.suffix(layer, 0)]
-        at_once = len(calls) == 2 and forward_loop_in_c(kernel, t_len, n, config.hidden_size, mask_tm) and \
-            directions_at_once(t_len, n, weight_hh)
-        outs, layer_caches = [], []
-        for out, state_t, cache in run_directions(calls, at_once):
+            )
             outs.append(out)
             layer_caches.append(cache)
             final_rows.append(state_t)

@@ -218,15 +218,6 @@ def step_backward(dstate: State, cache: StepCache) -> tuple[np.ndarray, State, P
 # --- the sequence level: the whole time loop -------------------------------------------------------------
 
 
-def forward_loop_in_c(kernel: CellKernel, t_len: int, n: int, hidden: int, mask: np.ndarray | None) -> bool:
-    """Whether sequence_forward runs its time loop in one C call (``kernel.sequence``): small batches, and
-    others without padding (mask None, or all real) up to ``packed_hidden_max`` units; a large padded batch
-    runs the Python loop on each step's real rows only. (T = 0 skips ``sequence``: the Python loop runs no
-    step.)"""
-    unpadded = (mask is None or mask.all()) and hidden <= kernel.packed_hidden_max
-    return kernel.sequence is not None and (n <= SMALL_BATCH or unpadded) and t_len > 0
-
-
 @subnormals_flushed
 def sequence_forward(
     kernel: CellKernel,
@@ -250,7 +241,10 @@ def sequence_forward(
     dtype = x.dtype
     if mask is not None and mask.all():
         mask = None  # no padding (or no steps, T = 0): the same computation without a mask
-    in_c = forward_loop_in_c(kernel, t_len, n, hidden, mask)
+    # The C loop runs small batches, and others without padding up to packed_hidden_max; a large padded batch
+    # runs the loop below on each step's real rows only. (T = 0 skips ``sequence``: the Python loop runs no step.)
+    unpadded_in_c = mask is None and hidden <= kernel.packed_hidden_max
+    in_c = kernel.sequence is not None and (n <= SMALL_BATCH or unpadded_in_c) and t_len > 0
     rows, active = (None, None) if mask is None or in_c else _length_order(mask)
     if reverse:
         x = x[::-1]
