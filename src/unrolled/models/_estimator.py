@@ -100,8 +100,12 @@ class Estimator:
         return {}
 
     def _training_record(self) -> dict[str, Any]:
-        """The "training" field of config.json."""
-        return {"history": self.history_.to_json(), "seconds": self.training_seconds_, **self._runtime_record()}
+        """The "training" field of config.json; with ``pretrained_from``, what a model that started from another
+        (``init_from``: a fine-tuned classifier, a language model trained on) records of it (``pretrained_``)."""
+        record = {"history": self.history_.to_json(), "seconds": self.training_seconds_, **self._runtime_record()}
+        if getattr(self, "pretrained_", None) is not None:
+            record["pretrained_from"] = self.pretrained_
+        return record
 
     def _runtime_record(self) -> dict[str, Any]:
         """How the model was trained: engine, device, processes (absent for a model that predates them)."""
@@ -191,6 +195,10 @@ class Estimator:
         model._restore_checkpoint(checkpoint, directory)
         expected = model.net_config_.param_shapes()
         check_tensors(tensors, expected, source=str(directory / "model.safetensors"))
-        model.params_ = {name: tensors[name] for name in expected}
+        from unrolled.nn.fused import on_cache_line  # (imported by every network's forward pass anyway)
+
+        # The recurrent weights where the C loops load them fastest (float32_of_float16's arrays already are)
+        model.params_ = {name: on_cache_line(tensors[name]) if "weight_hh" in name else tensors[name]
+                         for name in expected}
         model.config_ = config
         return model

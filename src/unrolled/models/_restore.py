@@ -197,11 +197,7 @@ def check_tensor_dtypes(tensors: Mapping[str, np.ndarray], source: str | PathLik
         odd = next(name for name, array in tensors.items() if array.dtype != common)
         raise CheckpointError(f"{source}: tensor {odd!r} has dtype {tensors[odd].dtype}, the other tensors "
                               f"{common} (a model's tensors share one dtype)", path=source, field=odd)
-    from unrolled.nn.fused import on_cache_line
-
-    # The recurrent weights where the C loops load them fastest (see on_cache_line; float32_of_float16's
-    # arrays, above, start on a cache line already).
-    return {name: on_cache_line(array) if "weight_hh" in name else array for name, array in tensors.items()}
+    return dict(tensors)
 
 
 def storage_of(config: Mapping[str, Any]) -> str | None:

@@ -455,8 +455,6 @@ class RNNClassifier(Estimator):
         coverage = getattr(self, "embedding_coverage_", None)
         record = {**super()._training_record(),
                   "embedding_coverage": coverage.to_json() if coverage is not None else None}
-        if getattr(self, "pretrained_", None) is not None:  # only fine-tuned models carry it
-            record["pretrained_from"] = self.pretrained_
         if getattr(self, "vocabulary_cut_", None) is not None:  # only cut_vocabulary's copies
             record["vocabulary_cut"] = self.vocabulary_cut_
         return record

@@ -42,7 +42,7 @@ from unrolled.models._estimator import Estimator, NotFittedError
 from unrolled.models.lm_net import LMNetConfig, init_lm_params, lm_backward, lm_forward
 from unrolled.models.transfer import pretraining_record
 from unrolled.nn._validation import check_choice, check_nonnegative_int, check_positive_int, check_probability
-from unrolled.nn.fused import on_cache_line
+from unrolled.nn.fused import cache_line_copy
 from unrolled.nn.sampled_softmax import log_uniform_candidates
 from unrolled.sampling import check_sampling_options, sample_next
 from unrolled.text.tokenize import tokenize
@@ -239,10 +239,11 @@ class RNNLanguageModel(Estimator):
                               vocabulary="raise min_freq or lower max_vocab" if self.level == "word" else
                               "model words (level word) or a text with fewer distinct characters",
                               length=(f"bptt {self.bptt}", "lower bptt"))
-        self.params_ = init_lm_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
         self.pretrained_ = None
-        if base is not None:  # the same network (checked), so the same names and shapes
-            self.params_ = {name: on_cache_line(base.params_[name].copy()) for name in self.params_}
+        if base is None:
+            self.params_ = init_lm_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+        else:  # the same network (checked), so the same names and shapes
+            self.params_ = {name: cache_line_copy(base.params_[name]) for name in self.net_config_.param_shapes()}
             self.pretrained_ = pretraining_record(base, self.init_from)
             del base
         windows = stream_windows(self._ids(train_tokens), self.batch_size, self.bptt)
@@ -425,12 +426,6 @@ class RNNLanguageModel(Estimator):
 
     def _config_fields(self) -> dict[str, Any]:
         return {"start_token": self.start_token_, "val_loss": self.val_loss_}
-
-    def _training_record(self) -> dict[str, Any]:
-        record = super()._training_record()
-        if getattr(self, "pretrained_", None) is not None:  # only models trained on from another carry it
-            record["pretrained_from"] = self.pretrained_
-        return record
 
     def _restore_config(self, config: dict[str, Any]) -> None:
         self.net_config_ = restore.net_config(LMNetConfig, config)

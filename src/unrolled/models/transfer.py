@@ -69,9 +69,9 @@ def check_same_network(lm, path: str | Path, *, cell: str, embedding_dim: int, h
 def carried_tensors(lm) -> dict[str, Any]:
     """Copies of the language model's ``embedding.weight`` and ``rnn.*`` tensors (not its head), each on a
     cache line (see ``fused.on_cache_line``)."""
-    from unrolled.nn.fused import on_cache_line
+    from unrolled.nn.fused import cache_line_copy
 
-    return {name: on_cache_line(value.copy()) for name, value in lm.params_.items()
+    return {name: cache_line_copy(value) for name, value in lm.params_.items()
             if name == "embedding.weight" or name.startswith("rnn.")}
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from unrolled.nn._validation import check_float_array, check_mask, check_positive_int, check_probability
 from unrolled.nn.dropout import dropout_backward, dropout_forward
-from unrolled.nn.fused import on_cache_line
+from unrolled.nn.fused import cache_line_copy
 from unrolled.nn.cells import CELL_NAMES, get_cell
 from unrolled.nn.time_loop import (
     PARAM_NAMES,
@@ -141,10 +141,10 @@ def init_recurrent_params(
         if recurrent_init == "orthogonal" and name.startswith("weight_hh"):
             hidden = config.hidden_size
             blocks = [_orthogonal(rng, hidden) for _ in range(config.kernel.num_gates)]
-            params[name] = np.concatenate(blocks, axis=0).astype(dtype)
+            values = np.concatenate(blocks, axis=0)
         else:
-            params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
-        params[name] = on_cache_line(params[name])  # the C loops' vector loads (see fused.on_cache_line)
+            values = rng.uniform(-bound, bound, size=shape)
+        params[name] = cache_line_copy(values, dtype)  # the C loops' vector loads (see fused.on_cache_line)
     return params
 
 
@@ -200,7 +200,7 @@ def load_state_dict(config: RecurrentConfig, tensors: dict[str, object], *, dtyp
     arrays = {}
     for name, value in tensors.items():
         array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-        arrays[name] = on_cache_line(np.array(array, dtype=dtype, copy=True))  # dtype None: array's own
+        arrays[name] = cache_line_copy(array, dtype)  # dtype None: array's own
     check_recurrent_params(config, arrays)
     return arrays
 
