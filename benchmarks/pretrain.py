@@ -42,14 +42,14 @@ COMMON = ["--level", "word", "--softmax", "sampled", "--num-sampled", "1024", "-
           "--bptt", "64", "--batch-size", "32", "--epochs", "3", "--validation-fraction", "0.02",
           "--checkpoint-every", "500"]
 LARGE = ["--cell", "lstm", "--max-vocab", "30000", "--embedding-dim", "128", "--hidden-size", "256"]
-MODELS = {  # name -> (output directory, options); each trains on the IMDB corpus unless TARGET_TEXT names it
-    "large": ("imdb-lm-lstm256", LARGE),
+MODELS = {  # name -> (output directory, options, the text it trains on: the IMDB corpus or a dataset's sentences)
+    "large": ("imdb-lm-lstm256", LARGE, "imdb"),
     "large-sst2": ("imdb-lm-lstm256-sst2", [*LARGE, "--init-from", "{work}/imdb-lm-lstm256", "--epochs", "2",
-                                            "--lr", "1e-3", "--validation-fraction", "0.05"]),
+                                            "--lr", "1e-3", "--validation-fraction", "0.05"], "sst2"),
     "small": ("imdb-lm", ["--cell", "lstm", "--max-vocab", "10000", "--embedding-dim", "128", "--hidden-size", "128",
-                          "--tie-weights"]),
+                          "--tie-weights"], "imdb"),
     "elman": ("imdb-lm-rnn256x2", ["--cell", "rnn", "--num-layers", "2", "--max-vocab", "30000", "--embedding-dim",
-                                   "128", "--hidden-size", "256"]),
+                                   "128", "--hidden-size", "256"], "imdb"),
 }
 
 
@@ -61,9 +61,6 @@ def write_corpus(out: Path, data_dir: str | None) -> str:
         for line in reviews:
             corpus.write(json.loads(line)["text"].replace("<br />", " ").replace("\n", " ") + "\n")
     return hashlib.sha256(out.read_bytes()).hexdigest()
-
-
-TARGET_TEXT = {"large-sst2": "sst2"}  # model -> the dataset whose training sentences it trains on
 
 
 def write_sentences(out: Path, dataset: str, data_dir: str | None) -> str:
@@ -85,13 +82,12 @@ def main() -> None:
     parser.add_argument("--corpus-only", action="store_true")
     args = parser.parse_args()
     work = Path(args.work_dir)
-    target = TARGET_TEXT.get(args.model)
-    corpus = work / (f"{target}_train.txt" if target else "imdb_train.txt")
-    digest = write_sentences(corpus, target, args.data_dir) if target else write_corpus(corpus, args.data_dir)
+    name, options, text = MODELS[args.model]
+    corpus = work / f"{text}_train.txt"
+    digest = write_corpus(corpus, args.data_dir) if text == "imdb" else write_sentences(corpus, text, args.data_dir)
     print(f"corpus {corpus}: {corpus.stat().st_size:,} bytes, sha256 {digest}", file=sys.stderr)
     if args.corpus_only:
         return
-    name, options = MODELS[args.model]
     options = [option.format(work=work) for option in options]
     command = [sys.executable, "-m", "unrolled", "train", "--task", "lm", "--text", str(corpus), *COMMON, *options,
                "--out", str(work / name)]

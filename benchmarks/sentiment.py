@@ -255,7 +255,7 @@ def save_pretrained(model: RNNClassifier, result: dict, files: dict[str, Path]) 
                  "both (shipped)": shipped.score(*dev)}
         metrics = {"dev_accuracy": steps["both (shipped)"], "test_accuracy": shipped.score(*read_split(files, "test")),
                    "before_shrinking": {**metrics, "vocabulary": len(model.vocab_)},
-                   "shrinking_dev_accuracy": steps, "storage": storage}
+                   "shrinking_dev_accuracy": steps}  # (the storage: config.json's own "storage" field)
         model = shipped
     model.save(out, storage=storage, extra={"metrics": metrics, "data": data, "command": command,
                                              "label_names": LABEL_NAMES})
