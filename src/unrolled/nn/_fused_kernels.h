@@ -88,6 +88,18 @@ static void NAME(matvec)(Py_ssize_t rows, Py_ssize_t H, const T *restrict W, con
     }
 }
 
+/* Pack B(k, m) = src[k·sk + m·sm] (K × M) into panels of P columns: dst[p][k][c] = B(k, p·P + c), zero past
+   column M (the packed product's panels of W_hh, the input projection's of x; inlined, so P is each call's
+   constant). */
+static inline __attribute__((always_inline)) void NAME(pack_columns)(Py_ssize_t K, Py_ssize_t M,
+                                                                      const T *restrict src, Py_ssize_t sk,
+                                                                      Py_ssize_t sm, Py_ssize_t P,
+                                                                      T *restrict dst) {
+    for (Py_ssize_t m0 = 0; m0 < M; m0 += P)
+        for (Py_ssize_t k = 0; k < K; k++)
+            for (Py_ssize_t c = 0; c < P; c++) *dst++ = m0 + c < M ? src[k * sk + (m0 + c) * sm] : (T)0;
+}
+
 /* ---- the input projection of a few rows -------------------------------------------------------------
 
    out (M, G) = x (M, D) Wᵀ + b for W (G, D): every step's input projection at once, for the few-row loops
@@ -112,7 +124,7 @@ static inline __attribute__((always_inline)) void NAME(project_tile)(const int r
                                                                       const T *restrict b, Py_ssize_t j0,
                                                                       Py_ssize_t valid, T *restrict out) {
     typedef T vec __attribute__((vector_size(GEMM_VEC)));
-    enum { L = GEMM_VEC / sizeof(T), R_MAX = 2 * GEMM_ROWS };
+    enum { L = NAME(proj_lanes), R_MAX = NAME(proj_rows) };
     vec acc[R_MAX];
     for (int r = 0; r < rows; r++) acc[r] = (vec){0};
     for (Py_ssize_t k = 0; k < D; k++) {
@@ -129,11 +141,7 @@ static inline __attribute__((always_inline)) void NAME(project_tile)(const int r
 static void NAME(project_rows)(Py_ssize_t M, Py_ssize_t D, Py_ssize_t G, const T *restrict x, const T *restrict W,
                                const T *restrict b, T *restrict out, T *restrict scratch) {
     const Py_ssize_t L = NAME(proj_lanes), R = NAME(proj_rows);
-    for (Py_ssize_t m0 = 0; m0 < M; m0 += L) { /* pack: scratch[p][k][l] = x[m0 + l][k] */
-        T *panel = scratch + m0 * D;
-        for (Py_ssize_t k = 0; k < D; k++)
-            for (Py_ssize_t l = 0; l < L; l++) panel[k * L + l] = m0 + l < M ? x[(m0 + l) * D + k] : (T)0;
-    }
+    NAME(pack_columns)(D, M, x, 1, D, L, scratch); /* xᵀ: scratch[p][k][l] = x[p·L + l][k] */
     for (Py_ssize_t m0 = 0; m0 < M; m0 += L) {
         const T *panel = scratch + m0 * D;
         const Py_ssize_t valid = M - m0 < L ? M - m0 : L;
@@ -161,13 +169,10 @@ static inline Py_ssize_t NAME(packed_size)(Py_ssize_t K, Py_ssize_t M) {
     return K * ((M + P - 1) / P) * P;
 }
 
-/* Pack B(k, m) = src[k·sk + m·sm] (K × M) into panels: dst[p][k][c] = B(k, p·PANEL + c). */
+/* Pack B(k, m) = src[k·sk + m·sm] (K × M) into panels of PANEL columns (pack_columns). */
 static void NAME(pack_panels)(Py_ssize_t K, Py_ssize_t M, const T *restrict src, Py_ssize_t sk, Py_ssize_t sm,
                               T *restrict dst) {
-    const Py_ssize_t P = NAME(panel);
-    for (Py_ssize_t m0 = 0; m0 < M; m0 += P)
-        for (Py_ssize_t k = 0; k < K; k++)
-            for (Py_ssize_t c = 0; c < P; c++) *dst++ = m0 + c < M ? src[k * sk + (m0 + c) * sm] : (T)0;
+    NAME(pack_columns)(K, M, src, sk, sm, NAME(panel), dst);
 }
 
 /* One tile: rows (a constant once inlined) rows of A (row stride lda) times K rows of one panel, into the

@@ -75,7 +75,7 @@ def check_index_array(name: str, a: object, upper: int, shape: Sequence[int | No
         check_shape(name, a, shape)
     if not a.size:
         return a
-    if a.size <= 64:  # a sentence's ids: Python's min and max of a list cost a fifth of two NumPy reductions
+    if a.size <= 64:  # a sentence's ids: a list's min and max took 1/3-2/3 the time of two NumPy reductions
         values = a.ravel().tolist()
         low, high = min(values), max(values)
     else:
