@@ -445,15 +445,19 @@ def make_peak_gemm(size: int = PEAK_GEMM_SIZE, seed: int = 0) -> tuple[Callable[
     return run, 2.0 * size**3
 
 
-def make_unrolled_infer(shape: Shape, cell: str, batches: Sequence[Batch], seed: int = 0) -> Callable[[int], object]:
-    """unrolled inference: ``classifier_forward(params, config, ids, keep_cache=False)`` -> logits (what
-    prediction calls)."""
-    from unrolled.models.classifier_net import classifier_forward
+def make_unrolled_infer(shape: Shape, cell: str, batches: Sequence[Batch], seed: int = 0, *,
+                        tables: bool = True) -> Callable[[int], object]:
+    """unrolled inference as ``RNNClassifier.predict`` runs it: ``classifier_forward(params, config, ids,
+    keep_cache=False, projections=tables)`` -> logits, the projection tables built once and kept across calls
+    (None on a build without the few-row projection in C); ``tables=False``: without them."""
+    from unrolled.models.classifier_net import classifier_forward, projection_tables
 
     config, params, _ = _unrolled_model(shape, cell, seed=seed)
+    kept = projection_tables(params, config) if tables else None
 
     def infer(i: int) -> np.ndarray:
-        return classifier_forward(params, config, batches[i % len(batches)].ids, keep_cache=False)[0]
+        return classifier_forward(params, config, batches[i % len(batches)].ids, keep_cache=False,
+                                  projections=kept)[0]
 
     return infer
 
@@ -711,6 +715,7 @@ def run_latency_benchmark(
     with thread_limit(threads):
         for cell in cells:
             steps = {"unrolled": make_unrolled_infer(shape, cell, batches),
+                     "unrolled, no tables": make_unrolled_infer(shape, cell, batches, tables=False),
                      "torch": make_torch_infer(shape, cell, batches)}
             monitor = OtherLoad()
             timings = measure_interleaved(steps, repeats, warmup, block)
@@ -1099,10 +1104,10 @@ def _latency_target(r: Row) -> tuple[bool, str]:
 
 def latency_table(rows: Sequence[Row]) -> str:
     head = (
-        "| threads | cell | calls | unrolled µs median (min–max) | torch µs median (min–max) "
+        "| threads | cell | calls | unrolled µs median (min–max) | without tables µs | torch µs median (min–max) "
         "| torch / unrolled | target | other load | products MFLOP | unrolled GFLOP/s | target's GFLOP/s "
         "| peak GFLOP/s (large SGEMM) | target / peak |\n"
-        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = []
     for r in rows:
@@ -1112,7 +1117,7 @@ def latency_table(rows: Sequence[Row]) -> str:
         needed = flops / (TARGET_LATENCY_US[r.cell] * 1e-6)
         lines.append(
             f"| {r.threads} | {r.cell} | {len(r.timings['unrolled'].times)} | {_fmt_us(r.timings['unrolled'])} "
-            f"| {_fmt_us(r.timings['torch'])} | {r.ratio('unrolled', 'torch'):.2f} | {what}: {verdict} "
+            f"| {_fmt_us(r.timings['unrolled, no tables'])} | {_fmt_us(r.timings['torch'])} | {r.ratio('unrolled', 'torch'):.2f} | {what}: {verdict} "
             f"| {_fmt_load(r.other_load)} | {flops / 1e6:.2f} | {flops / r.timings['unrolled'].median / 1e9:.1f} "
             f"| {needed / 1e9:.0f} | {peak / 1e9:.0f} | {needed / peak:.0%} |"
         )
@@ -1541,11 +1546,16 @@ BLAS, the floor's own rate, and *torch-best / peak* the rate of torch's whole st
 
 Forward pass only, one sequence of T = {shape.seq_len} tokens, E = {shape.embed_dim}, H = {shape.hidden},
 vocabulary {shape.vocab:,}, one layer, last state → linear → logits. unrolled:
-`classifier_forward(params, config, ids, keep_cache=False)`, the inference entry point that `RNNClassifier.predict` calls (the
+`classifier_forward(params, config, ids, keep_cache=False, projections=tables)`, as `RNNClassifier.predict` calls it (the
 same logits as `classifier_forward(..., training=False)`, bit for bit, without the caches that backward and
 `explain` need; batches of up to 4 rows run the whole time loop in C when the extension is built{
 f", and up to {fused.PROJECT_ROWS_MAX} rows of T·N their input projection too" if fused.PROJECT_ROWS_MAX else ""
-}, a W_hh off a 64-byte line copied to one first); torch:
+}, a W_hh off a 64-byte line copied to one first). `tables`: `projection_tables(params, config)`, built once and
+kept, as a model keeps them from one prediction to the next: each word's first-layer input projection
+E[w] W_ihᵀ + b_ih, computed the first time the word is read (here in the warm-up) by the same C product, so a
+sentence's projection is a gather of rows (nn/projection_table.py; {"used on this build" if fused.PROJECT_ROWS_MAX
+else "None on this build, which projects with BLAS: both unrolled columns run the same code"}). *without tables*: the
+same call with `projections=None` (embedding lookup and the product on every call); torch:
 the torch-default module in `eval()` mode, each call inside `with torch.inference_mode():` (no autograd
 record either). Four random id sequences cycled; blocks of {args.latency_block} calls,
 {len(rows[0].timings['unrolled'].times)} timed calls each, {_threads_of(rows)} thread(s). Target, at {LATENCY_THREADS} thread:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from unrolled.models.classifier import NotFittedError, RNNClassifier
+from unrolled.nn import fused
 
 POSITIVE = ["i love this", "great movie", "what a joy", "so good", "a wonderful film", "truly great"]
 NEGATIVE = ["i hate this", "awful movie", "what a bore", "so bad", "a dreadful film", "truly awful"]
@@ -134,3 +135,54 @@ def test_a_fitted_classifier_pickles():
     model = RNNClassifier(cell="lstm", hidden_size=4, embedding_dim=4, epochs=1).fit(["a b", "b c"], ["x", "y"])
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict_proba(["a c"]), model.predict_proba(["a c"]))
+
+
+needs_fused = pytest.mark.skipif(not fused.ACTIVE, reason="the C extension unrolled.nn._fused is not built")
+
+
+@needs_fused
+def test_predict_keeps_projection_tables_for_its_arrays_and_never_reads_a_stale_row(monkeypatch):
+    """predict keeps each word's first-layer projection (nn/projection_table.py) for the arrays in params_: the
+    same probabilities as without, the arrays read-only meanwhile, new tables for new arrays; a pickled copy
+    leaves them behind."""
+    import pickle
+
+    monkeypatch.setattr(fused, "PROJECT_ROWS_MAX", 32)  # the time loop's few-row product in C, as on AVX-512
+    model = RNNClassifier(cell="gru", bidirectional=True, **{**SMALL, "epochs": 3}).fit(TEXTS, LABELS)
+    assert model.params_["embedding.weight"].flags.writeable  # nothing kept before a prediction
+    with_tables = model.predict_proba(TEXTS[:3])
+    tables = model._tables[0]
+    assert len(tables) == 2 and tables[0].words > 0
+    model._tables = (None,)  # as where the build keeps none
+    assert np.array_equal(model.predict_proba(TEXTS[:3]), with_tables)
+    model._tables = (tables,)
+    copied = pickle.loads(pickle.dumps(model))
+    assert "_tables" not in copied.__dict__ and np.array_equal(copied.predict_proba(TEXTS[:3]), with_tables)
+    with pytest.raises(ValueError, match="read-only"):
+        model.params_["rnn.weight_ih_l0"] *= 0.5
+    model.params_["rnn.weight_ih_l0"] = model.params_["rnn.weight_ih_l0"] * 0.5  # a new array: new tables
+    changed = model.predict_proba(TEXTS[:3])
+    assert model._tables[0][0] is not tables[0] and not np.array_equal(changed, with_tables)
+    model._tables = (None,)
+    assert np.array_equal(model.predict_proba(TEXTS[:3]), changed)
+
+
+@needs_fused
+def test_predicting_while_training_keeps_no_tables(monkeypatch):
+    """A callback may predict during fit (so does the validation each epoch): the optimizer goes on writing
+    the arrays in place, so no table is kept and they stay writable."""
+    monkeypatch.setattr(fused, "PROJECT_ROWS_MAX", 32)
+    model = RNNClassifier(cell="lstm", **{**SMALL, "epochs": 3})
+    seen = []
+
+    class PredictEachEpoch:
+        def on_epoch_end(self, result, params):
+            seen.append(model.predict_proba(["i love this"]))
+
+    model.fit(TEXTS, LABELS, validation=(TEXTS, LABELS), callbacks=[PredictEachEpoch()])
+    assert len(seen) == 3 and not np.array_equal(seen[0], seen[-1])
+    assert all(a.flags.writeable for a in model.params_.values())
+    model.predict(["so good"])
+    assert not model.params_["embedding.weight"].flags.writeable
+    model.fit(TEXTS, LABELS)  # training again starts from new arrays
+    assert model.params_["embedding.weight"].flags.writeable

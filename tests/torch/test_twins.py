@@ -163,6 +163,25 @@ def classifier():
                          pooling="max", epochs=1).fit(TEXTS, LABELS)
 
 
+def test_a_predicting_classifier_converts_without_a_warning(monkeypatch):
+    """After predict its first-layer arrays are read-only (projection tables): to_torch copies those, so torch
+    does not warn about non-writable memory, and the twin gives the same probabilities."""
+    import warnings
+
+    from unrolled import RNNClassifier
+    from unrolled.nn import fused
+
+    monkeypatch.setattr(fused, "PROJECT_ROWS_MAX", 32)  # tables on any build with the C extension
+    model = RNNClassifier(cell="gru", embedding_dim=6, hidden_size=5, epochs=1).fit(TEXTS, LABELS)
+    expected = model.predict_proba(["i love this"])
+    assert not model.params_["embedding.weight"].flags.writeable or not fused.ACTIVE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module = to_torch(model)
+    assert set(module.state_dict()) == set(model.params_)
+    np.testing.assert_allclose(from_torch(module, like=model).predict_proba(["i love this"]), expected, rtol=1e-6)
+
+
 def test_classifier_round_trip_is_exact(classifier, tmp_path):
     module = to_torch(classifier)
     assert set(module.state_dict()) == set(classifier.params_)

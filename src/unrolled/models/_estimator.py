@@ -124,8 +124,12 @@ class Estimator:
                          "processes": 1 if distributed is None else distributed.world_size}
         resumed = resume_hooks(options.get("callbacks", ()))[0]
         self.seconds_before_resume_ = 0.0 if resumed is None else resumed.seconds  # training_seconds_ counts them
-        return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
-                   distributed=distributed, torch_task=torch_task, **options)
+        self._training = True  # predictions inside the loop (validation, callbacks) read arrays that change
+        try:
+            return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
+                       distributed=distributed, torch_task=torch_task, **options)
+        finally:
+            self._training = False
 
     def _save_progress(self, path: str | Path, state, *, extra: dict[str, Any] | None = None,
                        training_state=None) -> Path:

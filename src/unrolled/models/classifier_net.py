@@ -28,6 +28,7 @@ from unrolled.nn.embedding import EmbeddingCache, SparseRows, embedding_backward
 from unrolled.nn.linear import LinearCache, init_linear_params, linear_backward, linear_forward
 from unrolled.nn.losses import CrossEntropyCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from unrolled.nn.pooling import POOLINGS, PoolCache, pool_backward, pool_forward
+from unrolled.nn.projection_table import ProjectionTable, tables_available
 from unrolled.nn.recurrent_layer import (
     RecurrentCache,
     RecurrentConfig,
@@ -35,6 +36,7 @@ from unrolled.nn.recurrent_layer import (
     recurrent_backward,
     recurrent_forward,
 )
+from unrolled.nn.time_loop import input_projection_in_c
 
 Params = dict[str, np.ndarray]
 Grads = dict[str, np.ndarray | SparseRows]
@@ -140,6 +142,7 @@ def classifier_forward(
     training: bool = False,
     rng: np.random.Generator | None = None,
     keep_cache: bool = True,
+    projections: tuple[ProjectionTable, ...] | None = None,
 ) -> tuple[np.ndarray, float | None, ClassifierCache | None]:
     """ids (N, T) int, mask (N, T) bool, targets (N,) int or None -> logits (N, C), loss or None, cache.
 
@@ -148,6 +151,9 @@ def classifier_forward(
     for bit, with no caches (cache None) and the parameters taken as the model's own (names, shapes and
     values checked where they came in); for one short sentence the caches and checks cost twice the
     arithmetic.
+    ``projections``: inference only, :func:`projection_tables` of these params: where the time loop would
+    compute the first layer's input projection in C (a few rows), its rows come from the tables instead,
+    the same values, with no embedding lookup or product.
     """
     n, t_len = check_index_array("ids", ids, config.vocab_size, (None, None)).shape
     if t_len == 0:
@@ -158,10 +164,20 @@ def classifier_forward(
             raise ValueError(f"mask: sequence {int(np.argmin(mask.any(axis=1)))} has no real step to pool")
     # Inference checks the inputs (above), not the model's own parameters and intermediate arrays.
     p, rec, check = config.dropout, config.recurrent, keep_cache
-    x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx, check=check)
-    x, emb_drop = dropout_forward(x, p, training=training, rng=rng, check=check)
+    if projections is not None and (keep_cache or training):
+        raise ValueError("projections: for inference (keep_cache=False, training=False) only")
+    first = None
+    if projections is not None and input_projection_in_c(rec.kernel, t_len, n, rec.hidden_size,
+                                                         None if mask is None else mask.T):
+        ids_tm = ids.T  # (T, N): the rows come out time-major, as the loop reads them
+        first = tuple(table.rows(ids_tm) for table in projections)
+        x = None
+    else:
+        x, emb_cache = embedding_forward(ids, params["embedding.weight"], config.padding_idx, check=check)
+        x, emb_drop = dropout_forward(x, p, training=training, rng=rng, check=check)
     out, state_final, rec_cache = recurrent_forward(
-        x, params, rec, mask=mask, training=training, rng=rng, prefix="rnn.", keep_cache=keep_cache
+        x, params, rec, mask=mask, training=training, rng=rng, prefix="rnn.", keep_cache=keep_cache,
+        input_projections=first,
     )
     if config.pooling == "last":  # each direction's final state (padded steps carry the state through)
         features, pool_cache = _final_state_features(state_final, rec), None
@@ -218,6 +234,25 @@ def classifier_backward(
     grads.update({"rnn." + name: value for name, value in rec_grads.items()})
     grads.update({"head." + name: value for name, value in head_grads.items()})
     return grads
+
+
+def projection_tables(params: Params, config: ClassifierNetConfig) -> tuple[ProjectionTable, ...] | None:
+    """One :class:`~unrolled.nn.projection_table.ProjectionTable` per direction of the first recurrent layer
+    (marking the embedding and those input weights read-only), or None where this build has no use for them
+    (see ``tables_available``)."""
+    embedding = params["embedding.weight"]
+    if not tables_available(embedding.dtype):
+        return None
+    rec = config.recurrent
+    return tuple(ProjectionTable(embedding, params["rnn.weight_ih" + rec.suffix(0, d)],
+                                 params["rnn.bias_ih" + rec.suffix(0, d)]) for d in range(rec.num_directions))
+
+
+def tables_of(params: Params, config: ClassifierNetConfig, tables: tuple[ProjectionTable, ...]) -> bool:
+    """Whether ``tables`` (of :func:`projection_tables`) were built from these params' arrays."""
+    rec = config.recurrent
+    return all(table.made_from(params["embedding.weight"], params["rnn.weight_ih" + rec.suffix(0, d)],
+                               params["rnn.bias_ih" + rec.suffix(0, d)]) for d, table in enumerate(tables))
 
 
 def _final_state_features(state_final, rec: RecurrentConfig) -> np.ndarray:

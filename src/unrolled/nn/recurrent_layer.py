@@ -249,7 +249,7 @@ def _join_state(config: RecurrentConfig, per_row: list[tuple[np.ndarray, ...]]) 
 
 
 def recurrent_forward(
-    x: np.ndarray,
+    x: np.ndarray | None,
     params: Params,
     config: RecurrentConfig,
     *,
@@ -259,6 +259,7 @@ def recurrent_forward(
     rng: np.random.Generator | None = None,
     prefix: str = "",
     keep_cache: bool = True,
+    input_projections: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, RecurrentState, RecurrentCache | None]:
     """Run the layer over a batch.
 
@@ -271,6 +272,10 @@ def recurrent_forward(
     ``keep_cache=False`` is inference on a model's own parameters: no cache is returned (None), the
     parameters and ``x`` are not checked again (a model checks them where they come in: initialisation,
     loading, its own input checks) and ``out`` is a (N, T, dirs·H) view of time-major memory, not a copy.
+
+    ``input_projections``, inference only (``keep_cache=False``): layer 0's input projection x W_ihᵀ + b_ih
+    of each direction, each (T, N, G·H) time-major, where the caller has it (projection tables, see
+    :func:`unrolled.nn.time_loop.input_projection_in_c`); ``x`` is then None.
     """
     if keep_cache:
         # Names, shapes and dtypes; finiteness is checked where parameters come in (load_state_dict,
@@ -281,16 +286,21 @@ def recurrent_forward(
     else:
         dtype = params[prefix + "weight_hh_l0"].dtype
     if keep_cache:
+        if input_projections is not None:
+            raise ValueError("input_projections: for inference (keep_cache=False) only")
         x = check_float_array("x", x, (None, None, config.input_size), dtype=dtype)
-    n, t_len, _ = x.shape
+    if input_projections is None:
+        n, t_len, _ = x.shape
+    else:
+        t_len, n = input_projections[0].shape[:2]
     mask_tm = None if mask is None else (check_mask("mask", mask, (n, t_len)) if keep_cache else mask).T  # (T, N)
     rows0 = _split_state(config, state0, "state0", n, dtype)
     if training and config.dropout > 0 and config.num_layers > 1 and rng is None:
         raise ValueError("rng: dropout between layers needs a numpy.random.Generator in training")
 
     layer_input, final_rows, caches, dropouts = forward_layers(
-        config, params, x.transpose(1, 0, 2), mask_tm=mask_tm, rows0=rows0, training=training, rng=rng,
-        prefix=prefix, keep_cache=keep_cache,
+        config, params, None if x is None else x.transpose(1, 0, 2), mask_tm=mask_tm, rows0=rows0,
+        training=training, rng=rng, prefix=prefix, keep_cache=keep_cache, input_projections=input_projections,
     )
     if not keep_cache:
         return layer_input.transpose(1, 0, 2), _join_state(config, final_rows), None
@@ -306,7 +316,7 @@ def _unprefixed(params: Params, prefix: str) -> Params:
 def forward_layers(
     config: RecurrentConfig,
     params: Params,
-    x_tm: np.ndarray,
+    x_tm: np.ndarray | None,
     *,
     mask_tm: np.ndarray | None = None,
     rows0: list | None = None,
@@ -314,6 +324,7 @@ def forward_layers(
     rng: np.random.Generator | None = None,
     prefix: str = "",
     keep_cache: bool = True,
+    input_projections: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, list, list, list]:
     """The layers and directions of :func:`recurrent_forward`, on arguments it has checked.
 
@@ -321,10 +332,11 @@ def forward_layers(
     ``_split_state``) or None for zeros; params looked up as ``prefix + name`` (``"rnn."`` in a model's
     params). Returns the last layer's outputs (T, N, dirs·H), the final state of each (layer, direction)
     row, the per-layer tuples of sequence caches (each None when not ``keep_cache``) and the dropout caches
-    between layers.
+    between layers. ``input_projections``: see :func:`recurrent_forward` (``x_tm`` None with them).
     """
     kernel = config.kernel
-    n, dtype = x_tm.shape[1], x_tm.dtype
+    first = x_tm if input_projections is None else input_projections[0]
+    n, dtype = first.shape[1], first.dtype
     layer_input = x_tm
     caches, dropouts, final_rows = [], [], []
     for layer in range(config.num_layers):
@@ -339,6 +351,7 @@ def forward_layers(
                 mask=mask_tm,
                 reverse=direction == 1,
                 keep_cache=keep_cache,
+                xw=input_projections[direction] if layer == 0 and input_projections is not None else None,
             )
             outs.append(out)
             layer_caches.append(cache)

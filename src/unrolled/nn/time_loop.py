@@ -221,36 +221,48 @@ def step_backward(dstate: State, cache: StepCache) -> tuple[np.ndarray, State, P
 @subnormals_flushed
 def sequence_forward(
     kernel: CellKernel,
-    x: np.ndarray,
+    x: np.ndarray | None,
     state0: State,
     params: Params,
     *,
     mask: np.ndarray | None = None,
     reverse: bool = False,
     keep_cache: bool = True,
+    xw: np.ndarray | None = None,
 ) -> tuple[np.ndarray, State, SequenceCache | None]:
     """Run a cell over a time-major sequence. Arguments are assumed validated (the cell modules check them).
 
     x (T, N, D); state0 each (N, H); mask (T, N) bool or None.
+    ``xw`` (T, N, G·H), inference only: the input projection x W_ihᵀ + b_ih, already computed by the caller
+    where :func:`input_projection_in_c` holds (a :class:`unrolled.nn.projection_table.ProjectionTable`'s
+    rows, the same values); ``x`` is then not read.
     Returns out (T, N, H) in the original time order (zero at masked steps), the final state (each (N, H):
     each sequence's state after its own last real step) and the cache (None when not ``keep_cache``:
     inference). Treat ``out`` as read-only.
     """
-    t_len, n, d = x.shape
+    given = xw is not None
+    t_len, n = (xw if given else x).shape[:2]
+    d = None if given else x.shape[2]
     gh, hidden = params["weight_hh"].shape
-    dtype = x.dtype
+    dtype = (xw if given else x).dtype
     if mask is not None and mask.all():
         mask = None  # no padding (or no steps, T = 0): the same computation without a mask
-    # The C loop runs small batches, and others without padding up to packed_hidden_max; a large padded batch
-    # runs the loop below on each step's real rows only. (T = 0 skips ``sequence``: the Python loop runs no step.)
-    unpadded_in_c = mask is None and hidden <= kernel.packed_hidden_max
-    in_c = kernel.sequence is not None and (n <= SMALL_BATCH or unpadded_in_c) and t_len > 0
+    in_c = _loop_in_c(kernel, t_len, n, hidden, mask)
+    # A few rows' input projection in C (b_ih added there too); in_c implies no length order (`active`).
+    projected_in_c = in_c and t_len * n <= fused.PROJECT_ROWS_MAX
+    if given and (keep_cache or not projected_in_c):
+        raise ValueError("xw: an input projection is given only for inference where input_projection_in_c holds")
     rows, active = (None, None) if mask is None or in_c else _length_order(mask)
     if reverse:
-        x = x[::-1]
+        if given:
+            xw = np.ascontiguousarray(xw[::-1])
+        else:
+            x = x[::-1]
         mask = None if mask is None else mask[::-1]
         active = None if active is None else active[::-1]
-    if rows is None:
+    if given:
+        pass
+    elif rows is None:
         x = np.ascontiguousarray(x)
     else:  # longest sequences first: the real rows of every step are then a prefix of the batch
         x, mask, state0 = x[:, rows], mask[:, rows], tuple(s[rows] for s in state0)
@@ -258,8 +270,9 @@ def sequence_forward(
 
     # The input projection of every step at once: (T·N, D) @ (D, G·H); right-padded, of the real steps only:
     # step t's real rows are a prefix, so packing them step after step is x[mask] ((R, D), R real steps).
-    projected_in_c = active is None and in_c and t_len * n <= fused.PROJECT_ROWS_MAX  # b_ih added there too
-    if projected_in_c:
+    if given:
+        step_xw = xw.__getitem__
+    elif projected_in_c:
         xw = fused.project_rows(x.reshape(t_len * n, d), params["weight_ih"], params["bias_ih"]).reshape(t_len, n, gh)
         step_xw = xw.__getitem__
     elif active is None and n <= SMALL_BATCH and in_c:
@@ -310,7 +323,10 @@ def sequence_forward(
     out = states[0] if step_mask is None else states[0] * step_mask
     if reverse:
         out = out[::-1]
-    state_final = tuple(s[-1].copy() for s in states) if t_len else tuple(s.copy() for s in state0)
+    if not keep_cache and t_len and rows is None:  # inference: views (``out`` is one already)
+        state_final = tuple(s[-1] for s in states)
+    else:
+        state_final = tuple(s[-1].copy() for s in states) if t_len else tuple(s.copy() for s in state0)
     if rows is not None:  # back to the caller's row order
         order = np.argsort(rows)
         out, state_final = out[:, order], tuple(s[order] for s in state_final)
@@ -318,6 +334,23 @@ def sequence_forward(
         return out, state_final, None
     cache = SequenceCache(kernel, x, state0, states, saved, step_mask, params, reverse, rows, active)
     return out, state_final, cache
+
+
+def _loop_in_c(kernel: CellKernel, t_len: int, n: int, hidden: int, mask: np.ndarray | None) -> bool:
+    """Whether sequence_forward runs its time loop in one C call: small batches, and others without padding
+    up to packed_hidden_max units (a large padded batch steps each step's real rows only, in Python; T = 0
+    runs no step). ``mask`` None when there is no padding."""
+    unpadded_in_c = mask is None and hidden <= kernel.packed_hidden_max
+    return kernel.sequence is not None and (n <= SMALL_BATCH or unpadded_in_c) and t_len > 0
+
+
+def input_projection_in_c(kernel: CellKernel, t_len: int, n: int, hidden: int, mask: np.ndarray | None) -> bool:
+    """Whether sequence_forward computes the input projection of a (T, N) batch with ``fused.project_rows``
+    (whose every output row depends on its own input row only, not on T·N): what a caller that has those rows
+    already (a projection table) may hand it as ``xw``, the same values. ``mask`` (T, N) or None."""
+    if mask is not None and mask.all():
+        mask = None
+    return _loop_in_c(kernel, t_len, n, hidden, mask) and t_len * n <= fused.PROJECT_ROWS_MAX
 
 
 def _offsets(active: np.ndarray) -> np.ndarray:
@@ -534,6 +567,7 @@ __all__ = [
     "cell_step_forward",
     "check_params",
     "check_state",
+    "input_projection_in_c",
     "sequence_backward",
     "sequence_forward",
     "step_backward",

@@ -77,7 +77,9 @@ def to_torch(model: Any, *, device: str | torch.device | None = None, dtype: tor
     if dtype is None:
         dtype = getattr(torch, np.dtype(next(iter(params.values())).dtype).name)
     module.to(dtype)
-    module.load_state_dict({name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in params.items()})
+    # C-order and writable (a predicting model's first-layer arrays are read-only: torch warns on those)
+    module.load_state_dict({name: torch.from_numpy(np.require(value, requirements=("C", "W")))
+                            for name, value in params.items()})
     module.eval()
     return module.to(device) if device is not None else module
 
