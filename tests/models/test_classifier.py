@@ -168,6 +168,17 @@ def test_predict_keeps_projection_tables_for_its_arrays_and_never_reads_a_stale_
 
 
 @needs_fused
+def test_a_prediction_no_table_would_serve_leaves_the_arrays_writable(monkeypatch):
+    monkeypatch.setattr(fused, "PROJECT_ROWS_MAX", 32)
+    model = RNNClassifier(cell="rnn", **{**SMALL, "epochs": 1}).fit(TEXTS, LABELS)
+    model.predict([" ".join(TEXTS)])  # one text of 30 tokens: T·N ≤ 32, the tables serve it
+    assert not model.params_["embedding.weight"].flags.writeable
+    model.fit(TEXTS, LABELS)
+    model.predict([" ".join(TEXTS * 2)])  # 60 tokens: the time loop projects with BLAS, no table is built
+    assert model.params_["embedding.weight"].flags.writeable and model.__dict__.get("_tables") is None
+
+
+@needs_fused
 def test_predicting_while_training_keeps_no_tables(monkeypatch):
     """A callback may predict during fit (so does the validation each epoch): the optimizer goes on writing
     the arrays in place, so no table is kept and they stay writable."""

@@ -16,7 +16,7 @@ from unrolled.models.classifier_net import (
     classifier_forward,
     init_classifier_params,
     projection_tables,
-    tables_of,
+    tables_match,
 )
 from unrolled.nn import fused
 from unrolled.nn.projection_table import ProjectionTable, tables_available
@@ -147,9 +147,9 @@ def test_a_batch_the_tables_do_not_cover_reads_no_row(few_rows_in_c):
 def test_tables_know_which_params_they_were_built_from(few_rows_in_c):
     config, params = _net("lstm", 1, True, "last", np.float32)
     tables = projection_tables(params, config)
-    assert tables_of(params, config, tables)
+    assert tables_match(params, config, tables)
     other = {**params, "rnn.weight_ih_l0_reverse": params["rnn.weight_ih_l0_reverse"].copy()}
-    assert not tables_of(other, config, tables)
+    assert not tables_match(other, config, tables)
 
 
 def test_no_tables_where_the_loop_projects_with_blas(monkeypatch):

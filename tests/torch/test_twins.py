@@ -28,6 +28,7 @@ from unrolled.models.speech_net import (  # noqa: E402
     speech_forward,
 )
 from unrolled.nn.embedding import SparseRows  # noqa: E402
+from unrolled.nn import fused  # noqa: E402
 from unrolled.torch import from_torch, load_into, module_for, to_torch  # noqa: E402
 
 F = torch.nn.functional
@@ -163,23 +164,31 @@ def classifier():
                          pooling="max", epochs=1).fit(TEXTS, LABELS)
 
 
-def test_a_predicting_classifier_converts_without_a_warning(monkeypatch):
+@pytest.mark.skipif(not fused.ACTIVE, reason="projection tables need the C extension")
+def test_a_predicting_classifier_converts_both_ways(monkeypatch):
     """After predict its first-layer arrays are read-only (projection tables): to_torch copies those, so torch
-    does not warn about non-writable memory, and the twin gives the same probabilities."""
+    does not warn about non-writable memory; load_into puts new arrays in their place, and the model's next
+    prediction reads the twin's weights, not the tables of the old ones."""
     import warnings
 
     from unrolled import RNNClassifier
-    from unrolled.nn import fused
 
     monkeypatch.setattr(fused, "PROJECT_ROWS_MAX", 32)  # tables on any build with the C extension
     model = RNNClassifier(cell="gru", embedding_dim=6, hidden_size=5, epochs=1).fit(TEXTS, LABELS)
     expected = model.predict_proba(["i love this"])
-    assert not model.params_["embedding.weight"].flags.writeable or not fused.ACTIVE
+    assert not model.params_["embedding.weight"].flags.writeable
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         module = to_torch(model)
     assert set(module.state_dict()) == set(model.params_)
     np.testing.assert_allclose(from_torch(module, like=model).predict_proba(["i love this"]), expected, rtol=1e-6)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.05)
+    load_into(model.params_, module)
+    changed = model.predict_proba(["i love this"])
+    np.testing.assert_allclose(changed, from_torch(module, like=model).predict_proba(["i love this"]), rtol=1e-6)
+    assert not np.allclose(changed, expected)
 
 
 def test_classifier_round_trip_is_exact(classifier, tmp_path):

@@ -30,7 +30,8 @@ from unrolled.models.classifier_net import (
     classifier_forward,
     init_classifier_params,
     projection_tables,
-    tables_of,
+    projections_apply,
+    tables_match,
 )
 from unrolled.nn._validation import check_positive_int, check_positive_number, check_probability
 from unrolled.nn.losses import softmax
@@ -396,22 +397,23 @@ class RNNClassifier(Estimator):
         if getattr(self, "_training", False):
             return None
         kept = getattr(self, "_tables", None)  # (tables,) once looked for: tables may be None
-        if kept is None or (kept[0] is not None and not tables_of(self.params_, self.net_config_, kept[0])):
+        if kept is None or (kept[0] is not None and not tables_match(self.params_, self.net_config_, kept[0])):
             kept = self._tables = (projection_tables(self.params_, self.net_config_),)
         return kept[0]
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (and deep-copied) without the projection tables: rows to compute again, not state."""
-        return {k: v for k, v in self.__dict__.items() if k != "_tables"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tables", "_training")}
 
     def _proba_of_ids(self, encoded: list[list[int]]) -> np.ndarray:
         """(N, C) probabilities, computed in length-sorted batches and put back in input order."""
         probs = np.empty((len(encoded), self.net_config_.num_classes), dtype=np.float64)
         pad_id = self.vocab_.id_of(Vocab.PAD)
         lengths = [len(ids) for ids in encoded]
-        projections = self._projections()
         for batch in length_bucketed_batches(lengths, PREDICT_BATCH, shuffle=False):
             ids, mask = pad_batch([encoded[i] for i in batch], pad_id=pad_id)
+            # tables only for a batch that reads them (they make the arrays they read read-only)
+            projections = self._projections() if projections_apply(self.net_config_, ids, mask) else None
             logits, _, _ = classifier_forward(self.params_, self.net_config_, ids, mask=mask, keep_cache=False,
                                               projections=projections)
             probs[batch] = softmax(logits.astype(np.float64))

@@ -167,8 +167,7 @@ def classifier_forward(
     if projections is not None and (keep_cache or training):
         raise ValueError("projections: for inference (keep_cache=False, training=False) only")
     first = None
-    if projections is not None and input_projection_in_c(rec.kernel, t_len, n, rec.hidden_size,
-                                                         None if mask is None else mask.T):
+    if projections is not None and projections_apply(config, ids, mask):
         ids_tm = ids.T  # (T, N): the rows come out time-major, as the loop reads them
         first = tuple(table.rows(ids_tm) for table in projections)
         x = None
@@ -248,7 +247,15 @@ def projection_tables(params: Params, config: ClassifierNetConfig) -> tuple[Proj
                                  params["rnn.bias_ih" + rec.suffix(0, d)]) for d in range(rec.num_directions))
 
 
-def tables_of(params: Params, config: ClassifierNetConfig, tables: tuple[ProjectionTable, ...]) -> bool:
+def projections_apply(config: ClassifierNetConfig, ids: np.ndarray, mask: np.ndarray | None) -> bool:
+    """Whether classifier_forward reads a batch's first-layer projection from tables (ids (N, T), mask (N, T)
+    or None): where the time loop would compute it in C (time_loop.input_projection_in_c), a few rows."""
+    rec = config.recurrent
+    n, t_len = ids.shape
+    return input_projection_in_c(rec.kernel, t_len, n, rec.hidden_size, None if mask is None else mask.T)
+
+
+def tables_match(params: Params, config: ClassifierNetConfig, tables: tuple[ProjectionTable, ...]) -> bool:
     """Whether ``tables`` (of :func:`projection_tables`) were built from these params' arrays."""
     rec = config.recurrent
     return all(table.made_from(params["embedding.weight"], params["rnn.weight_ih" + rec.suffix(0, d)],

@@ -271,7 +271,8 @@ def recurrent_forward(
 
     ``keep_cache=False`` is inference on a model's own parameters: no cache is returned (None), the
     parameters and ``x`` are not checked again (a model checks them where they come in: initialisation,
-    loading, its own input checks) and ``out`` is a (N, T, dirs·H) view of time-major memory, not a copy.
+    loading, its own input checks) and ``out`` is a (N, T, dirs·H) view of time-major memory, not a copy
+    (the final state may share that memory too: treat both as read-only).
 
     ``input_projections``, inference only (``keep_cache=False``): layer 0's input projection x W_ihᵀ + b_ih
     of each direction, each (T, N, G·H) time-major, where the caller has it (projection tables, see

@@ -85,7 +85,9 @@ def to_torch(model: Any, *, device: str | torch.device | None = None, dtype: tor
 
 
 def load_into(params: dict[str, np.ndarray], module: nn.Module) -> None:
-    """Copy a twin's weights into unrolled's parameter arrays, in place (each keeps its dtype).
+    """Copy a twin's weights into unrolled's parameter arrays, in place (each keeps its dtype); an array that is
+    read-only (a predicting classifier's first layer: see unrolled.nn.projection_table) is replaced in
+    ``params`` by a new one instead, so that the model's projection tables are built again.
 
     Raises ValueError naming the first tensor that is missing, extra or of another shape.
     """
@@ -99,7 +101,10 @@ def load_into(params: dict[str, np.ndarray], module: nn.Module) -> None:
         value = state[name].detach().to("cpu")
         if tuple(value.shape) != array.shape:
             raise ValueError(f"{name}: the torch module has shape {tuple(value.shape)}, the model {array.shape}")
-        array[...] = value.numpy().astype(array.dtype, copy=False)
+        if array.flags.writeable:
+            array[...] = value.numpy().astype(array.dtype, copy=False)
+        else:
+            params[name] = value.numpy().astype(array.dtype, copy=True)
 
 
 def from_torch(module: nn.Module, like: Any) -> Any:
