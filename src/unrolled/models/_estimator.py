@@ -125,7 +125,6 @@ class Estimator:
         resumed = resume_hooks(options.get("callbacks", ()))[0]
         self.seconds_before_resume_ = 0.0 if resumed is None else resumed.seconds  # training_seconds_ counts them
         self._training = True  # predictions inside the loop (validation, callbacks) read arrays that change
-        self.__dict__.pop("_tables", None)  # (a classifier's projection tables of the arrays before)
         try:
             return fit(self.params_, make_batches, batch_loss, config, engine=engine, device=device,
                        distributed=distributed, torch_task=torch_task, **options)

@@ -283,6 +283,7 @@ class RNNClassifier(Estimator):
         check_training_memory(self.net_config_, batch_size=min(self.batch_size, len(texts)), device=device,
                               **self._longest_text(token_lists))
         self.params_ = init_classifier_params(self.net_config_, np.random.default_rng([self.random_state, 1]))
+        self.__dict__.pop("_tables", None)  # the projection tables of the arrays before
         self.embedding_coverage_ = None
         if self.embeddings is not None:
             self._load_embeddings(token_lists)
@@ -396,10 +397,10 @@ class RNNClassifier(Estimator):
         in place) and where this build has no use for them."""
         if getattr(self, "_training", False):
             return None
-        kept = getattr(self, "_tables", None)  # (tables,) once looked for: tables may be None
-        if kept is None or (kept[0] is not None and not tables_match(self.params_, self.net_config_, kept[0])):
-            kept = self._tables = (projection_tables(self.params_, self.net_config_),)
-        return kept[0]
+        tables = getattr(self, "_tables", None)
+        if tables is None or not tables_match(self.params_, self.net_config_, tables):
+            tables = self._tables = projection_tables(self.params_, self.net_config_)  # None: no use for them
+        return tables
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (and deep-copied) without the projection tables: rows to compute again, not state."""

@@ -239,12 +239,9 @@ def projection_tables(params: Params, config: ClassifierNetConfig) -> tuple[Proj
     """One :class:`~unrolled.nn.projection_table.ProjectionTable` per direction of the first recurrent layer
     (marking the embedding and those input weights read-only), or None where this build has no use for them
     (see ``tables_available``)."""
-    embedding = params["embedding.weight"]
-    if not tables_available(embedding.dtype):
+    if not tables_available(params["embedding.weight"].dtype):
         return None
-    rec = config.recurrent
-    return tuple(ProjectionTable(embedding, params["rnn.weight_ih" + rec.suffix(0, d)],
-                                 params["rnn.bias_ih" + rec.suffix(0, d)]) for d in range(rec.num_directions))
+    return tuple(ProjectionTable(*sources) for sources in _table_sources(params, config))
 
 
 def projections_apply(config: ClassifierNetConfig, ids: np.ndarray, mask: np.ndarray | None) -> bool:
@@ -257,9 +254,14 @@ def projections_apply(config: ClassifierNetConfig, ids: np.ndarray, mask: np.nda
 
 def tables_match(params: Params, config: ClassifierNetConfig, tables: tuple[ProjectionTable, ...]) -> bool:
     """Whether ``tables`` (of :func:`projection_tables`) were built from these params' arrays."""
+    return all(table.made_from(*sources) for table, sources in zip(tables, _table_sources(params, config)))
+
+
+def _table_sources(params: Params, config: ClassifierNetConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(embedding, weight_ih, bias_ih) of each direction of the first recurrent layer: what a table reads."""
     rec = config.recurrent
-    return all(table.made_from(params["embedding.weight"], params["rnn.weight_ih" + rec.suffix(0, d)],
-                               params["rnn.bias_ih" + rec.suffix(0, d)]) for d, table in enumerate(tables))
+    layer0 = [rec.direction_params(params, 0, d, "rnn.") for d in range(rec.num_directions)]
+    return [(params["embedding.weight"], p["weight_ih"], p["bias_ih"]) for p in layer0]
 
 
 def _final_state_features(state_final, rec: RecurrentConfig) -> np.ndarray:

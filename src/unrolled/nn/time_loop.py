@@ -260,12 +260,10 @@ def sequence_forward(
             x = x[::-1]
         mask = None if mask is None else mask[::-1]
         active = None if active is None else active[::-1]
-    if given:
-        pass
-    elif rows is None:
-        x = np.ascontiguousarray(x)
-    else:  # longest sequences first: the real rows of every step are then a prefix of the batch
+    if rows is not None:  # longest sequences first: the real rows of every step are then a prefix of the batch
         x, mask, state0 = x[:, rows], mask[:, rows], tuple(s[rows] for s in state0)
+    elif not given:
+        x = np.ascontiguousarray(x)
     step_mask = None if mask is None else mask[:, :, None].astype(dtype)
 
     # The input projection of every step at once: (T·N, D) @ (D, G·H); right-padded, of the real steps only:
