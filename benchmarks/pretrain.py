@@ -4,6 +4,7 @@
     python benchmarks/pretrain.py --model small    # the bundled imdb-lm, train's default start (≈ 35 min)
     python benchmarks/pretrain.py --model elman    # sentiment.py's rnn*-pre-imdb configurations (≈ 30 min)
     python benchmarks/pretrain.py --model large-sst2   # the large one trained on on SST-2's text (≈ 1 min)
+    python benchmarks/pretrain.py --model large-backward   # the large one's right-to-left twin (after large)
     python benchmarks/pretrain.py --corpus-only    # only write the corpus
 
 The corpus is unlabelled text only: the 25,000 IMDB *training* reviews (their labels unused; ``<br />``
@@ -14,6 +15,12 @@ its Rotten Tomatoes snippets contain SST-2's test sentences).
 ``large-sst2`` is ULMFiT's second stage: the ``large`` model (``--init-from``: its vocabulary and weights)
 trained on for 2 epochs (lr 1e-3, the last 5 % held out) on SST-2's 6,920 training sentences, one per line,
 their labels unused: the text the SST-2 classifier trains on (as phrases), never its dev or test sentences.
+
+``large-backward`` reads the same corpus right to left (``--direction backward``: each token predicted from
+the ones after it), starting from the ``large`` model's weights with its embedding frozen
+(``--init-from``, ``--freeze-embeddings``), so that the two share one vocabulary and one set of word vectors:
+a bidirectional classifier starts its left-to-right direction from ``large`` and its right-to-left one from
+this (``RNNClassifier(init_from=…, init_from_backward=…)``, sentiment.py's ``bilstm256-*-bi`` configurations).
 
 Every other model: ``unrolled train --task lm`` at word level, sampled softmax with 1,024
 candidates per batch, 3 epochs of truncated BPTT (64 steps, 32 streams), the last 2 % of the corpus for
@@ -46,6 +53,8 @@ MODELS = {  # name -> (output directory, options, the text it trains on: the IMD
     "large": ("imdb-lm-lstm256", LARGE, "imdb"),
     "large-sst2": ("imdb-lm-lstm256-sst2", [*LARGE, "--init-from", "{work}/imdb-lm-lstm256", "--epochs", "2",
                                             "--lr", "1e-3", "--validation-fraction", "0.05"], "sst2"),
+    "large-backward": ("imdb-lm-lstm256-backward", [*LARGE, "--init-from", "{work}/imdb-lm-lstm256", "--direction",
+                                                    "backward", "--freeze-embeddings"], "imdb"),
     "small": ("imdb-lm", ["--cell", "lstm", "--max-vocab", "10000", "--embedding-dim", "128", "--hidden-size", "128",
                           "--tie-weights"], "imdb"),
     "elman": ("imdb-lm-rnn256x2", ["--cell", "rnn", "--num-layers", "2", "--max-vocab", "30000", "--embedding-dim",

@@ -52,6 +52,8 @@ PRETRAINED_LM = "runs/pretrain/imdb-lm-lstm256"
 PRETRAINED_ELMAN_LM = "runs/pretrain/imdb-lm-rnn256x2"  # benchmarks/pretrain.py --model elman
 # The large one trained on on SST-2's training sentences (ULMFiT's second stage; --model large-sst2).
 PRETRAINED_SST2_LM = "runs/pretrain/imdb-lm-lstm256-sst2"
+# Its right-to-left twin (--model large-backward: the same corpus read backwards, the same embedding).
+PRETRAINED_BACKWARD_LM = "runs/pretrain/imdb-lm-lstm256-backward"
 BUNDLED_LM = "src/unrolled/pretrained/imdb-lm"  # benchmarks/pretrain.py --model small, in the package
 
 
@@ -124,6 +126,9 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
         "lstm256-max-pre-imdb-gu": ("train_phrases", fine_tuned(PRETRAINED_LM, lr=2e-3, layer_lr_decay=2.6,
                                                                 gradual_unfreeze=True)),
         "lstm256-max-pre-imdb-sst2lm": ("train_phrases", fine_tuned(PRETRAINED_SST2_LM)),
+        # Bidirectional: the left-to-right direction from the IMDB LM, the right-to-left one from its backward twin.
+        "bilstm256-max-pre-imdb-bi": ("train_phrases", fine_tuned(PRETRAINED_LM, bidirectional=True,
+                                                                  init_from_backward=PRETRAINED_BACKWARD_LM)),
         # From the bundled imdb-lm (10,000 words, H = 128): a fine-tuned model that fits the bundle budget.
         "lstm128-max-pre-imdblm": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128)),
         "lstm128-max-pre-imdblm-lr5": ("train_phrases", fine_tuned(BUNDLED_LM, hidden_size=128, lr=5e-4)),
@@ -143,6 +148,9 @@ CONFIGS: dict[str, dict[str, tuple[str, dict]]] = {
         # Fine-tuned from the IMDB language model (its 30,000-word vocabulary: no min_freq).
         "lstm256-max-pre-imdb": ("train", fine_tuned(PRETRAINED_LM, epochs=4, batch_size=32, patience=2,
                                                      max_len=600)),
+        "bilstm256-max-pre-imdb-bi": ("train", fine_tuned(PRETRAINED_LM, bidirectional=True,
+                                                          init_from_backward=PRETRAINED_BACKWARD_LM, epochs=4,
+                                                          batch_size=32, patience=2, max_len=600)),
     },
     "mr": {
         "bigru-max-e25": ("train", dict(cell="gru", bidirectional=True, pooling="max", embedding_dim=100,

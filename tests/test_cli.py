@@ -673,6 +673,44 @@ def test_a_word_language_model_pretrains_a_classifier(tmp_path, data):
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_backward_language_model_and_a_bidirectional_classifier_from_both(tmp_path, data, capsys):
+    """train --task lm --direction backward --init-from FW --freeze-embeddings, then train --init-from FW
+    --init-from-backward BW: a bidirectional classifier (no --bidirectional needed) that records both starts;
+    generate refuses the backward model in one line."""
+    train, dev = data
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(" . ".join(POS + NEG) * 20, encoding="utf-8")
+    common = ["--task", "lm", "--text", str(corpus), "--level", "word", "--max-vocab", "20", "--cell", "gru",
+              "--hidden-size", "10", "--embedding-dim", "6", "--bptt", "8", "--batch-size", "4", "--quiet"]
+    fw, bw = tmp_path / "fw", tmp_path / "bw"
+    code, _, err = run_full("train", *common, "--out", str(fw))
+    assert code == 0, err
+    code, _, err = run_full("train", *common, "--direction", "backward", "--init-from", str(fw),
+                            "--freeze-embeddings", "--out", str(bw))
+    assert code == 0, err
+    estimator = json.loads((bw / "config.json").read_text())["estimator"]
+    assert estimator["direction"] == "backward" and estimator["freeze_embeddings"] is True
+    code, out, err = run_full("generate", "--model", str(bw), "--prompt", "good")
+    assert code == 1 and err.count("\n") == 1 and "reads right to left (direction 'backward')" in err, err
+
+    code, out, err = run_full("train", "--train", str(train), "--dev", str(dev), "--init-from", str(fw),
+                              "--init-from-backward", str(bw), "--epochs", "1", "--out", str(tmp_path / "clf"),
+                              "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["init_from"] == str(fw) and summary["init_from_backward"] == str(bw)
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert config["model"]["bidirectional"] is True
+    assert config["training"]["pretrained_from"]["backward"]["path"] == str(bw)
+    code, _, err = run_full("train", "--train", str(train), "--init-from", str(bw), "--out", str(tmp_path / "bad"),
+                            "--quiet")
+    assert code == 1 and err.count("\n") == 1 and "give it as --init-from-backward" in err, err
+    code, _, _ = run_full("train", "--task", "lm", "--text", str(corpus), "--direction", "up", "--out",
+                          str(tmp_path / "bad"))
+    assert code == 2 and "argument --direction: invalid choice: 'up'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_with_no_network_option_train_fine_tunes_the_bundled_language_model(tmp_path, data):
     """The default recipe (classify.DEFAULT_RECIPE): no network option -> init_from imdb-lm and the measured
     settings; any network option, or --init-from none, -> RNNClassifier's own defaults from scratch."""

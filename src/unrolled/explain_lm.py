@@ -62,6 +62,7 @@ def explain_lm(model: RNNLanguageModel, text: str, *, top: int = TOP) -> LMTrace
     if not isinstance(model, RNNLanguageModel):
         raise ValueError(f"model: expected an RNNLanguageModel, got {type(model).__name__}")
     model._check_fitted()
+    model._check_forward("explain")
     if not text.strip():
         raise ValueError("text: empty")
     tokens = model._tokens(text)

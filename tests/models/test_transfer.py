@@ -305,3 +305,165 @@ def test_init_from_a_missing_model_or_a_text_it_cannot_read_is_refused(word_lm, 
         RNNLanguageModel(init_from=str(tmp_path / "missing"), **kw).fit(TARGET_TEXT)
     with pytest.raises(ValueError, match="text: none of its words is in the vocabulary of init_from"):
         RNNLanguageModel(init_from=str(path), validation_fraction=0.0, **kw).fit("zebra quokka " * 10)
+
+
+# --- a backward language model, and a bidirectional classifier started from both ------------------------
+
+ONE_LAYER = dict(SHAPE, num_layers=1)
+
+
+@pytest.fixture(scope="module")
+def lm_pair(tmp_path_factory):
+    """A one-layer forward word model and its backward twin trained from it with the embedding frozen, saved:
+    (forward directory, backward directory, forward model, backward model)."""
+    folder = tmp_path_factory.mktemp("pair")
+    kw = dict(level="word", bptt=8, batch_size=4, epochs=1, max_steps=10, random_state=0, **ONE_LAYER)
+    forward = RNNLanguageModel(**kw).fit(CORPUS)
+    forward.save(folder / "fw")
+    backward = RNNLanguageModel(**kw, direction="backward", init_from=str(folder / "fw"),
+                                freeze_embeddings=True).fit(CORPUS)
+    backward.save(folder / "bw")
+    return folder / "fw", folder / "bw", forward, backward
+
+
+def test_a_backward_model_trains_and_scores_on_the_text_read_right_to_left(word_lm):
+    """direction "backward" is the forward model of the reversed token stream: from the same start (init_from,
+    which fixes the vocabulary) and seed, the same weights and the same scores, to the bit."""
+    from unrolled.text.tokenize import tokenize
+
+    path, _ = word_lm
+    tokens = tokenize(TARGET_TEXT)
+    reversed_text = " ".join(tokens[::-1])
+    assert tokenize(reversed_text) == tokens[::-1]
+    kw = dict(level="word", bptt=8, batch_size=4, epochs=2, random_state=3, init_from=str(path),
+              validation_fraction=0.0, **SHAPE)
+    backward = RNNLanguageModel(direction="backward", **kw).fit(TARGET_TEXT)
+    forward_of_reversed = RNNLanguageModel(**kw).fit(reversed_text)
+    for name, value in forward_of_reversed.params_.items():
+        np.testing.assert_array_equal(backward.params_[name], value, err_msg=name)
+    assert backward.evaluate_loss(TARGET_TEXT) == forward_of_reversed.evaluate_loss(reversed_text)
+    assert backward.evaluate_loss(TARGET_TEXT) != backward.evaluate_loss(reversed_text)
+
+
+def test_the_held_out_part_is_the_texts_end_in_either_direction(word_lm):
+    path, _ = word_lm
+    kw = dict(level="word", bptt=8, batch_size=4, max_steps=0, init_from=str(path), validation_fraction=0.1,
+              **SHAPE)
+    backward = RNNLanguageModel(direction="backward", **kw).fit(TARGET_TEXT)
+    from unrolled.text.tokenize import tokenize
+
+    tokens = tokenize(TARGET_TEXT)
+    held_out = tokens[len(tokens) - int(len(tokens) * 0.1):]
+    assert backward.val_loss_ == pytest.approx(backward.evaluate_loss(" ".join(held_out)), rel=1e-6)
+
+
+def test_freezing_keeps_the_embedding_and_the_direction_is_saved(lm_pair, tmp_path):
+    fw_path, bw_path, forward, backward = lm_pair
+    np.testing.assert_array_equal(backward.params_["embedding.weight"], forward.params_["embedding.weight"])
+    assert not np.array_equal(backward.params_["rnn.weight_hh_l0"], forward.params_["rnn.weight_hh_l0"])
+    loaded = RNNLanguageModel.load(bw_path)
+    assert loaded.direction == "backward" and loaded.freeze_embeddings and loaded.pretrained_["path"] == str(fw_path)
+    assert loaded.evaluate_loss(CORPUS[:300]) == backward.evaluate_loss(CORPUS[:300])
+    config = json.loads((fw_path / "config.json").read_text())
+    del config["estimator"]["direction"], config["estimator"]["freeze_embeddings"]  # as an older unrolled wrote
+    (tmp_path / "old").mkdir()
+    for name in ("model.safetensors", "vocab.json"):
+        (tmp_path / "old" / name).write_bytes((fw_path / name).read_bytes())
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert RNNLanguageModel.load(tmp_path / "old").direction == "forward"
+
+
+def test_a_backward_model_neither_generates_nor_explains(lm_pair):
+    from unrolled.explain_lm import explain_lm
+
+    _, _, _, backward = lm_pair
+    with pytest.raises(ValueError, match=r"generate: this language model reads right to left \(direction "
+                                         r"'backward'\): it predicts the token before"):
+        backward.generate("the film")
+    with pytest.raises(ValueError, match="explain: this language model reads right to left"):
+        explain_lm(backward, "the film")
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(direction="sideways"), "direction: expected one of forward, backward, got 'sideways'"),
+    (dict(freeze_embeddings=True), r"freeze_embeddings: there is no pretrained embedding to freeze \(set init_from\)"),
+    (dict(freeze_embeddings="yes"), "freeze_embeddings: expected a bool"),
+])
+def test_direction_and_freezing_options_are_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        RNNLanguageModel(level="word", max_steps=1, batch_size=2, bptt=4, **options).fit(CORPUS)
+
+
+def test_freezing_a_tied_embedding_is_refused(tmp_path):
+    tied = dict(level="word", max_steps=1, batch_size=2, bptt=4, cell="lstm", embedding_dim=8, hidden_size=8,
+                tie_weights=True)
+    RNNLanguageModel(**tied).fit(CORPUS).save(tmp_path / "tied")
+    with pytest.raises(ValueError, match="freeze_embeddings: with tie_weights the output layer is the embedding"):
+        RNNLanguageModel(**tied, init_from=str(tmp_path / "tied"), freeze_embeddings=True).fit(CORPUS)
+
+
+def test_a_bidirectional_classifier_starts_each_direction_from_its_language_model(lm_pair, tmp_path):
+    fw_path, bw_path, forward, backward = lm_pair
+    model = _classifier(fw_path, **ONE_LAYER, bidirectional=True, init_from_backward=str(bw_path),
+                        gradual_unfreeze=True).fit(TEXTS, LABELS)  # epoch 1 trains only the head
+    rnn = [name for name in forward.params_ if name.startswith("rnn.")]
+    assert sorted(model.params_) == sorted(["embedding.weight", "head.weight", "head.bias", *rnn,
+                                            *(f"{name}_reverse" for name in rnn)])
+    for name in rnn:
+        np.testing.assert_array_equal(model.params_[name], forward.params_[name], err_msg=name)
+        np.testing.assert_array_equal(model.params_[f"{name}_reverse"], backward.params_[name], err_msg=name)
+    expected = forward.params_["embedding.weight"].copy()
+    expected[0] = 0.0
+    np.testing.assert_array_equal(model.params_["embedding.weight"], expected)
+    assert model.params_["head.weight"].shape == (2, 16)  # both directions' pooled states
+    assert model.pretrained_["path"] == str(fw_path) and model.pretrained_["backward"]["path"] == str(bw_path)
+    assert model.pretrained_["backward"]["vocab_size"] == len(backward.vocab_)
+    loaded = RNNClassifier.load(model.save(tmp_path / "clf"))
+    assert loaded.pretrained_ == model.pretrained_
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS[:4]), model.predict_proba(TEXTS[:4]))
+
+
+def test_the_right_to_left_direction_learns_from_the_backward_model(lm_pair):
+    """Both directions train (no unfreezing schedule), each from its own start."""
+    fw_path, bw_path, forward, backward = lm_pair
+    model = _classifier(fw_path, **ONE_LAYER, bidirectional=True, init_from_backward=str(bw_path)).fit(TEXTS, LABELS)
+    assert not np.array_equal(model.params_["rnn.weight_hh_l0_reverse"], backward.params_["rnn.weight_hh_l0"])
+    assert not np.array_equal(model.params_["rnn.weight_hh_l0"], forward.params_["rnn.weight_hh_l0"])
+
+
+def test_language_models_that_do_not_fit_the_directions_are_refused(lm_pair, word_lm, tmp_path):
+    fw_path, bw_path, forward, _ = lm_pair
+    kw = dict(level="word", bptt=8, batch_size=4, max_steps=3, random_state=0, **ONE_LAYER)
+    RNNLanguageModel(**kw, direction="backward", init_from=str(fw_path)).fit(CORPUS).save(tmp_path / "unfrozen")
+    RNNLanguageModel(**kw, direction="backward").fit(TARGET_TEXT + " zebra quokka " * 10).save(tmp_path / "other")
+    two_fw, _ = word_lm
+    RNNLanguageModel(**dict(kw, num_layers=2), direction="backward", init_from=str(two_fw),
+                     freeze_embeddings=True).fit(CORPUS).save(tmp_path / "two")
+    cases = [
+        (fw_path, dict(init_from_backward=str(fw_path), bidirectional=True),
+         r"init_from_backward: .*fw reads left to right \(direction 'forward'\); give a backward language model"),
+        (bw_path, dict(), r"init_from: .*bw reads right to left \(direction 'backward'\); .*give it as "
+                          "init_from_backward"),
+        (fw_path, dict(init_from_backward=str(bw_path)), "init_from_backward: .*bw starts the right-to-left "
+                                                         "direction, which this classifier lacks; set bidirectional"),
+        (fw_path, dict(init_from_backward=str(tmp_path / "unfrozen"), bidirectional=True),
+         "init_from_backward: .*unfrozen has another embedding than .*fw; train the backward model with init_from "
+         "the forward one and freeze_embeddings"),
+        (fw_path, dict(init_from_backward=str(tmp_path / "other"), bidirectional=True),
+         r"init_from_backward: .*other has another vocabulary than .*fw \(\d+ and \d+ tokens\)"),
+        (fw_path, dict(init_from_backward=str(tmp_path / "two"), bidirectional=True),
+         r"init_from_backward: .*two has another network than this classifier: num_layers 1 \(the language "
+         r"model's: 2\)"),
+        (two_fw, dict(init_from_backward=str(tmp_path / "two"), bidirectional=True, num_layers=2),
+         r"init_from_backward: a bidirectional classifier's layer 2 reads both directions' states .*num_layers 1 "
+         r"\(got 2\)"),
+        (tmp_path / "missing", dict(init_from_backward=str(bw_path), bidirectional=True),
+         "init_from: .*missing: checkpoint directory not found"),
+        (fw_path, dict(init_from_backward=str(tmp_path / "missing"), bidirectional=True),
+         "init_from_backward: .*missing: checkpoint directory not found"),
+    ]
+    for path, options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            _classifier(path, **dict(ONE_LAYER, **options)).fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="init_from_backward: needs init_from, the forward language model"):
+        RNNClassifier(**ONE_LAYER, bidirectional=True, init_from_backward=str(bw_path)).fit(TEXTS, LABELS)

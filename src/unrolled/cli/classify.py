@@ -64,6 +64,9 @@ def model_params() -> tuple[Param, ...]:
               "train --task lm --level word): its vocabulary, embedding and recurrent layers, with a new head; the "
               "network's shape defaults to the language model's; 'none' for a network from scratch",
               metavar="LMDIR"),
+        Param("init_from_backward", "with --init-from: a backward language model (train --task lm --direction "
+              "backward --init-from FORWARD --freeze-embeddings) that starts the right-to-left direction of a "
+              "bidirectional one-layer classifier (sets --bidirectional)", metavar="LMDIR"),
         Param("layer_lr_decay", "discriminative learning rates: each layer below the head trains at 1/D of the "
               "one above (ULMFiT: 2.6)", positive_float, metavar="D"),
         Param("gradual_unfreeze", "epoch 1 trains the head only, each later epoch one layer more, top down"),
@@ -87,8 +90,8 @@ def model_params() -> tuple[Param, ...]:
 DEFAULT_RECIPE = {"init_from": DEFAULT_INIT, "cell": "lstm", "embedding_dim": 128, "hidden_size": 128,
                   "pooling": "max", "dropout": 0.5, "lr": 2e-3, "batch_size": 16}
 NETWORK_OPTIONS = ("cell", "hidden_size", "num_layers", "embedding_dim", "bidirectional", "pooling", "dropout",
-                   "word_dropout", "embeddings", "freeze_embeddings", "init_from", "layer_lr_decay",
-                   "gradual_unfreeze", "min_freq", "max_vocab", "lowercase")
+                   "word_dropout", "embeddings", "freeze_embeddings", "init_from", "init_from_backward",
+                   "layer_lr_decay", "gradual_unfreeze", "min_freq", "max_vocab", "lowercase")
 
 TRAIN_HELP = """\
 --task classify: train a text classifier on a labelled file (TSV/CSV with a header, or JSONL; .gz is read
@@ -162,6 +165,8 @@ def _shape_from_language_model(args: argparse.Namespace) -> None:
     for name in ("cell", "embedding_dim", "hidden_size", "num_layers"):
         if getattr(args, name) is None:
             setattr(args, name, getattr(net, name))
+    if args.init_from_backward:
+        args.bidirectional = True  # the backward model starts the right-to-left direction
 
 
 def run_train(args: argparse.Namespace, streams: Streams) -> None:
@@ -234,11 +239,14 @@ def run_train(args: argparse.Namespace, streams: Streams) -> None:
         summary["embedding_coverage"] = model.embedding_coverage_.to_json()
     if model.pretrained_ is not None:
         summary["init_from"] = model.pretrained_["path"]
+        if "backward" in model.pretrained_:
+            summary["init_from_backward"] = model.pretrained_["backward"]["path"]
     if args.json:
         write_json(summary, streams.out)
     elif not args.quiet:
         dev_text = f", dev accuracy {metrics['dev_accuracy']:.4f} (epoch {summary['best_epoch']})" if dev else ""
         start = f", fine-tuned from {args.init_from}" if args.init_from else ""
+        start += f" and {args.init_from_backward} (backward)" if args.init_from_backward else ""
         streams.out.write(f"saved {out_dir}: train accuracy {metrics['train_accuracy']:.4f}{dev_text}, "
                           f"{summary['seconds']:.1f}s{start}\n")
 

@@ -36,7 +36,7 @@ from unrolled.cli.common import (
 
 def model_params() -> tuple[Param, ...]:
     """RNNLanguageModel's parameters as options."""
-    from unrolled.models.language_model import LEVELS, SOFTMAXES
+    from unrolled.models.language_model import DIRECTIONS, LEVELS, SOFTMAXES
 
     return (
         Param("level", "tokens are characters or words", choices=LEVELS),
@@ -54,6 +54,11 @@ def model_params() -> tuple[Param, ...]:
         Param("max_steps", "stop after this many optimizer steps", positive_int),
         Param("init_from", "go on training a language model (a directory or a bundled name) on this text: its "
               "vocabulary and weights; give its network options", metavar="LMDIR"),
+        Param("direction", "read the text left to right (forward: predict the next token) or right to left "
+              "(backward: the token before; what a bidirectional classifier's --init-from-backward takes)",
+              choices=DIRECTIONS),
+        Param("freeze_embeddings", "keep --init-from's embedding fixed (a backward model trained from a forward "
+              "one so shares its word vectors)"),
         SEED_PARAM,
     )
 

@@ -84,6 +84,11 @@ class RNNClassifier(Estimator):
         vocabulary, ``embedding.weight`` and ``rnn.*`` tensors are carried over and only the head starts new
         (:mod:`unrolled.models.transfer`); cell, embedding_dim, hidden_size and num_layers must be the language
         model's, and min_freq/max_vocab/embeddings are not used (the vocabulary is the language model's)
+    init_from_backward : with ``init_from``, for a bidirectional one-layer classifier: a backward language
+        model (``RNNLanguageModel(direction="backward")``) whose recurrent layer starts the right-to-left
+        direction (``rnn.*_reverse``), the forward one's the left-to-right direction; the two must share one
+        vocabulary and embedding (train the backward one with ``init_from`` the forward one and
+        ``freeze_embeddings``)
     layer_lr_decay : discriminative learning rates: the head trains at ``lr``, each group below it (the
         recurrent layers from the top, then the embedding) at 1/``layer_lr_decay`` of the one above (ULMFiT:
         2.6); None: one learning rate
@@ -107,7 +112,7 @@ class RNNClassifier(Estimator):
     history_ : TrainHistory
     embedding_coverage_ : EmbeddingCoverage of the ``embeddings`` file over the vocabulary (None without one)
     pretrained_ : what ``init_from`` started from (path, network, vocabulary size, validation loss, corpus and
-        command of the language model), or None
+        command of the language model; under "backward" the same of ``init_from_backward``), or None
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class RNNClassifier(Estimator):
         embeddings: str | None = None,
         freeze_embeddings: bool = False,
         init_from: str | None = None,
+        init_from_backward: str | None = None,
         layer_lr_decay: float | None = None,
         gradual_unfreeze: bool = False,
         pooling: str = "last",
@@ -151,6 +157,7 @@ class RNNClassifier(Estimator):
         self.embeddings = embeddings
         self.freeze_embeddings = freeze_embeddings
         self.init_from = init_from
+        self.init_from_backward = init_from_backward
         self.layer_lr_decay = layer_lr_decay
         self.gradual_unfreeze = gradual_unfreeze
         self.pooling = pooling
@@ -265,7 +272,7 @@ class RNNClassifier(Estimator):
         self._check_fine_tuning(engine)
         started = time.perf_counter()
 
-        lm = self._pretrained_language_model()
+        lm, lm_backward = self._pretrained_language_models()
         token_lists = [tokenize(t, lowercase=self.lowercase) for t in texts]
         self.vocab_ = lm.vocab_ if lm is not None else Vocab.build(token_lists, min_freq=self.min_freq,
                                                                     max_size=self.max_vocab)
@@ -289,10 +296,12 @@ class RNNClassifier(Estimator):
             self._load_embeddings(token_lists)
         self.pretrained_ = None
         if lm is not None:
-            self.params_.update(transfer.carried_tensors(lm))
+            self.params_.update(transfer.carried_tensors(lm, lm_backward))
             self.params_["embedding.weight"][self.net_config_.padding_idx] = 0.0  # padding reads as nothing
             self.pretrained_ = transfer.pretraining_record(lm, self.init_from)
-            del lm
+            if lm_backward is not None:
+                self.pretrained_["backward"] = transfer.pretraining_record(lm_backward, self.init_from_backward)
+            del lm, lm_backward
 
         train_ids = self._encode_tokens(token_lists)
         del token_lists
@@ -364,6 +373,9 @@ class RNNClassifier(Estimator):
         if engine != "numpy" and (self.layer_lr_decay is not None or self.gradual_unfreeze):
             raise ValueError("layer_lr_decay, gradual_unfreeze: the NumPy engine's schedules (engine='numpy')")
         if self.init_from is None:
+            if self.init_from_backward is not None:
+                raise ValueError("init_from_backward: needs init_from, the forward language model (the two start "
+                                 "the two directions of one bidirectional classifier)")
             return
         if self.embeddings is not None:
             raise ValueError("embeddings: init_from already gives the word vectors (the language model's); "
@@ -377,17 +389,26 @@ class RNNClassifier(Estimator):
             raise ValueError("lowercase: a word-level language model reads lower-cased words, so the classifier "
                              "it starts must too (lowercase True)")
 
-    def _pretrained_language_model(self):
-        """The language model of init_from, checked against this classifier's network (None without one)."""
+    def _pretrained_language_models(self):
+        """The language models of init_from and init_from_backward, checked against this classifier's network
+        and each other (None for each not given)."""
         if self.init_from is None:
-            return None
+            return None, None
         from unrolled.models import transfer
 
+        network = dict(cell=self.cell, embedding_dim=self.embedding_dim, hidden_size=self.hidden_size,
+                       num_layers=self.num_layers)
         lm = transfer.load_language_model(self.init_from)
-        transfer.check_same_network(lm, self.init_from, cell=self.cell, embedding_dim=self.embedding_dim,
-                                    hidden_size=self.hidden_size, num_layers=self.num_layers,
-                                    bidirectional=self.bidirectional)
-        return lm
+        transfer.check_same_network(lm, self.init_from, **network)
+        lm_backward = None
+        if self.init_from_backward is not None:
+            lm_backward = transfer.load_language_model(self.init_from_backward, "init_from_backward")
+            transfer.check_same_network(lm_backward, self.init_from_backward, **network, option="init_from_backward")
+        transfer.check_directions(lm, self.init_from, lm_backward, self.init_from_backward,
+                                  bidirectional=self.bidirectional, num_layers=self.num_layers)
+        if lm_backward is not None:
+            transfer.check_shared_embedding(lm, self.init_from, lm_backward, self.init_from_backward)
+        return lm, lm_backward
 
     # --- inference -----------------------------------------------------------------------------------
 

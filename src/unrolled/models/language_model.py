@@ -56,6 +56,7 @@ LEVELS = ("char", "word")
 MAX_LENGTH = 1_000_000  # the most tokens one generate call produces
 SPECIAL_TOKENS = (Vocab.PAD, Vocab.UNK)  # never generated
 SOFTMAXES = ("full", "sampled")
+DIRECTIONS = ("forward", "backward")  # reading order: left to right (the next token), right to left (the one before)
 EVAL_WINDOW = 256  # steps per forward call when measuring a loss (the state is carried, so any size is exact)
 
 
@@ -96,6 +97,12 @@ class RNNLanguageModel(Estimator):
         vocabulary (a token it lacks reads as ``<unk>``) and weights; the network options must be its own, and
         min_freq and max_vocab its own or left unset. ULMFiT's second stage: a language model pretrained on a
         large corpus, fine-tuned on the target task's text before a classifier fine-tunes from it
+    direction : "forward" (read left to right, predict the next token) or "backward" (read the text right to
+        left and predict the token before: what the backward direction of a bidirectional classifier is
+        fine-tuned from, ``RNNClassifier(init_from_backward=…)``; such a model scores text but does not
+        generate or explain). The validation part is the text's last part in either direction
+    freeze_embeddings : keep the embedding (of ``init_from``) fixed in training; a backward model trained from
+        a forward one this way shares its embedding, so one bidirectional classifier can start from both
     random_state : int seed; the same seed and text give identical weights
 
     Attributes (after fit)
@@ -133,6 +140,8 @@ class RNNLanguageModel(Estimator):
         max_steps: int | None = None,
         random_state: int = 0,
         init_from: str | None = None,
+        direction: str = "forward",
+        freeze_embeddings: bool = False,
     ) -> None:
         self.level = level
         self.cell = cell
@@ -154,6 +163,8 @@ class RNNLanguageModel(Estimator):
         self.max_steps = max_steps
         self.random_state = random_state
         self.init_from = init_from
+        self.direction = direction
+        self.freeze_embeddings = freeze_embeddings
 
     # --- scikit-learn protocol (tags built by Estimator.__sklearn_tags__) ------------------------------
 
@@ -171,6 +182,15 @@ class RNNLanguageModel(Estimator):
     def _ids(self, tokens: list[str]) -> np.ndarray:
         return np.array(self.vocab_.encode(tokens), dtype=np.int64)
 
+    def _in_reading_order(self, tokens: list[str]) -> list[str]:
+        """The tokens in the order the model reads them: as written (forward) or reversed (backward)."""
+        return tokens[::-1] if self.direction == "backward" else tokens
+
+    def _check_forward(self, what: str) -> None:
+        if self.direction != "forward":
+            raise ValueError(f"{what}: this language model reads right to left (direction {self.direction!r}): it "
+                             "predicts the token before, not the next one; use a forward model")
+
     # --- training ------------------------------------------------------------------------------------
 
     def _check_params(self) -> None:
@@ -186,6 +206,14 @@ class RNNLanguageModel(Estimator):
             raise ValueError("max_vocab: only for level='word' (the character level keeps every character)")
         if self.max_vocab is not None and self.max_vocab < 3:
             raise ValueError(f"max_vocab: expected at least 3 (<pad>, <unk> and one word), got {self.max_vocab}")
+        check_choice("direction", self.direction, DIRECTIONS)
+        if not isinstance(self.freeze_embeddings, bool):
+            raise ValueError(f"freeze_embeddings: expected a bool, got {self.freeze_embeddings!r}")
+        if self.freeze_embeddings and self.init_from is None:
+            raise ValueError("freeze_embeddings: there is no pretrained embedding to freeze (set init_from)")
+        if self.freeze_embeddings and self.tie_weights:
+            raise ValueError("freeze_embeddings: with tie_weights the output layer is the embedding, so it would "
+                             "not train either; untie them or leave the embedding free")
 
     def fit(self, text: str, *, callbacks: Sequence[object] = (), engine: str = "numpy", device: str | None = None,
             distributed=None) -> RNNLanguageModel:
@@ -217,7 +245,7 @@ class RNNLanguageModel(Estimator):
                              f"{n_val} for validation (at least 2 needed); give more text or raise validation_fraction")
         started = time.perf_counter()
 
-        train_tokens = tokens[:n_train]
+        train_tokens = self._in_reading_order(tokens[:n_train])
         base = self._starting_model()
         if base is not None:
             self.vocab_ = base.vocab_
@@ -247,7 +275,7 @@ class RNNLanguageModel(Estimator):
             self.pretrained_ = pretraining_record(base, self.init_from)
             del base
         windows = stream_windows(self._ids(train_tokens), self.batch_size, self.bptt)
-        val_ids = self._ids(tokens[n_train:])
+        val_ids = self._ids(self._in_reading_order(tokens[n_train:]))
 
         steps_left = self.epochs * len(windows) if self.max_steps is None else self.max_steps
         epochs = min(self.epochs, math.ceil(steps_left / len(windows)))  # the epochs that get a step
@@ -273,6 +301,8 @@ class RNNLanguageModel(Estimator):
                 candidates=candidates,
             )
             grads, _ = lm_backward(cache)  # truncated BPTT: no gradient flows into the previous window
+            if self.freeze_embeddings:
+                del grads["embedding.weight"]
             return loss, grads
 
         def get_task_state() -> dict[str, object]:  # for resuming: what outlives a step besides the weights
@@ -289,7 +319,8 @@ class RNNLanguageModel(Estimator):
             self.history_: TrainHistory = self._train_loop(
                 make_batches, batch_loss, replace(train_config, epochs=epochs), evaluate=evaluate,
                 higher_is_better=False, callbacks=callbacks, engine=engine, device=device, distributed=distributed,
-                torch_task=TorchTask(self.net_config_, batch_inputs, "language_model"),
+                torch_task=TorchTask(self.net_config_, batch_inputs, "language_model",
+                                     frozen=("embedding.weight",) if self.freeze_embeddings else ()),
                 task_state=TaskState(get_task_state, set_task_state),
             )
             self.val_loss_ = self.history_.best_metric
@@ -333,9 +364,10 @@ class RNNLanguageModel(Estimator):
 
     def evaluate_loss(self, text: str) -> float:
         """Mean nats per token of predicting each token of ``text`` from the ones before it (the first token is
-        only read); tokens outside the vocabulary are read, and scored, as ``<unk>``."""
+        only read; a backward model: from the ones after it, the last token only read); tokens outside the
+        vocabulary are read, and scored, as ``<unk>``."""
         self._check_fitted()
-        ids = self._ids(self._tokens(_check_text("text", text)))
+        ids = self._ids(self._in_reading_order(self._tokens(_check_text("text", text))))
         if len(ids) < 2:
             raise ValueError(f"text: {len(ids)} {self.level} token; at least 2 are needed to score a prediction")
         return self._stream_loss(ids)
@@ -380,9 +412,10 @@ class RNNLanguageModel(Estimator):
         it, so ``prompt + "".join(...)`` reads as text (no space before the first word of an empty prompt).
 
         The same ``seed`` gives the same text; ``seed=None`` draws fresh randomness. Arguments are checked
-        at the call, before the first token.
+        at the call, before the first token. A backward model (``direction="backward"``) is refused.
         """
         self._check_fitted()
+        self._check_forward("generate")
         if not isinstance(prompt, str):
             raise ValueError(f"prompt: expected a str, got {type(prompt).__name__}")
         if "\x00" in prompt:
@@ -432,6 +465,8 @@ class RNNLanguageModel(Estimator):
         self.pretrained_ = restore.saved_record(config["training"], "pretrained_from")
         if self.level not in LEVELS:
             raise ValueError(f"estimator.level: expected one of {', '.join(LEVELS)}, got {self.level!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"estimator.direction: expected one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         start = restore.field(config, "start_token")
         if not isinstance(start, str) or not start:
             raise ValueError(f"start_token: expected a non-empty string, got {restore.json_value(start)}")
